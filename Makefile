@@ -1,0 +1,47 @@
+# porthole: `make demo` to see a tunnel work, `make test` to check everything.
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+
+DENO_VERSION := 2.9.6
+# Debian packages the tests use (curl: a real HTTP client).
+APT_PACKAGES := curl
+# A deno on PATH wins; otherwise the pinned one is installed from npm into .tools/.
+DENO := $(shell command -v deno 2>/dev/null || echo .tools/node_modules/.bin/deno)
+export NO_COLOR := 1
+
+.PHONY: demo test check bench build deps clean
+
+demo: $(DENO)
+	$(DENO) run -q -P=demo scripts/demo.ts
+
+test: $(DENO) deps check
+	@mkdir -p .tools; status=0; $(DENO) test -A tests/ 2>&1 | tee .tools/test.log || status=$$?; \
+	sed -nE 's/.*\| ([0-9]+) passed \| ([0-9]+) failed.*/\1 passed, \2 failed/p' .tools/test.log | tail -n 1; \
+	exit $$status
+
+check: $(DENO)
+	$(DENO) fmt --check
+	$(DENO) lint
+	$(DENO) check relay.ts agent.ts scripts/ tests/
+
+bench: $(DENO) deps
+	$(DENO) run -q -P=bench bench/bench.ts
+
+# Single binaries with only the permissions each needs. deno compile downloads its runtime,
+# so this needs the internet; tests never depend on it.
+build: $(DENO)
+	$(DENO) compile -P=relay --output dist/relay relay.ts
+	$(DENO) compile -P=agent --output dist/agent agent.ts
+
+.tools/node_modules/.bin/deno:
+	npm install --prefix .tools --no-save --no-audit --no-fund deno@$(DENO_VERSION)
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf dist .tools

@@ -1,0 +1,88 @@
+/**
+ * porthole agent: the private end of the tunnel. It dials out to the relay and serves the
+ * relay's clients from the services it names. `deno run -P=agent agent.ts --help` lists the flags.
+ */
+
+import { parseArgs } from "node:util";
+import { AgentFatalError, runAgent } from "./lib/agent/agent.ts";
+import { readSecret } from "./lib/auth.ts";
+import {
+  applyLogLevel,
+  EXIT_REFUSED,
+  onShutdownSignal,
+  parseAddress,
+  parseServiceSpecs,
+  runCommand,
+  SERVICE_ID_PATTERN,
+  UsageError,
+  VERSION,
+} from "./lib/cli.ts";
+import { createLogger } from "./lib/log.ts";
+
+const HELP = `porthole agent ${VERSION}: the private end of a porthole tunnel.
+
+Runs inside a private network, dials out to a porthole relay, and lets the relay's clients
+reach the services named here. Nothing needs to be open inbound.
+
+Usage: agent --relay HOST:PORT --service ID=HOST:PORT [flags]
+
+Flags:
+  --relay HOST:PORT         The relay's agent port (required).
+                            Example: --relay relay.example.com:7835
+  --service ID=HOST:PORT    A service to publish under ID, and the address this agent dials
+                            for it (repeatable, at least one).
+                            Example: --service web=127.0.0.1:3000 --service db=[::1]:5432
+  --secret-file FILE        File holding the secret shared with the relay (or set the
+                            PORTHOLE_SECRET environment variable).
+  --id NAME                 This agent's id, unique on the relay. Default: the host name.
+  --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
+  -h, --help                Show this help.
+  -V, --version             Print the version.
+
+Exit codes: 0 stopped by a signal; 2 bad flags or secret; 3 refused by the relay (wrong
+secret or incompatible version). Lost connections to the relay are retried with backoff.
+
+Example:
+  agent --relay relay.example.com:7835 --secret-file ./secret --service web=127.0.0.1:3000
+`;
+
+const log = createLogger("agent");
+
+Deno.exit(
+  await runCommand("agent", async () => {
+    const { values: flags } = parseArgs({
+      args: Deno.args,
+      options: {
+        relay: { type: "string" },
+        service: { type: "string", multiple: true, default: [] },
+        "secret-file": { type: "string" },
+        id: { type: "string" },
+        "log-level": { type: "string", default: "info" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    });
+    if (flags.help) return console.log(HELP);
+    if (flags.version) return console.log(`porthole agent ${VERSION}`);
+    applyLogLevel(flags["log-level"]);
+    if (!flags.relay) throw new UsageError("--relay HOST:PORT is required");
+    if (flags.service.length === 0) {
+      throw new UsageError("at least one --service ID=HOST:PORT is required");
+    }
+    const id = flags.id ?? Deno.hostname();
+    if (!SERVICE_ID_PATTERN.test(id)) {
+      throw new UsageError(`--id "${id}" may hold only letters, digits, '.', '_' and '-'`);
+    }
+    const controller = new AbortController();
+    onShutdownSignal((signal) => {
+      log.info(`${signal}: shutting down`);
+      controller.abort();
+    }, () => Deno.exit(1));
+    await runAgent({
+      relay: parseAddress(flags.relay, "--relay"),
+      secret: await readSecret(flags["secret-file"]),
+      id,
+      services: parseServiceSpecs(flags.service, "--service"),
+    }, controller.signal);
+  }, (error) => error instanceof AgentFatalError ? EXIT_REFUSED : undefined),
+);

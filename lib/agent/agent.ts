@@ -1,0 +1,276 @@
+/**
+ * The agent: keeps one control channel to the relay (S1, S3), and for each client the relay
+ * announces, dials the named service and opens a data channel back to the relay (S8–S10).
+ * It only ever dials out, and only to the relay and the services its own configuration names.
+ *
+ * @example
+ * const controller = new AbortController();
+ * await runAgent({ relay, secret, id: "office", services }, controller.signal);
+ */
+
+import { computeProof, randomToken, sameToken } from "../auth.ts";
+import { ControlChannel } from "../channel.ts";
+import { createLogger } from "../log.ts";
+import {
+  closeQuietly,
+  deadline,
+  describeError,
+  dial,
+  formatHostPort,
+  type HostPort,
+  isUnspecified,
+  parseHostPort,
+  writeAll,
+} from "../net.ts";
+import {
+  decodeRelayMessage,
+  encodeFrame,
+  FrameReader,
+  HANDSHAKE_TIMEOUT_MS,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type RelayMessage,
+} from "../protocol.ts";
+import { splice } from "../splice.ts";
+
+/** Time allowed to connect to the relay or to a service. */
+export const DIAL_TIMEOUT_MS = 5_000;
+/** First pause before reconnecting to the relay; it doubles after each failed attempt. */
+export const RECONNECT_MIN_MS = 500;
+/** Longest pause between reconnection attempts. */
+export const RECONNECT_MAX_MS = 30_000;
+
+/** What an agent is started with. */
+export interface AgentOptions {
+  /** The relay's agent port. */
+  relay: HostPort;
+  /** The shared secret. */
+  secret: string;
+  /** This agent's id, unique among the relay's agents. */
+  id: string;
+  /** Service id → the address the agent dials for it. */
+  services: Map<string, HostPort>;
+}
+
+/** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
+export class AgentFatalError extends Error {
+  override name = "AgentFatalError";
+}
+
+type Channel = ControlChannel<RelayMessage>;
+
+const log = createLogger("agent");
+
+/**
+ * Runs the agent until `signal` aborts, reconnecting with exponential backoff and jitter whenever
+ * the control channel is lost. Rejects with {@link AgentFatalError} when the relay refuses it.
+ */
+export async function runAgent(options: AgentOptions, signal: AbortSignal): Promise<void> {
+  const open = new Set<Deno.Conn>(); // service and data connections, which outlive a session
+  signal.addEventListener("abort", () => open.forEach(closeQuietly), { once: true });
+  let pauseMs = RECONNECT_MIN_MS;
+  while (!signal.aborted) {
+    const { reason, established } = await runSession(options, signal, open);
+    if (signal.aborted) return;
+    if (established) pauseMs = RECONNECT_MIN_MS;
+    const waitMs = Math.round(pauseMs * (0.8 + 0.4 * Math.random()));
+    log.warn(`${reason}; reconnecting in ${waitMs} ms`);
+    await sleep(waitMs, signal);
+    pauseMs = Math.min(pauseMs * 2, RECONNECT_MAX_MS);
+  }
+}
+
+/** One control channel, from dialing to its end; returns why it ended. */
+async function runSession(
+  options: AgentOptions,
+  signal: AbortSignal,
+  open: Set<Deno.Conn>,
+): Promise<{ reason: string; established: boolean }> {
+  const relayName = formatHostPort(options.relay);
+  let conn: Deno.TcpConn;
+  try {
+    conn = await dial(options.relay, DIAL_TIMEOUT_MS);
+  } catch (error) {
+    return {
+      reason: `cannot reach the relay at ${relayName}: ${describeError(error)}`,
+      established: false,
+    };
+  }
+  const channel: Channel = new ControlChannel(conn, decodeRelayMessage);
+  const stop = () => channel.close();
+  signal.addEventListener("abort", stop);
+  let established = false;
+  try {
+    const session = await deadline(
+      handshake(channel, options),
+      HANDSHAKE_TIMEOUT_MS,
+      conn,
+      `the handshake with the relay at ${relayName}`,
+    );
+    established = true;
+    log.info(`connected to the relay at ${relayName} as agent ${options.id}`);
+    channel.startHeartbeat(
+      session.heartbeatMs,
+      (silentMs) =>
+        log.warn(`the relay at ${relayName} has been silent for ${Math.round(silentMs)} ms`),
+    );
+    for (const id of options.services.keys()) channel.send({ type: "register", service: id });
+    for (let message; (message = await channel.receive()) !== null;) {
+      handleControlMessage(message, options, channel, session.session, open);
+    }
+    return { reason: `the relay at ${relayName} closed the control channel`, established };
+  } catch (error) {
+    if (error instanceof AgentFatalError) throw error;
+    if (error instanceof ProtocolError) channel.send({ type: "error", message: error.message });
+    return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
+  } finally {
+    signal.removeEventListener("abort", stop);
+    stop();
+  }
+}
+
+/** S1: mutual proof of the secret; resolves with the relay's welcome. */
+async function handshake(
+  channel: Channel,
+  options: AgentOptions,
+): Promise<Extract<RelayMessage, { type: "welcome" }>> {
+  const nonce = randomToken();
+  channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: options.id, nonce });
+  const challenge = await expect(channel, "challenge");
+  channel.send({
+    type: "auth",
+    proof: computeProof(options.secret, "agent", options.id, nonce, challenge.nonce),
+  });
+  const welcome = await expect(channel, "welcome");
+  const relayProof = computeProof(options.secret, "relay", options.id, nonce, challenge.nonce);
+  if (!sameToken(relayProof, challenge.proof)) {
+    throw new AgentFatalError(
+      `the relay at ${formatHostPort(options.relay)} could not prove it holds the secret: ` +
+        "it is not the relay you meant, or its secret differs from this agent's",
+    );
+  }
+  return welcome;
+}
+
+/** The next message, which must be of type `type`; an `error` from the relay is fatal. */
+async function expect<T extends RelayMessage["type"]>(
+  channel: Channel,
+  type: T,
+): Promise<Extract<RelayMessage, { type: T }>> {
+  const message = await channel.receive();
+  if (message === null) throw new Error("the relay closed the connection during the handshake");
+  if (message.type === "error") throw new AgentFatalError(`the relay refused: ${message.message}`);
+  if (message.type !== type) {
+    throw new ProtocolError(`expected "${type}" from the relay, got "${message.type}"`);
+  }
+  return message as Extract<RelayMessage, { type: T }>;
+}
+
+function handleControlMessage(
+  message: RelayMessage,
+  options: AgentOptions,
+  channel: Channel,
+  session: string,
+  open: Set<Deno.Conn>,
+): void {
+  switch (message.type) {
+    case "registered": {
+      const target = formatHostPort(options.services.get(message.service)!);
+      const at = parseHostPort(message.address);
+      if (isUnspecified(at.hostname)) at.hostname = options.relay.hostname;
+      log.info(`service ${message.service} (${target}) is reachable at ${formatHostPort(at)}`);
+      return;
+    }
+    case "refused":
+      log.error(`service ${message.service} was refused by the relay: ${message.reason}`);
+      return;
+    case "connect":
+      serveClient(message, options, channel, session, open);
+      return;
+    case "error":
+      log.error(`the relay reports: ${message.message}`);
+      return;
+    default:
+      throw new ProtocolError(`unexpected "${message.type}" on the control channel`);
+  }
+}
+
+/** S8–S10: dial the service, open a data channel for this client, and splice the two. */
+async function serveClient(
+  request: Extract<RelayMessage, { type: "connect" }>,
+  options: AgentOptions,
+  channel: Channel,
+  session: string,
+  open: Set<Deno.Conn>,
+): Promise<void> {
+  const label = `service ${request.service} client ${request.client}`;
+  const target = options.services.get(request.service);
+  const refuse = (reason: string) => {
+    log.warn(`${label}: ${reason}`);
+    channel.send({ type: "refuse", conn: request.conn, reason });
+  };
+  if (!target) return refuse(`agent ${options.id} has no service ${request.service}`);
+  let upstream: Deno.TcpConn;
+  try {
+    upstream = await dial(target, DIAL_TIMEOUT_MS);
+  } catch (error) {
+    return refuse(
+      `cannot reach ${formatHostPort(target)}: ${describeError(error)} (is the service running?)`,
+    );
+  }
+  open.add(upstream);
+  let data: Deno.TcpConn | undefined;
+  try {
+    data = await dial(options.relay, DIAL_TIMEOUT_MS);
+    open.add(data);
+    await writeAll(
+      data,
+      encodeFrame({ type: "data", version: PROTOCOL_VERSION, session, conn: request.conn }),
+    );
+    const reader = new FrameReader(data);
+    const payload = await deadline(
+      reader.next(),
+      HANDSHAKE_TIMEOUT_MS,
+      data,
+      "the data channel handshake",
+    );
+    const answer = payload && decodeRelayMessage(payload);
+    if (answer?.type !== "ready") {
+      throw new Error(
+        answer?.type === "error"
+          ? `the relay refused the data channel: ${answer.message}`
+          : "the relay closed the data channel before accepting it",
+      );
+    }
+    const started = performance.now();
+    const early = reader.takeRest();
+    if (early.length > 0) await writeAll(upstream, early);
+    const moved = await splice(data, upstream);
+    log.info(
+      `connection closed: service=${request.service} client=${request.client} ` +
+        `to_service=${moved.aToB + early.length} from_service=${moved.bToA} ` +
+        `duration_ms=${Math.round(performance.now() - started)}`,
+    );
+  } catch (error) {
+    log.warn(`${label}: ${describeError(error)}`);
+  } finally {
+    for (const conn of [upstream, data]) {
+      if (conn) {
+        open.delete(conn);
+        closeQuietly(conn);
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

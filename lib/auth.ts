@@ -1,0 +1,74 @@
+/**
+ * Secrets, proofs and one-time tokens. The secret never crosses the wire: each side proves it
+ * holds it with an HMAC-SHA256 over both sides' fresh nonces, with a different label per side so
+ * neither proof can be replayed as the other. Comparisons take constant time.
+ */
+
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+/** Random bytes in every nonce, session id and connection id (128 bits). */
+export const TOKEN_BYTES = 16;
+/** Shortest secret accepted; shorter ones are too easy to guess. */
+export const MIN_SECRET_LENGTH = 16;
+
+/** Which side a proof comes from. */
+export type ProofRole = "agent" | "relay";
+
+/** A fresh unguessable token (nonce, session id, connection id), base64url. */
+export function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/** The proof that `role` holds `secret`, bound to this agent id and both nonces. */
+export function computeProof(
+  secret: string,
+  role: ProofRole,
+  agentId: string,
+  agentNonce: string,
+  relayNonce: string,
+): string {
+  return createHmac("sha256", secret)
+    .update(`porthole/1 ${role} ${agentId} ${agentNonce} ${relayNonce}`)
+    .digest("hex");
+}
+
+/** Compares two proofs or tokens in constant time (for equal lengths). */
+export function sameToken(expected: string, given: string): boolean {
+  const a = new TextEncoder().encode(expected);
+  const b = new TextEncoder().encode(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Reads the shared secret from `file` if given, else from the environment variable
+ * PORTHOLE_SECRET; throws a message saying how to provide one.
+ */
+export async function readSecret(file: string | undefined): Promise<string> {
+  let secret: string | undefined;
+  if (file !== undefined) {
+    try {
+      secret = (await Deno.readTextFile(file)).trim();
+    } catch (error) {
+      throw new Error(
+        `cannot read the secret file ${file}: ${(error as Error).message}`,
+      );
+    }
+  } else {
+    secret = Deno.env.get("PORTHOLE_SECRET")?.trim();
+  }
+  if (!secret) {
+    throw new Error(
+      "no secret: pass --secret-file FILE or set PORTHOLE_SECRET " +
+        "(make one with: openssl rand -hex 32 > secret)",
+    );
+  }
+  if (secret.length < MIN_SECRET_LENGTH) {
+    throw new Error(
+      `the secret is ${secret.length} characters; use at least ${MIN_SECRET_LENGTH} ` +
+        "(make one with: openssl rand -hex 32 > secret)",
+    );
+  }
+  return secret;
+}

@@ -1,0 +1,71 @@
+/**
+ * A control channel (C1) as both ends see it: framed messages in and out, heartbeats answered
+ * and sent automatically, and a dead peer noticed within {@link HEARTBEAT_MISSES} intervals.
+ */
+
+import { closeQuietly } from "./net.ts";
+import { FrameReader, FrameWriter, HEARTBEAT_MISSES, type Message } from "./protocol.ts";
+
+/** One end of a control channel; `In` is the type of the messages the peer sends. */
+export class ControlChannel<In extends Message> {
+  /** The underlying connection. */
+  readonly conn: Deno.TcpConn;
+  #reader: FrameReader;
+  #writer: FrameWriter;
+  #decode: (payload: Uint8Array) => In;
+  #lastHeard = performance.now();
+  #heartbeat?: ReturnType<typeof setInterval>;
+
+  constructor(
+    conn: Deno.TcpConn,
+    decode: (payload: Uint8Array) => In,
+    reader = new FrameReader(conn),
+  ) {
+    this.conn = conn;
+    this.#reader = reader;
+    this.#writer = new FrameWriter(conn);
+    this.#decode = decode;
+  }
+
+  /** Queues a message to the peer. */
+  send(message: Message): Promise<void> {
+    return this.#writer.send(message);
+  }
+
+  /**
+   * The next message other than a heartbeat (pings are answered here), or null when the peer
+   * closed. Throws a ProtocolError for malformed input.
+   */
+  async receive(): Promise<In | null> {
+    while (true) {
+      const payload = await this.#reader.next();
+      if (payload === null) return null;
+      this.#lastHeard = performance.now();
+      const message = this.#decode(payload);
+      if (message.type === "ping") this.send({ type: "pong" });
+      else if (message.type !== "pong") return message;
+    }
+  }
+
+  /**
+   * Pings the peer every `intervalMs`; when nothing at all has come from it for
+   * {@link HEARTBEAT_MISSES} intervals, closes the channel and calls `onSilent` once.
+   */
+  startHeartbeat(intervalMs: number, onSilent: (silentMs: number) => void): void {
+    this.#heartbeat = setInterval(() => {
+      const silentMs = performance.now() - this.#lastHeard;
+      if (silentMs > HEARTBEAT_MISSES * intervalMs) {
+        this.close();
+        onSilent(silentMs);
+      } else {
+        this.send({ type: "ping" });
+      }
+    }, intervalMs);
+  }
+
+  /** Stops the heartbeat and closes the connection. */
+  close(): void {
+    clearInterval(this.#heartbeat);
+    closeQuietly(this.conn);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * What the two entry scripts share: flag values turned into typed settings, the version, and
+ * the way a command ends (a one-line error and a distinct exit code, never a stack trace).
+ */
+
+import config from "../deno.json" with { type: "json" };
+import { type LogLevel, parseLogLevel, setLogLevel } from "./log.ts";
+import { type HostPort, parseHostPort } from "./net.ts";
+import type { PortRange } from "./relay/services.ts";
+
+/** porthole's version, from deno.json. */
+export const VERSION: string = config.version;
+
+/** Exit code for a bad command line or configuration. */
+export const EXIT_USAGE = 2;
+/** Exit code when the relay refuses the agent (wrong secret, incompatible version). */
+export const EXIT_REFUSED = 3;
+
+/** What a service id may look like: it appears in logs, flags and (later) host names. */
+export const SERVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** An error in the command line: printed with a pointer to --help, exit {@link EXIT_USAGE}. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Parses `ID=HOST:PORT` as given to `--service` or `--expose`. */
+export function parseServiceSpec(text: string, flag: string): [string, HostPort] {
+  const at = text.indexOf("=");
+  const id = text.slice(0, at);
+  if (at < 0 || !SERVICE_ID_PATTERN.test(id)) {
+    throw new UsageError(
+      `${flag} "${text}" is not ID=HOST:PORT with an id of letters, digits, '.', '_' or '-' ` +
+        `(example: ${flag} web=127.0.0.1:3000)`,
+    );
+  }
+  return [id, parseAddress(text.slice(at + 1), flag)];
+}
+
+/** Collects repeated `ID=HOST:PORT` flags into a map, refusing an id given twice. */
+export function parseServiceSpecs(texts: string[], flag: string): Map<string, HostPort> {
+  const specs = new Map<string, HostPort>();
+  for (const text of texts) {
+    const [id, address] = parseServiceSpec(text, flag);
+    if (specs.has(id)) throw new UsageError(`${flag} names service ${id} twice`);
+    specs.set(id, address);
+  }
+  return specs;
+}
+
+/** Parses a HOST:PORT flag value, naming the flag in the error. */
+export function parseAddress(text: string, flag: string): HostPort {
+  try {
+    return parseHostPort(text);
+  } catch (error) {
+    throw new UsageError(`${flag}: ${(error as Error).message}`);
+  }
+}
+
+/** Parses `FIRST-LAST` as given to `--port-range`. */
+export function parsePortRange(text: string): PortRange {
+  const match = /^(\d+)-(\d+)$/.exec(text);
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2]);
+  if (!match || first < 1 || last > 65535 || first > last) {
+    throw new UsageError(
+      `--port-range "${text}" is not FIRST-LAST within 1-65535 (example: 20000-20999)`,
+    );
+  }
+  return { first, last };
+}
+
+/** Parses a positive number of seconds into milliseconds. */
+export function parseSeconds(text: string, flag: string): number {
+  const seconds = Number(text);
+  if (!(seconds > 0)) throw new UsageError(`${flag} "${text}" is not a positive number of seconds`);
+  return Math.round(seconds * 1000);
+}
+
+/** Applies `--log-level`. */
+export function applyLogLevel(text: string): LogLevel {
+  try {
+    const level = parseLogLevel(text);
+    setLogLevel(level);
+    return level;
+  } catch (error) {
+    throw new UsageError(`--log-level: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Runs an entry script's main function and returns its exit code: 0, or for a thrown error one
+ * line on stderr and `exitCodeFor(error)` (default: {@link EXIT_USAGE} for usage errors, else 1).
+ */
+export async function runCommand(
+  name: string,
+  main: () => Promise<void>,
+  exitCodeFor: (error: Error) => number | undefined = () => undefined,
+): Promise<number> {
+  try {
+    await main();
+    return 0;
+  } catch (error) {
+    const err = error as Error;
+    const isUsage = err instanceof UsageError ||
+      String((err as { code?: string }).code).startsWith("ERR_PARSE_ARGS");
+    console.error(`${name}: ${err.message}${isUsage ? ` (see ${name} --help)` : ""}`);
+    return exitCodeFor(err) ?? (isUsage ? EXIT_USAGE : 1);
+  }
+}
+
+/** Calls `stop` on the first SIGINT or SIGTERM, and `force` on a second one. */
+export function onShutdownSignal(stop: (signal: string) => void, force: () => void): void {
+  let stopping = false;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => {
+      if (stopping) return force();
+      stopping = true;
+      stop(signal);
+    });
+  }
+}

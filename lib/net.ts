@@ -1,0 +1,147 @@
+/**
+ * Addresses and sockets: parsing `host:port` (host names, IPv4, bracketed IPv6),
+ * formatting peers for logs, and the socket options every porthole connection uses.
+ */
+
+/** A TCP endpoint as given on the command line. */
+export interface HostPort {
+  hostname: string;
+  port: number;
+}
+
+/**
+ * Parses `host:port`, `[v6]:port` or a host name with a port.
+ *
+ * @example
+ * parseHostPort("[::1]:7835"); // { hostname: "::1", port: 7835 }
+ */
+export function parseHostPort(text: string): HostPort {
+  const match = /^\[([^\]]+)\]:(\d+)$/.exec(text) ??
+    /^([^:\[\]\s]+):(\d+)$/.exec(text);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(
+      `"${text}" is not HOST:PORT (examples: 127.0.0.1:3000, relay.example.com:7835, [::1]:7835)`,
+    );
+  }
+  return { hostname: match[1], port };
+}
+
+/** Formats an endpoint for logs and messages, bracketing IPv6 hosts. */
+export function formatHostPort({ hostname, port }: HostPort): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+/** Formats a connection's remote (or any) network address. */
+export function formatAddr(addr: Deno.Addr): string {
+  return "hostname" in addr ? formatHostPort(addr) : addr.transport;
+}
+
+/** True for 0.0.0.0 and ::, which a listener binds but no client can dial. */
+export function isUnspecified(hostname: string): boolean {
+  return hostname === "0.0.0.0" || hostname === "::" || hostname === "[::]";
+}
+
+/** Turns off Nagle (interactive bytes go out at once) and turns on TCP keepalive. */
+export function tune(conn: Deno.TcpConn): Deno.TcpConn {
+  try {
+    conn.setNoDelay(true);
+    conn.setKeepAlive(true);
+  } catch {
+    // the peer is already gone; the first read or write will say so
+  }
+  return conn;
+}
+
+/** Pause before accepting again after an accept error (e.g. out of file descriptors). */
+export const ACCEPT_RETRY_MS = 100;
+
+/**
+ * Accepts connections until the listener is closed, handing each to `handle` after
+ * {@link tune}. An accept error other than the listener closing (such as running out of file
+ * descriptors) goes to `onError`, and accepting resumes after {@link ACCEPT_RETRY_MS}.
+ */
+export async function acceptEach(
+  listener: Deno.TcpListener,
+  handle: (conn: Deno.TcpConn) => void,
+  onError: (error: Error) => void,
+): Promise<void> {
+  while (true) {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await listener.accept();
+    } catch (error) {
+      if (
+        error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted
+      ) return;
+      onError(error as Error);
+      await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+      continue;
+    }
+    handle(tune(conn));
+  }
+}
+
+/** Dials `to` over TCP with {@link tune} applied, failing after `timeoutMs`. */
+export async function dial(
+  to: HostPort,
+  timeoutMs: number,
+): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({
+    hostname: to.hostname,
+    port: to.port,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  return tune(conn);
+}
+
+/**
+ * Resolves as `work` does, unless `ms` pass first: then `conn` is closed (which ends whatever
+ * `work` was waiting for on it) and the promise rejects with a message naming `what`.
+ */
+export async function deadline<T>(
+  work: Promise<T>,
+  ms: number,
+  conn: Deno.Conn,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      closeQuietly(conn);
+      reject(new Error(`${what} did not complete within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Writes every byte of `data`, however many writes it takes. */
+export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    done += await conn.write(data.subarray(done));
+  }
+}
+
+/** Closes a connection, ignoring that it may already be closed. */
+export function closeQuietly(conn: Deno.Conn | Deno.Listener): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}
+
+/** A short reason for a socket error, for log lines ("connection refused", "timed out"). */
+export function describeError(error: unknown): string {
+  if (error instanceof DOMException && error.name === "TimeoutError") {
+    return "timed out";
+  }
+  if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
+  if (error instanceof Deno.errors.ConnectionReset) return "connection reset";
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,259 @@
+/**
+ * The wire protocol between agent and relay: the single source of truth for every message,
+ * its framing and its limits.
+ *
+ * One relay port carries both kinds of agent connection; the first frame says which:
+ * - control channel (C1): starts with `hello`, then JSON frames both ways for its whole life;
+ * - data channel (C3): starts with `data`, the relay answers `ready` (or `error`), and from then
+ *   on the connection carries the client's raw bytes, unframed.
+ *
+ * A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON.
+ * The S-numbers refer to the steps of the connection flow in the mission.
+ */
+
+import { writeAll } from "./net.ts";
+
+/** Version spoken by this build; `hello` and `data` carry it, and a mismatch is refused. */
+export const PROTOCOL_VERSION = 1;
+/** Largest frame payload accepted or sent, in bytes. */
+export const MAX_FRAME_BYTES = 16 * 1024;
+/** Length limit of ids and tokens carried in messages (agent and service ids, nonces, proofs). */
+export const MAX_ID_LENGTH = 128;
+/** Length limit of free-text fields (reasons, error messages). */
+export const MAX_TEXT_LENGTH = 1024;
+/** Time a new connection has to complete its handshake (first frame, authentication, `ready`). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Default time between heartbeats on a control channel; the relay tells the agent its value. */
+export const HEARTBEAT_INTERVAL_MS = 10_000;
+/** A control channel silent for this many heartbeat intervals is considered dead. */
+export const HEARTBEAT_MISSES = 3;
+
+/** Messages an agent sends to the relay. */
+export type AgentMessage =
+  /** S1: first frame of a control channel: who the agent is, and a nonce the relay must sign. */
+  | { type: "hello"; version: number; agent: string; nonce: string }
+  /** S1: the agent's proof that it holds the secret (HMAC over both nonces). */
+  | { type: "auth"; proof: string }
+  /** S3: publish a service under this id (may be sent at any time while C1 is up). */
+  | { type: "register"; service: string }
+  /** S3: withdraw a service. */
+  | { type: "unregister"; service: string }
+  /** S8: the agent will not serve this client connection, and why. */
+  | { type: "refuse"; conn: string; reason: string }
+  /** S10: first frame of a data channel: the one-time connection id and the session it belongs to. */
+  | { type: "data"; version: number; session: string; conn: string }
+  /** Heartbeat request; the peer answers `pong`. */
+  | { type: "ping" }
+  /** Heartbeat answer. */
+  | { type: "pong" };
+
+/** Messages the relay sends to an agent. */
+export type RelayMessage =
+  /** S1: the relay's nonce, and the relay's own proof that it holds the secret. */
+  | { type: "challenge"; nonce: string; proof: string }
+  /** S2: the agent is authenticated; `session` binds its data channels, `heartbeatMs` paces pings. */
+  | { type: "welcome"; session: string; heartbeatMs: number }
+  /** S4: the service is online; clients reach it at `address`. */
+  | { type: "registered"; service: string; address: string }
+  /** S4: the service was not accepted, and why. */
+  | { type: "refused"; service: string; reason: string }
+  /** S7: a client at `client` wants `service`; open a data channel presenting `conn`. */
+  | { type: "connect"; service: string; conn: string; client: string }
+  /** S11: the data channel is accepted; raw bytes follow. */
+  | { type: "ready" }
+  /** Sent before the relay closes a connection on anything unexpected. */
+  | { type: "error"; message: string }
+  /** Heartbeat request; the peer answers `pong`. */
+  | { type: "ping" }
+  /** Heartbeat answer. */
+  | { type: "pong" };
+
+/** Any message of either direction. */
+export type Message = AgentMessage | RelayMessage;
+
+/** Thrown for bytes that are not a valid frame or message; its text is safe to send back. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+type FieldKind = "id" | "text" | "int";
+const ID_PATTERN = /^[A-Za-z0-9._-]+$/;
+
+const AGENT_FIELDS: Record<AgentMessage["type"], Record<string, FieldKind>> = {
+  hello: { version: "int", agent: "id", nonce: "id" },
+  auth: { proof: "id" },
+  register: { service: "id" },
+  unregister: { service: "id" },
+  refuse: { conn: "id", reason: "text" },
+  data: { version: "int", session: "id", conn: "id" },
+  ping: {},
+  pong: {},
+};
+
+const RELAY_FIELDS: Record<RelayMessage["type"], Record<string, FieldKind>> = {
+  challenge: { nonce: "id", proof: "id" },
+  welcome: { session: "id", heartbeatMs: "int" },
+  registered: { service: "id", address: "text" },
+  refused: { service: "id", reason: "text" },
+  connect: { service: "id", conn: "id", client: "text" },
+  ready: {},
+  error: { message: "text" },
+  ping: {},
+  pong: {},
+};
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Serialises a message into one length-prefixed frame. */
+export function encodeFrame(message: Message): Uint8Array {
+  const payload = encoder.encode(JSON.stringify(message));
+  if (payload.length > MAX_FRAME_BYTES) {
+    throw new ProtocolError(
+      `frame of ${payload.length} bytes exceeds the limit of ${MAX_FRAME_BYTES}`,
+    );
+  }
+  const frame = new Uint8Array(4 + payload.length);
+  new DataView(frame.buffer).setUint32(0, payload.length);
+  frame.set(payload, 4);
+  return frame;
+}
+
+/** Decodes and validates a frame payload sent by an agent. */
+export function decodeAgentMessage(payload: Uint8Array): AgentMessage {
+  return decodeMessage(payload, AGENT_FIELDS) as AgentMessage;
+}
+
+/** Decodes and validates a frame payload sent by a relay. */
+export function decodeRelayMessage(payload: Uint8Array): RelayMessage {
+  return decodeMessage(payload, RELAY_FIELDS) as RelayMessage;
+}
+
+function decodeMessage(
+  payload: Uint8Array,
+  schemas: Record<string, Record<string, FieldKind>>,
+): Message {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch {
+    throw new ProtocolError("frame is not valid UTF-8 JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("frame is not a JSON object");
+  }
+  const record = value as Record<string, unknown>;
+  const type = record.type;
+  if (typeof type !== "string" || !Object.hasOwn(schemas, type)) {
+    throw new ProtocolError(`unknown message type ${JSON.stringify(type)}`);
+  }
+  const message: Record<string, unknown> = { type };
+  for (const [field, kind] of Object.entries(schemas[type])) {
+    const problem = checkField(record[field], kind);
+    if (problem) throw new ProtocolError(`"${type}" field "${field}" ${problem}`);
+    message[field] = record[field];
+  }
+  return message as Message;
+}
+
+function checkField(value: unknown, kind: FieldKind): string | undefined {
+  if (kind === "int") {
+    return Number.isSafeInteger(value) && (value as number) >= 0
+      ? undefined
+      : "must be a non-negative integer";
+  }
+  if (typeof value !== "string") return "must be a string";
+  if (kind === "text") {
+    return value.length <= MAX_TEXT_LENGTH ? undefined : "is too long";
+  }
+  if (value.length === 0 || value.length > MAX_ID_LENGTH) {
+    return `must be 1 to ${MAX_ID_LENGTH} characters`;
+  }
+  return ID_PATTERN.test(value) ? undefined : "may hold only letters, digits, '.', '_' and '-'";
+}
+
+/**
+ * Reads length-prefixed frames from a connection. Bytes that arrive after a frame in the same
+ * read are kept, and {@link FrameReader.takeRest} hands them over when the connection turns
+ * into a raw data channel.
+ */
+export class FrameReader {
+  #conn: Deno.Conn;
+  #buffer = new Uint8Array(1024);
+  #start = 0;
+  #end = 0;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** The next frame's payload, or null when the peer closed cleanly between frames. */
+  async next(): Promise<Uint8Array | null> {
+    while (this.#end - this.#start < 4) {
+      if (!(await this.#fill())) return this.#eof();
+    }
+    const length = new DataView(this.#buffer.buffer, this.#start, 4).getUint32(0);
+    if (length > MAX_FRAME_BYTES) {
+      throw new ProtocolError(
+        `frame of ${length} bytes exceeds the limit of ${MAX_FRAME_BYTES}`,
+      );
+    }
+    while (this.#end - this.#start < 4 + length) {
+      if (!(await this.#fill())) return this.#eof();
+    }
+    const payload = this.#buffer.slice(this.#start + 4, this.#start + 4 + length);
+    this.#start += 4 + length;
+    return payload;
+  }
+
+  /** Bytes received beyond the last frame returned; the reader must not be used afterwards. */
+  takeRest(): Uint8Array {
+    const rest = this.#buffer.slice(this.#start, this.#end);
+    this.#start = this.#end = 0;
+    return rest;
+  }
+
+  #eof(): null {
+    if (this.#end > this.#start) {
+      throw new ProtocolError("connection closed in the middle of a frame");
+    }
+    return null;
+  }
+
+  async #fill(): Promise<boolean> {
+    if (this.#start > 0) {
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    if (this.#end === this.#buffer.length) {
+      const grown = new Uint8Array(Math.min(this.#buffer.length * 4, MAX_FRAME_BYTES + 4));
+      grown.set(this.#buffer);
+      this.#buffer = grown;
+    }
+    const count = await this.#conn.read(this.#buffer.subarray(this.#end));
+    if (count === null) return false;
+    this.#end += count;
+    return true;
+  }
+}
+
+/**
+ * Writes frames to a connection one after another, so messages sent from concurrent tasks never
+ * interleave. A failed write closes nothing; it shows up on the reading side.
+ */
+export class FrameWriter {
+  #conn: Deno.Conn;
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** Queues a message; the promise settles once it is written (or failed). */
+  send(message: Message): Promise<void> {
+    const frame = encodeFrame(message);
+    this.#tail = this.#tail.then(() => writeAll(this.#conn, frame)).catch(() => {});
+    return this.#tail;
+  }
+}

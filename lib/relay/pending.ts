@@ -1,0 +1,82 @@
+/**
+ * Clients held by the relay (S6) while their agent opens a data channel. Each waits under a
+ * one-time connection id that is bound to one agent session, is claimed at most once, and
+ * expires after a deadline.
+ */
+
+/** A client waiting for its data channel. */
+export interface PendingClient {
+  conn: Deno.TcpConn;
+  service: string;
+  /** Session id of the agent that was asked to serve it. */
+  session: string;
+  /** That agent's id, for logs. */
+  agent: string;
+  /** The client's address, for logs. */
+  client: string;
+  /** When the client connected (`performance.now()`). */
+  since: number;
+}
+
+/** Why a data channel's connection id was not accepted. */
+export type ClaimRefusal = "unknown, expired or already used" | "issued to another agent session";
+
+/** The table of held clients, keyed by connection id. */
+export class PendingTable {
+  #entries = new Map<string, PendingClient & { timer: ReturnType<typeof setTimeout> }>();
+  #perSession = new Map<string, number>();
+
+  /** Number of clients held now. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Number of clients held for one agent session. */
+  countForSession(session: string): number {
+    return this.#perSession.get(session) ?? 0;
+  }
+
+  /** Holds `client` under `token`; `onExpire` gets it back if nobody claims it in `ttlMs`. */
+  add(
+    token: string,
+    client: PendingClient,
+    ttlMs: number,
+    onExpire: (client: PendingClient) => void,
+  ): void {
+    const timer = setTimeout(() => onExpire(this.take(token)!), ttlMs);
+    this.#entries.set(token, { ...client, timer });
+    this.#perSession.set(client.session, this.countForSession(client.session) + 1);
+  }
+
+  /**
+   * Hands over the client held under `token` if `session` is the one it was issued to, and
+   * forgets the token so it cannot be used again. A token presented by another session stays
+   * valid for its rightful owner.
+   */
+  claim(token: string, session: string): PendingClient | ClaimRefusal {
+    const entry = this.#entries.get(token);
+    if (!entry) return "unknown, expired or already used";
+    if (entry.session !== session) return "issued to another agent session";
+    return this.take(token)!;
+  }
+
+  /** Removes and returns the client held under `token`, whoever asks. */
+  take(token: string): PendingClient | undefined {
+    const entry = this.#entries.get(token);
+    if (!entry) return undefined;
+    clearTimeout(entry.timer);
+    this.#entries.delete(token);
+    const left = this.countForSession(entry.session) - 1;
+    if (left > 0) this.#perSession.set(entry.session, left);
+    else this.#perSession.delete(entry.session);
+    const { timer: _, ...client } = entry;
+    return client;
+  }
+
+  /** Removes and returns every client held for `session`. */
+  takeSession(session: string): PendingClient[] {
+    const tokens = [...this.#entries].filter(([, e]) => e.session === session)
+      .map(([token]) => token);
+    return tokens.map((token) => this.take(token)!);
+  }
+}

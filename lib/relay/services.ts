@@ -1,0 +1,153 @@
+/**
+ * The relay's service table: which agent session serves each service id, and the public
+ * listener clients dial for it. Pinned services (`--expose`) listen from the relay's start, so a
+ * client arriving while their agent is away is told so (and closed) at once; other services get
+ * a port from the range when registered, and release it when their agent goes. A service keeps
+ * the port it was given for the relay's lifetime, so an agent that reconnects finds it again.
+ */
+
+import { acceptEach, closeQuietly, formatHostPort, type HostPort } from "../net.ts";
+
+/** An inclusive range of ports for services that are not pinned. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+/** Called for every client accepted on a service's public listener. */
+export type ClientHandler = (service: string, conn: Deno.TcpConn) => void;
+
+interface ServiceEntry<Owner> {
+  owner?: Owner;
+  listener?: Deno.TcpListener;
+  address?: HostPort;
+}
+
+/** Service id → owner and public listener. `Owner` is the relay's session type. */
+export class ServiceTable<Owner> {
+  #entries = new Map<string, ServiceEntry<Owner>>();
+  #pinned: Map<string, HostPort>;
+  #listenHost: string;
+  #range?: PortRange;
+  #onClient: ClientHandler;
+  #onAcceptError: (error: Error) => void;
+
+  constructor(options: {
+    pinned: Map<string, HostPort>;
+    listenHost: string;
+    portRange?: PortRange;
+    onClient: ClientHandler;
+    onAcceptError: (error: Error) => void;
+  }) {
+    this.#pinned = options.pinned;
+    this.#listenHost = options.listenHost;
+    this.#range = options.portRange;
+    this.#onClient = options.onClient;
+    this.#onAcceptError = options.onAcceptError;
+  }
+
+  /** Binds every pinned service's listener; throws naming the service whose address is taken. */
+  openPinned(): void {
+    for (const [id, address] of this.#pinned) {
+      try {
+        this.#entries.set(id, { listener: this.#listen(id, address), address });
+      } catch (error) {
+        this.close();
+        throw new Error(
+          `cannot listen for service ${id} on ${formatHostPort(address)}: ${
+            (error as Error).message
+          }`,
+        );
+      }
+    }
+  }
+
+  /** The owner serving `id`, if one is online. */
+  ownerOf(id: string): Owner | undefined {
+    return this.#entries.get(id)?.owner;
+  }
+
+  /** The public address of every pinned or registered service. */
+  addresses(): Map<string, HostPort> {
+    const result = new Map<string, HostPort>();
+    for (const [id, entry] of this.#entries) if (entry.address) result.set(id, entry.address);
+    return result;
+  }
+
+  /**
+   * Makes `owner` the server of `id` and returns the public address, or the reason it cannot:
+   * the id is already online, or no address can be given to it.
+   */
+  register(
+    id: string,
+    owner: Owner,
+    describeOwner: (owner: Owner) => string,
+  ): { address: HostPort } | { reason: string } {
+    const entry = this.#entries.get(id) ?? {};
+    if (entry.owner !== undefined && entry.owner !== owner) {
+      return {
+        reason: `service id ${id} is already online from ${describeOwner(entry.owner)}; ` +
+          "choose another id or stop the other agent",
+      };
+    }
+    if (!entry.listener) {
+      const bound = this.#bindFromRange(id, entry.address?.port);
+      if ("reason" in bound) return bound;
+      entry.listener = bound.listener;
+      entry.address = bound.address;
+    }
+    entry.owner = owner;
+    this.#entries.set(id, entry);
+    return { address: entry.address! };
+  }
+
+  /** Takes `id` offline if `owner` serves it; a port from the range is released. */
+  unregister(id: string, owner: Owner): void {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.owner !== owner) return;
+    entry.owner = undefined;
+    if (!this.#pinned.has(id) && entry.listener) {
+      closeQuietly(entry.listener);
+      entry.listener = undefined;
+    }
+  }
+
+  /** Closes every public listener. */
+  close(): void {
+    for (const entry of this.#entries.values()) {
+      if (entry.listener) closeQuietly(entry.listener);
+      entry.listener = undefined;
+    }
+  }
+
+  #bindFromRange(
+    id: string,
+    previousPort: number | undefined,
+  ): { listener: Deno.TcpListener; address: HostPort } | { reason: string } {
+    const range = this.#range;
+    if (!range) {
+      return {
+        reason: `service ${id} is not pinned with --expose and the relay has no --port-range`,
+      };
+    }
+    const ports = previousPort === undefined ? [] : [previousPort];
+    for (let port = range.first; port <= range.last; port++) ports.push(port);
+    for (const port of ports) {
+      const address = { hostname: this.#listenHost, port };
+      try {
+        return { listener: this.#listen(id, address), address };
+      } catch {
+        // in use: try the next port
+      }
+    }
+    return {
+      reason: `no free port left in ${range.first}-${range.last} for service ${id}`,
+    };
+  }
+
+  #listen(id: string, address: HostPort): Deno.TcpListener {
+    const listener = Deno.listen({ hostname: address.hostname, port: address.port });
+    acceptEach(listener, (conn) => this.#onClient(id, conn), this.#onAcceptError);
+    return listener;
+  }
+}

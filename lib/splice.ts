@@ -1,0 +1,83 @@
+/**
+ * Bidirectional copy between two connections, with half-close and byte counters.
+ *
+ * Each direction reads until end-of-stream, then shuts down the write side of the other
+ * connection (`closeWrite`), so a peer that sends, half-closes and waits for an answer still gets
+ * it. Both connections are closed once both directions are done, or at once on an error.
+ *
+ * Buffers: an idle connection is the common case, and a pending read holds its buffer, so each
+ * direction reads into a small buffer of its own; only when a read fills it (bulk data is waiting)
+ * does it borrow a large buffer from a shared pool, and it gives it back as soon as a read no
+ * longer fills it. Idle or interactive connections cost 2 × SMALL_BUFFER_BYTES; bulk transfers
+ * get large reads and writes.
+ */
+
+import { closeQuietly, writeAll } from "./net.ts";
+
+/** Buffer each direction owns: enough for a request, a keystroke, a small reply. */
+export const SMALL_BUFFER_BYTES = 4 * 1024;
+/** Buffer borrowed while bulk data flows. */
+export const LARGE_BUFFER_BYTES = 128 * 1024;
+/** Large buffers kept for reuse once returned; more are allocated (and collected) on demand. */
+export const MAX_POOLED_BUFFERS = 32;
+
+const pool: Uint8Array[] = [];
+
+function borrowLarge(): Uint8Array {
+  return pool.pop() ?? new Uint8Array(LARGE_BUFFER_BYTES);
+}
+
+function returnLarge(buffer: Uint8Array): void {
+  if (pool.length < MAX_POOLED_BUFFERS) pool.push(buffer);
+}
+
+/** Bytes moved by {@link splice}, per direction. */
+export interface SpliceResult {
+  /** Bytes read from `a` and written to `b`. */
+  aToB: number;
+  /** Bytes read from `b` and written to `a`. */
+  bToA: number;
+}
+
+/** Copies `from` into `to` until end-of-stream, then half-closes `to`. Returns the byte count. */
+async function pump(from: Deno.Conn, to: Deno.Conn, counter: { bytes: number }) {
+  const small = new Uint8Array(SMALL_BUFFER_BYTES);
+  let large: Uint8Array | undefined;
+  try {
+    while (true) {
+      const buffer = large ?? small;
+      const count = await from.read(buffer);
+      if (count === null) break;
+      await writeAll(to, buffer.subarray(0, count));
+      counter.bytes += count;
+      if (count < buffer.length) {
+        if (large) returnLarge(large);
+        large = undefined;
+      } else if (!large) {
+        large = borrowLarge();
+      }
+    }
+  } finally {
+    if (large) returnLarge(large);
+  }
+  await to.closeWrite();
+}
+
+/**
+ * Splices `a` and `b` until both directions end or one fails, then closes both.
+ * Resolves with the byte counts; never rejects (a reset is an ordinary way for a connection to end).
+ */
+export async function splice(a: Deno.Conn, b: Deno.Conn): Promise<SpliceResult> {
+  const aToB = { bytes: 0 };
+  const bToA = { bytes: 0 };
+  const closeBoth = () => {
+    closeQuietly(a);
+    closeQuietly(b);
+  };
+  await Promise.all([
+    pump(a, b, aToB).catch(closeBoth),
+    pump(b, a, bToA).catch(closeBoth),
+  ]);
+  closeBoth();
+  return { aToB: aToB.bytes, bToA: bToA.bytes };
+}

@@ -1,0 +1,71 @@
+/**
+ * `make demo`: a relay, an agent and a small HTTP service, all on loopback. Prints the public
+ * URL, fetches it once through the tunnel, and keeps everything running until Ctrl-C.
+ */
+
+import { randomToken } from "../lib/auth.ts";
+
+const RELAY_PORT = 7835;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+const service = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+  (request) =>
+    new Response(`Hello through porthole! You asked for ${new URL(request.url).pathname}\n`),
+);
+const env = { PORTHOLE_SECRET: randomToken() + randomToken() };
+
+/** Starts relay.ts or agent.ts; its log lines go to this terminal and to `onLine`. */
+function start(script: "relay" | "agent", args: string[], onLine: (line: string) => void) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-q", `-P=${script}`, `${ROOT}${script}.ts`, ...args],
+    env,
+    stdin: "null",
+    stderr: "piped",
+  }).spawn();
+  (async () => {
+    let partial = "";
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
+      const lines = (partial + text).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) {
+        console.error(line);
+        onLine(line);
+      }
+    }
+  })();
+  return child;
+}
+
+const children: Deno.ChildProcess[] = [];
+const reachable = Promise.withResolvers<string>();
+const relayUp = Promise.withResolvers<void>();
+
+children.push(start("relay", ["--listen", `127.0.0.1:${RELAY_PORT}`], (line) => {
+  if (line.includes("listening for agents")) relayUp.resolve();
+}));
+await relayUp.promise;
+children.push(start("agent", [
+  "--relay",
+  `127.0.0.1:${RELAY_PORT}`,
+  "--id",
+  "demo",
+  "--service",
+  `web=127.0.0.1:${service.addr.port}`,
+], (line) => {
+  const match = line.match(/service web .* is reachable at (\S+)$/);
+  if (match) reachable.resolve(match[1]);
+}));
+
+const url = `http://${await reachable.promise}/demo`;
+const answer = await (await fetch(url)).text();
+console.log(`\nThe local service is public at ${url}`);
+console.log(`Fetched it once through the tunnel: ${answer.trim()}`);
+console.log("Try: curl " + url + "\nPress Ctrl-C to stop.\n");
+
+Deno.addSignalListener("SIGINT", async () => {
+  for (const child of children) child.kill("SIGTERM");
+  await Promise.all(children.map((child) => child.status));
+  await service.shutdown();
+  Deno.exit(0);
+});

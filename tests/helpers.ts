@@ -1,0 +1,305 @@
+/**
+ * Test helpers: start relay and agent processes on loopback with ports chosen at run time, wait
+ * for what they announce (never a fixed sleep), and small in-process servers and clients.
+ */
+
+import { createHash } from "node:crypto";
+import { assert } from "./assert.ts";
+import { computeProof, randomToken } from "../lib/auth.ts";
+import { ControlChannel } from "../lib/channel.ts";
+import { closeQuietly, writeAll } from "../lib/net.ts";
+import { decodeRelayMessage, PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
+
+/** The secret every test process shares. */
+export const SECRET = "test-secret-0123456789abcdef";
+/** How long a test waits for a process to announce something before failing. */
+export const WAIT_MS = 15_000;
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A relay or agent process whose stderr lines are collected as they arrive. */
+export class Proc {
+  readonly lines: string[] = [];
+  readonly pid: number;
+  readonly status: Promise<Deno.CommandStatus>;
+  #child: Deno.ChildProcess;
+  #waiters = new Set<() => void>();
+  #drained: Promise<void>;
+
+  constructor(script: "relay" | "agent", args: string[], env: Record<string, string> = {}) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-q", `-P=${script}`, `${ROOT}${script}.ts`, ...args],
+      env: { PORTHOLE_SECRET: SECRET, NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.pid = this.#child.pid;
+    this.#drained = Promise.all([
+      this.#collect(this.#child.stdout),
+      this.#collect(this.#child.stderr),
+    ]).then(() => {});
+    this.status = this.#drained.then(() => this.#child.status);
+  }
+
+  async #collect(stream: ReadableStream<Uint8Array>): Promise<void> {
+    let partial = "";
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      const parts = (partial + text).split("\n");
+      partial = parts.pop()!;
+      this.lines.push(...parts);
+      for (const wake of this.#waiters) wake();
+    }
+    if (partial) this.lines.push(partial);
+    for (const wake of this.#waiters) wake();
+  }
+
+  /** All output so far, for assertion messages. */
+  get output(): string {
+    return this.lines.join("\n");
+  }
+
+  /** Resolves with the first line (already seen or yet to come) matching `pattern`. */
+  waitFor(pattern: RegExp, timeoutMs = WAIT_MS): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      let seen = 0;
+      const check = () => {
+        for (; seen < this.lines.length; seen++) {
+          const match = this.lines[seen].match(pattern);
+          if (match) return finish(() => resolve(match));
+        }
+      };
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms:\n${this.output}`))
+          ),
+        timeoutMs,
+      );
+      const finish = (settle: () => void) => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        settle();
+      };
+      this.#waiters.add(check);
+      this.#drained.then(() => {
+        check();
+        if (this.#waiters.has(check)) {
+          finish(() => reject(new Error(`process ended without ${pattern}:\n${this.output}`)));
+        }
+      });
+      check();
+    });
+  }
+
+  /** Stops the process (SIGTERM, then SIGKILL if it lingers) and waits for it. */
+  async stop(): Promise<Deno.CommandStatus> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+    const timer = setTimeout(() => {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+    }, 5_000);
+    const status = await this.status;
+    clearTimeout(timer);
+    return status;
+  }
+
+  /** Open sockets of the process, from /proc. */
+  socketCount(): number {
+    let count = 0;
+    for (const entry of Deno.readDirSync(`/proc/${this.pid}/fd`)) {
+      try {
+        if (Deno.readLinkSync(`/proc/${this.pid}/fd/${entry.name}`).startsWith("socket:")) count++;
+      } catch {
+        // closed while listing
+      }
+    }
+    return count;
+  }
+
+  async [Symbol.asyncDispose]() {
+    await this.stop();
+  }
+}
+
+/** A port range below the kernel's ephemeral range, different on every call. */
+export function freshPortRange(size = 40): string {
+  const first = 20_000 + Math.floor(Math.random() * (12_000 - size));
+  return `${first}-${first + size - 1}`;
+}
+
+/** A TCP port that was free a moment ago. */
+export function freePort(hostname = "127.0.0.1"): number {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  return port;
+}
+
+/** A relay on a run-time port; resolves once it listens. */
+export async function startRelayProcess(
+  args: string[] = [],
+  env?: Record<string, string>,
+): Promise<Proc & { port: number }> {
+  const relay = new Proc("relay", [
+    "--listen",
+    "127.0.0.1:0",
+    "--port-range",
+    freshPortRange(),
+    ...args,
+  ], env);
+  const [, port] = await relay.waitFor(/listening for agents on .*:(\d+)$/);
+  return Object.assign(relay, { port: Number(port) });
+}
+
+/**
+ * An agent with `services` (id → port on 127.0.0.1); resolves once every service is reachable,
+ * with the public port of each.
+ */
+export async function startAgentProcess(
+  relayPort: number,
+  services: Record<string, number>,
+  args: string[] = [],
+): Promise<Proc & { publicPort: Record<string, number> }> {
+  const agent = new Proc("agent", [
+    "--relay",
+    `127.0.0.1:${relayPort}`,
+    ...Object.entries(services).flatMap(([id, port]) => ["--service", `${id}=127.0.0.1:${port}`]),
+    ...args,
+  ]);
+  const publicPort: Record<string, number> = {};
+  for (const id of Object.keys(services)) {
+    const [, port] = await agent.waitFor(
+      new RegExp(`service ${id} \\(.*\\) is reachable at .*:(\\d+)$`),
+    );
+    publicPort[id] = Number(port);
+  }
+  return Object.assign(agent, { publicPort });
+}
+
+/** An in-process TCP server; `handle` serves each connection. */
+export function startServer(
+  handle: (conn: Deno.TcpConn) => Promise<void>,
+  hostname = "127.0.0.1",
+): { port: number; close(): Promise<void> } & AsyncDisposable {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const active = new Set<Promise<void>>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      const served = handle(conn).catch(() => {}).finally(() => {
+        closeQuietly(conn);
+        active.delete(served);
+      });
+      active.add(served);
+    }
+  })().catch(() => {});
+  const close = async () => {
+    closeQuietly(listener);
+    await loop;
+    await Promise.all(active);
+  };
+  return { port: listener.addr.port, close, [Symbol.asyncDispose]: close };
+}
+
+/** Serves by echoing every byte back, and half-closes when the client does. */
+export async function echo(conn: Deno.TcpConn): Promise<void> {
+  const buffer = new Uint8Array(64 * 1024);
+  for (let n; (n = await conn.read(buffer)) !== null;) await writeAll(conn, buffer.subarray(0, n));
+  await conn.closeWrite();
+}
+
+/** Reads until end-of-stream. */
+export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(64 * 1024);
+  for (let n; (n = await conn.read(buffer)) !== null;) chunks.push(buffer.slice(0, n));
+  const all = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.length;
+  }
+  return all;
+}
+
+/** Reads exactly `length` bytes, failing on an early end. */
+export async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array> {
+  const data = new Uint8Array(length);
+  for (let at = 0; at < length;) {
+    const n = await conn.read(data.subarray(at));
+    assert(n !== null, `connection ended after ${at} of ${length} bytes`);
+    at += n;
+  }
+  return data;
+}
+
+/** Connects to a loopback port. */
+export function connect(port: number, hostname = "127.0.0.1"): Promise<Deno.TcpConn> {
+  return Deno.connect({ hostname, port });
+}
+
+/** Sends `data`, half-closes, and returns everything the peer sends back. */
+export async function request(port: number, data: Uint8Array): Promise<Uint8Array> {
+  const conn = await connect(port);
+  try {
+    await writeAll(conn, data);
+    await conn.closeWrite();
+    return await readAll(conn);
+  } finally {
+    conn.close();
+  }
+}
+
+/** `count` bytes of random data. */
+export function randomBytes(count: number): Uint8Array {
+  const data = new Uint8Array(count);
+  for (let at = 0; at < count; at += 65_536) {
+    crypto.getRandomValues(data.subarray(at, Math.min(at + 65_536, count)));
+  }
+  return data;
+}
+
+/** Hex SHA-256 of `data`. */
+export function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** Resolves once `condition()` holds, polling; fails with `what` after `timeoutMs`. */
+export async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = WAIT_MS,
+): Promise<void> {
+  const until = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > until) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** An agent speaking the protocol from inside the test, to send what a real agent would not. */
+export async function fakeAgent(
+  relayPort: number,
+  id: string,
+): Promise<{ channel: ControlChannel<RelayMessage>; session: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: relayPort });
+  const channel = new ControlChannel(conn, decodeRelayMessage);
+  const nonce = randomToken();
+  channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: id, nonce });
+  const challenge = await channel.receive();
+  assert(challenge?.type === "challenge", `expected a challenge, got ${JSON.stringify(challenge)}`);
+  channel.send({
+    type: "auth",
+    proof: computeProof(SECRET, "agent", id, nonce, challenge.nonce),
+  });
+  const welcome = await channel.receive();
+  assert(welcome?.type === "welcome", `expected welcome, got ${JSON.stringify(welcome)}`);
+  return { channel, session: welcome.session };
+}
