@@ -240,6 +240,17 @@ export async function readExactly(conn: Deno.Conn, length: number): Promise<Uint
   return data;
 }
 
+/** A connected pair of loopback sockets. */
+export async function socketPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [a, b] = await Promise.all([
+    Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    listener.accept(),
+  ]);
+  listener.close();
+  return [a, b];
+}
+
 /** Connects to a loopback port. */
 export function connect(port: number, hostname = "127.0.0.1"): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname, port });
