@@ -109,7 +109,7 @@ export function startRelay(options: RelayOptions): Relay {
       log.warn(
         `agent connection from ${formatAddr(conn.remoteAddr)}: ${describeError(error)}`,
       );
-      closeQuietly(conn);
+      release(conn);
     });
   }, onAcceptError);
   log.info(`listening for agents on ${formatHostPort(address)}`);
