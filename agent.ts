@@ -10,7 +10,10 @@ import {
   applyLogLevel,
   EXIT_REFUSED,
   onShutdownSignal,
+  onStatusSignal,
   parseAddress,
+  parseOptionalSeconds,
+  parseSeconds,
   parseServiceSpecs,
   runCommand,
   SERVICE_ID_PATTERN,
@@ -35,12 +38,18 @@ Flags:
   --secret-file FILE        File holding the secret shared with the relay (or set the
                             PORTHOLE_SECRET environment variable).
   --id NAME                 This agent's id, unique on the relay. Default: the host name.
+  --reconnect-max SECS      Longest pause between attempts to reach a lost relay; pauses start
+                            at 0.5 s and double, with jitter. Default: 10.
+  --retry-refused SECS      When the relay refuses this agent (wrong secret, incompatible
+                            version), try again every SECS instead of exiting with code 3.
+                            Default: exit.
   --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
   -h, --help                Show this help.
   -V, --version             Print the version.
 
 Exit codes: 0 stopped by a signal; 2 bad flags or secret; 3 refused by the relay (wrong
 secret or incompatible version). Lost connections to the relay are retried with backoff.
+SIGUSR2 logs a status line (relay connected or not, open connections).
 
 Example:
   agent --relay relay.example.com:7835 --secret-file ./secret --service web=127.0.0.1:3000
@@ -57,6 +66,8 @@ Deno.exit(
         service: { type: "string", multiple: true, default: [] },
         "secret-file": { type: "string" },
         id: { type: "string" },
+        "reconnect-max": { type: "string", default: "10" },
+        "retry-refused": { type: "string" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -83,6 +94,9 @@ Deno.exit(
       secret: await readSecret(flags["secret-file"]),
       id,
       services: parseServiceSpecs(flags.service, "--service"),
+      reconnectMaxMs: parseSeconds(flags["reconnect-max"], "--reconnect-max"),
+      retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
+      watch: (stats) => onStatusSignal(log, stats),
     }, controller.signal);
   }, (error) => error instanceof AgentFatalError ? EXIT_REFUSED : undefined),
 );

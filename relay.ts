@@ -8,6 +8,7 @@ import { readSecret } from "./lib/auth.ts";
 import {
   applyLogLevel,
   onShutdownSignal,
+  onStatusSignal,
   parseAddress,
   parsePortRange,
   parseSeconds,
@@ -16,7 +17,7 @@ import {
   VERSION,
 } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
-import { startRelay } from "./lib/relay/relay.ts";
+import { type Relay, startRelay } from "./lib/relay/relay.ts";
 
 const HELP = `porthole relay ${VERSION}: the public end of a porthole tunnel.
 
@@ -38,9 +39,15 @@ Flags:
                             Default: 20000-20999.
   --connect-timeout SECS    How long a client is held while its agent opens the data channel;
                             the one-time connection id expires then. Default: 10.
+  --heartbeat SECS          Interval of heartbeats on control channels; an agent silent for
+                            three intervals is dropped (and it drops a silent relay alike).
+                            Default: 10.
   --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
   -h, --help                Show this help.
   -V, --version             Print the version.
+
+Signals: SIGINT/SIGTERM stop gracefully (exit 0); SIGUSR2 logs a status line with the number
+of agents, services, waiting clients and open connections, and the memory in use.
 
 Example:
   relay --listen 0.0.0.0:7835 --secret-file /etc/porthole/secret --expose web=0.0.0.0:8080
@@ -58,6 +65,7 @@ Deno.exit(
         expose: { type: "string", multiple: true, default: [] },
         "port-range": { type: "string", default: "20000-20999" },
         "connect-timeout": { type: "string", default: "10" },
+        heartbeat: { type: "string", default: "10" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -66,17 +74,21 @@ Deno.exit(
     if (flags.help) return console.log(HELP);
     if (flags.version) return console.log(`porthole relay ${VERSION}`);
     applyLogLevel(flags["log-level"]);
-    const relay = startRelay({
+    // Installed before the relay announces itself: a listener takes a moment to take effect.
+    let relay: Relay | undefined = undefined;
+    onStatusSignal(log, () => relay?.stats() ?? {});
+    relay = startRelay({
       listen: parseAddress(flags.listen, "--listen"),
       secret: await readSecret(flags["secret-file"]),
       expose: parseServiceSpecs(flags.expose, "--expose"),
       portRange: parsePortRange(flags["port-range"]),
       connectTimeoutMs: parseSeconds(flags["connect-timeout"], "--connect-timeout"),
+      heartbeatMs: parseSeconds(flags.heartbeat, "--heartbeat"),
     });
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {
         log.info(`${signal}: shutting down`);
-        relay.close();
+        relay!.close();
         resolve();
       }, () => Deno.exit(1))
     );

@@ -9,6 +9,7 @@
  */
 
 import { computeProof, randomToken, sameToken } from "../auth.ts";
+import { Backoff } from "../backoff.ts";
 import { ControlChannel } from "../channel.ts";
 import { createLogger } from "../log.ts";
 import {
@@ -37,8 +38,8 @@ import { splice } from "../splice.ts";
 export const DIAL_TIMEOUT_MS = 5_000;
 /** First pause before reconnecting to the relay; it doubles after each failed attempt. */
 export const RECONNECT_MIN_MS = 500;
-/** Longest pause between reconnection attempts. */
-export const RECONNECT_MAX_MS = 30_000;
+/** Default longest pause between reconnection attempts. */
+export const RECONNECT_MAX_MS = 10_000;
 
 /** What an agent is started with. */
 export interface AgentOptions {
@@ -50,6 +51,23 @@ export interface AgentOptions {
   id: string;
   /** Service id → the address the agent dials for it. */
   services: Map<string, HostPort>;
+  /** Longest pause between reconnection attempts (default {@link RECONNECT_MAX_MS}). */
+  reconnectMaxMs?: number;
+  /**
+   * When the relay refuses this agent, try again after this long instead of stopping with
+   * {@link AgentFatalError} (default: stop).
+   */
+  retryRefusedMs?: number;
+  /** Given, once, a function that reports what the agent holds now (for a status signal). */
+  watch?: (stats: () => AgentStats) => void;
+}
+
+/** What a running agent holds now, for operators (SIGUSR2) and tests. */
+export interface AgentStats {
+  /** Whether the control channel to the relay is up. */
+  relay: "connected" | "disconnected";
+  /** Open service and data connections. */
+  connections: number;
 }
 
 /** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
@@ -63,20 +81,37 @@ const log = createLogger("agent");
 
 /**
  * Runs the agent until `signal` aborts, reconnecting with exponential backoff and jitter whenever
- * the control channel is lost. Rejects with {@link AgentFatalError} when the relay refuses it.
+ * the control channel is lost. Rejects with {@link AgentFatalError} when the relay refuses it
+ * (unless `retryRefusedMs` is set).
  */
 export async function runAgent(options: AgentOptions, signal: AbortSignal): Promise<void> {
   const open = new Set<Deno.Conn>(); // service and data connections, which outlive a session
   signal.addEventListener("abort", () => open.forEach(closeQuietly), { once: true });
-  let pauseMs = RECONNECT_MIN_MS;
+  const state = { connected: false };
+  options.watch?.(() => ({
+    relay: state.connected ? "connected" : "disconnected",
+    connections: open.size,
+  }));
+  const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
   while (!signal.aborted) {
-    const { reason, established } = await runSession(options, signal, open);
+    let ended;
+    try {
+      ended = await runSession(options, signal, open, state);
+    } catch (error) {
+      if (!(error instanceof AgentFatalError) || options.retryRefusedMs === undefined) {
+        throw error;
+      }
+      log.error(
+        `${error.message}; trying again in ${options.retryRefusedMs / 1000} s (--retry-refused)`,
+      );
+      await sleep(options.retryRefusedMs, signal);
+      continue;
+    }
     if (signal.aborted) return;
-    if (established) pauseMs = RECONNECT_MIN_MS;
-    const waitMs = Math.round(pauseMs * (0.8 + 0.4 * Math.random()));
-    log.warn(`${reason}; reconnecting in ${waitMs} ms`);
+    if (ended.established) backoff.reset();
+    const waitMs = backoff.next();
+    log.warn(`${ended.reason}; reconnecting in ${waitMs} ms (attempt ${backoff.attempt})`);
     await sleep(waitMs, signal);
-    pauseMs = Math.min(pauseMs * 2, RECONNECT_MAX_MS);
   }
 }
 
@@ -85,6 +120,7 @@ async function runSession(
   options: AgentOptions,
   signal: AbortSignal,
   open: Set<Deno.Conn>,
+  state: { connected: boolean },
 ): Promise<{ reason: string; established: boolean }> {
   const relayName = formatHostPort(options.relay);
   let conn: Deno.TcpConn;
@@ -97,7 +133,7 @@ async function runSession(
     };
   }
   const channel: Channel = new ControlChannel(conn, decodeRelayMessage);
-  const stop = () => channel.close();
+  const stop = () => channel.close("the agent is shutting down");
   signal.addEventListener("abort", stop);
   let established = false;
   try {
@@ -107,7 +143,7 @@ async function runSession(
       conn,
       `the handshake with the relay at ${relayName}`,
     );
-    established = true;
+    established = state.connected = true;
     log.info(`connected to the relay at ${relayName} as agent ${options.id}`);
     channel.startHeartbeat(
       session.heartbeatMs,
@@ -124,8 +160,9 @@ async function runSession(
     if (error instanceof ProtocolError) channel.send({ type: "error", message: error.message });
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {
+    state.connected = false;
     signal.removeEventListener("abort", stop);
-    stop();
+    channel.close();
   }
 }
 

@@ -61,7 +61,7 @@ export interface Relay {
   /** The address agents dial (with the actual port when 0 was asked for). */
   readonly address: HostPort;
   /** Counts of what the relay holds now, for tests and operators. */
-  stats(): { agents: number; pending: number; connections: number };
+  stats(): { agents: number; services: number; pending: number; connections: number };
   /** Stops listening and closes every connection. */
   close(): void;
 }
@@ -206,7 +206,7 @@ export function startRelay(options: RelayOptions): Relay {
     const stale = sessions.get(hello.agent);
     if (stale) {
       log.warn(`agent ${hello.agent} connected again; closing its previous session`);
-      endSession(stale);
+      endSession(stale, "replaced by a new session of the same agent");
     }
     sessions.set(hello.agent, session);
     channel.send({ type: "welcome", session: session.id, heartbeatMs });
@@ -273,11 +273,15 @@ export function startRelay(options: RelayOptions): Relay {
   }
 
   /** Takes a session's services offline and closes the clients it left waiting. */
-  function endSession(session: AgentSession): void {
-    session.channel.close();
+  function endSession(session: AgentSession, reason?: string): void {
+    session.channel.close(reason);
     open.delete(session.channel.conn);
     if (sessions.get(session.agentId) === session) sessions.delete(session.agentId);
     for (const id of session.services) services.unregister(id, session);
+    if (session.services.size > 0) {
+      log.info(`agent ${session.agentId}: ${[...session.services].join(", ")} offline`);
+      session.services.clear();
+    }
     for (const client of pending.takeSession(session.id)) {
       log.warn(
         `client ${client.client} for service ${client.service}: agent ${session.agentId} went away; closing`,
@@ -359,11 +363,16 @@ export function startRelay(options: RelayOptions): Relay {
 
   return {
     address,
-    stats: () => ({ agents: sessions.size, pending: pending.size, connections: open.size }),
+    stats: () => ({
+      agents: sessions.size,
+      services: [...sessions.values()].reduce((sum, session) => sum + session.services.size, 0),
+      pending: pending.size,
+      connections: open.size,
+    }),
     close() {
       closeQuietly(listener);
       services.close();
-      for (const session of sessions.values()) endSession(session);
+      for (const session of sessions.values()) endSession(session, "the relay is stopping");
       for (const conn of open) release(conn);
     },
   };
