@@ -42,6 +42,8 @@ Flags:
   --heartbeat SECS          Interval of heartbeats on control channels; an agent silent for
                             three intervals is dropped (and it drops a silent relay alike).
                             Default: 10.
+  --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
+                            they are closed; a second signal stops at once. Default: 10.
   --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
   -h, --help                Show this help.
   -V, --version             Print the version.
@@ -66,6 +68,7 @@ Deno.exit(
         "port-range": { type: "string", default: "20000-20999" },
         "connect-timeout": { type: "string", default: "10" },
         heartbeat: { type: "string", default: "10" },
+        "shutdown-timeout": { type: "string", default: "10" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -74,6 +77,7 @@ Deno.exit(
     if (flags.help) return console.log(HELP);
     if (flags.version) return console.log(`porthole relay ${VERSION}`);
     applyLogLevel(flags["log-level"]);
+    const shutdownTimeoutMs = parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout");
     // Installed before the relay announces itself: a listener takes a moment to take effect.
     let relay: Relay | undefined = undefined;
     onStatusSignal(log, () => relay?.stats() ?? {});
@@ -87,9 +91,8 @@ Deno.exit(
     });
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {
-        log.info(`${signal}: shutting down`);
-        relay!.close();
-        resolve();
+        log.info(`${signal}: shutting down: no new agents or clients`);
+        relay!.shutdown(shutdownTimeoutMs).then(resolve);
       }, () => Deno.exit(1))
     );
   }),

@@ -11,6 +11,7 @@
 import { computeProof, randomToken, sameToken } from "../auth.ts";
 import { Backoff } from "../backoff.ts";
 import { ControlChannel } from "../channel.ts";
+import { ConnectionSet, drain, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
 import { createLogger } from "../log.ts";
 import {
   closeQuietly,
@@ -58,6 +59,8 @@ export interface AgentOptions {
    * {@link AgentFatalError} (default: stop).
    */
   retryRefusedMs?: number;
+  /** After `signal` aborts, how long open connections get to finish before they are closed. */
+  shutdownTimeoutMs?: number;
   /** Given, once, a function that reports what the agent holds now (for a status signal). */
   watch?: (stats: () => AgentStats) => void;
 }
@@ -82,36 +85,41 @@ const log = createLogger("agent");
 /**
  * Runs the agent until `signal` aborts, reconnecting with exponential backoff and jitter whenever
  * the control channel is lost. Rejects with {@link AgentFatalError} when the relay refuses it
- * (unless `retryRefusedMs` is set).
+ * (unless `retryRefusedMs` is set). Once `signal` aborts, open connections get up to
+ * `shutdownTimeoutMs` to finish.
  */
 export async function runAgent(options: AgentOptions, signal: AbortSignal): Promise<void> {
-  const open = new Set<Deno.Conn>(); // service and data connections, which outlive a session
-  signal.addEventListener("abort", () => open.forEach(closeQuietly), { once: true });
+  const open = new ConnectionSet(); // service and data connections, which outlive a session
   const state = { connected: false };
   options.watch?.(() => ({
     relay: state.connected ? "connected" : "disconnected",
     connections: open.size,
   }));
   const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
-  while (!signal.aborted) {
-    let ended;
-    try {
-      ended = await runSession(options, signal, open, state);
-    } catch (error) {
-      if (!(error instanceof AgentFatalError) || options.retryRefusedMs === undefined) {
-        throw error;
+  try {
+    while (!signal.aborted) {
+      let ended;
+      try {
+        ended = await runSession(options, signal, open, state);
+      } catch (error) {
+        if (!(error instanceof AgentFatalError) || options.retryRefusedMs === undefined) {
+          throw error;
+        }
+        log.error(
+          `${error.message}; trying again in ${options.retryRefusedMs / 1000} s (--retry-refused)`,
+        );
+        await sleep(options.retryRefusedMs, signal);
+        continue;
       }
-      log.error(
-        `${error.message}; trying again in ${options.retryRefusedMs / 1000} s (--retry-refused)`,
-      );
-      await sleep(options.retryRefusedMs, signal);
-      continue;
+      if (signal.aborted) break;
+      if (ended.established) backoff.reset();
+      const waitMs = backoff.next();
+      log.warn(`${ended.reason}; reconnecting in ${waitMs} ms (attempt ${backoff.attempt})`);
+      await sleep(waitMs, signal);
     }
-    if (signal.aborted) return;
-    if (ended.established) backoff.reset();
-    const waitMs = backoff.next();
-    log.warn(`${ended.reason}; reconnecting in ${waitMs} ms (attempt ${backoff.attempt})`);
-    await sleep(waitMs, signal);
+    await drain(open, options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS, log);
+  } finally {
+    open.closeAll();
   }
 }
 

@@ -10,6 +10,7 @@
 
 import { computeProof, randomToken, sameToken } from "../auth.ts";
 import { ControlChannel } from "../channel.ts";
+import { ConnectionSet, drain } from "../drain.ts";
 import { createLogger } from "../log.ts";
 import {
   acceptEach,
@@ -64,6 +65,11 @@ export interface Relay {
   stats(): { agents: number; services: number; pending: number; connections: number };
   /** Stops listening and closes every connection. */
   close(): void;
+  /**
+   * Stops listening, ends every agent session and waiting client, lets spliced connections
+   * finish for up to `timeoutMs`, then closes the rest.
+   */
+  shutdown(timeoutMs: number): Promise<void>;
 }
 
 interface AgentSession {
@@ -82,7 +88,7 @@ export function startRelay(options: RelayOptions): Relay {
   const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
   const sessions = new Map<string, AgentSession>(); // by agent id
   const pending = new PendingTable();
-  const open = new Set<Deno.Conn>(); // every client, control and data connection
+  const open = new ConnectionSet(); // every client, control and data connection
   const onAcceptError = (error: Error) =>
     log.error(`cannot accept connections: ${error.message} (raise the open-file limit?)`);
   const services = new ServiceTable<AgentSession>({
@@ -374,6 +380,12 @@ export function startRelay(options: RelayOptions): Relay {
       services.close();
       for (const session of sessions.values()) endSession(session, "the relay is stopping");
       for (const conn of open) release(conn);
+    },
+    async shutdown(timeoutMs) {
+      closeQuietly(listener);
+      services.close();
+      for (const session of sessions.values()) endSession(session, "the relay is shutting down");
+      await drain(open, timeoutMs, log);
     },
   };
 }
