@@ -43,6 +43,8 @@ Flags:
   --retry-refused SECS      When the relay refuses this agent (wrong secret, incompatible
                             version), try again every SECS instead of exiting with code 3.
                             Default: exit.
+  --idle-timeout SECS       Close a client connection when no byte has moved either way for
+                            this long. Default: off.
   --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
                             they are closed; a second signal stops at once. Default: 10.
   --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
@@ -70,6 +72,7 @@ Deno.exit(
         id: { type: "string" },
         "reconnect-max": { type: "string", default: "10" },
         "retry-refused": { type: "string" },
+        "idle-timeout": { type: "string" },
         "shutdown-timeout": { type: "string", default: "10" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
@@ -99,6 +102,7 @@ Deno.exit(
       services: parseServiceSpecs(flags.service, "--service"),
       reconnectMaxMs: parseSeconds(flags["reconnect-max"], "--reconnect-max"),
       retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
+      idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
       shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
       watch: (stats) => onStatusSignal(log, stats),
     }, controller.signal);

@@ -10,6 +10,7 @@ import {
   onShutdownSignal,
   onStatusSignal,
   parseAddress,
+  parseOptionalSeconds,
   parsePortRange,
   parseSeconds,
   parseServiceSpecs,
@@ -42,6 +43,8 @@ Flags:
   --heartbeat SECS          Interval of heartbeats on control channels; an agent silent for
                             three intervals is dropped (and it drops a silent relay alike).
                             Default: 10.
+  --idle-timeout SECS       Close a client connection when no byte has moved either way for
+                            this long. Default: off.
   --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
                             they are closed; a second signal stops at once. Default: 10.
   --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
@@ -68,6 +71,7 @@ Deno.exit(
         "port-range": { type: "string", default: "20000-20999" },
         "connect-timeout": { type: "string", default: "10" },
         heartbeat: { type: "string", default: "10" },
+        "idle-timeout": { type: "string" },
         "shutdown-timeout": { type: "string", default: "10" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
@@ -88,6 +92,7 @@ Deno.exit(
       portRange: parsePortRange(flags["port-range"]),
       connectTimeoutMs: parseSeconds(flags["connect-timeout"], "--connect-timeout"),
       heartbeatMs: parseSeconds(flags.heartbeat, "--heartbeat"),
+      idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
     });
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {

@@ -61,6 +61,8 @@ export interface AgentOptions {
   retryRefusedMs?: number;
   /** After `signal` aborts, how long open connections get to finish before they are closed. */
   shutdownTimeoutMs?: number;
+  /** Close a client connection once no byte has moved either way for this long (default: never). */
+  idleTimeoutMs?: number;
   /** Given, once, a function that reports what the agent holds now (for a status signal). */
   watch?: (stats: () => AgentStats) => void;
 }
@@ -290,9 +292,10 @@ async function serveClient(
     const started = performance.now();
     const early = reader.takeRest();
     if (early.length > 0) await writeAll(upstream, early);
-    const moved = await splice(data, upstream);
+    const moved = await splice(data, upstream, { idleTimeoutMs: options.idleTimeoutMs });
     log.info(
-      `connection closed: service=${request.service} client=${request.client} ` +
+      `connection closed${moved.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
+        `service=${request.service} client=${request.client} ` +
         `to_service=${moved.aToB + early.length} from_service=${moved.bToA} ` +
         `duration_ms=${Math.round(performance.now() - started)}`,
     );

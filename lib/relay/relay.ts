@@ -55,6 +55,8 @@ export interface RelayOptions {
   connectTimeoutMs?: number;
   /** Heartbeat interval on control channels. */
   heartbeatMs?: number;
+  /** Close a client connection once no byte has moved either way for this long (default: never). */
+  idleTimeoutMs?: number;
 }
 
 /** A running relay. */
@@ -355,9 +357,10 @@ export function startRelay(options: RelayOptions): Relay {
       await writeAll(conn, encodeFrame({ type: "ready" }));
       const early = reader.takeRest();
       if (early.length > 0) await writeAll(claimed.conn, early);
-      const moved = await splice(claimed.conn, conn);
+      const moved = await splice(claimed.conn, conn, { idleTimeoutMs: options.idleTimeoutMs });
       log.info(
-        `connection closed: service=${service} agent=${agent} client=${client} ` +
+        `connection closed${moved.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
+          `service=${service} agent=${agent} client=${client} ` +
           `from_client=${moved.aToB} to_client=${moved.bToA + early.length} ` +
           `duration_ms=${Math.round(performance.now() - claimed.since)}`,
       );
