@@ -3,7 +3,8 @@
  * given point on, and a forwarding shim that can turn into a network black hole.
  */
 
-import { eventually, type Proc } from "./helpers.ts";
+import { assertEquals } from "./assert.ts";
+import { connect, eventually, type Proc, readAll, readExactly, sha256 } from "./helpers.ts";
 import { STATUS_SIGNAL } from "../lib/cli.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 
@@ -54,6 +55,34 @@ export async function refused(port: number, timeoutMs = 2_000): Promise<void> {
     `connections to port ${port} are refused`,
     timeoutMs,
   );
+}
+
+/** Transfers under way: clients that have each read the first `headBytes` and paused. */
+export function startTransfers(
+  port: number,
+  count: number,
+  headBytes: number,
+): Promise<{ conn: Deno.TcpConn; head: Uint8Array }[]> {
+  return Promise.all(Array.from({ length: count }, async () => {
+    const conn = await connect(port);
+    return { conn, head: await readExactly(conn, headBytes) };
+  }));
+}
+
+/** Reads each transfer to its end, closes it, and checks that all of `blob` arrived intact. */
+export async function finishTransfers(
+  transfers: { conn: Deno.TcpConn; head: Uint8Array }[],
+  blob: Uint8Array,
+): Promise<void> {
+  for (const { conn, head } of transfers) {
+    const rest = await readAll(conn);
+    conn.close();
+    assertEquals(head.length + rest.length, blob.length, "the whole transfer arrived");
+    const whole = new Uint8Array(blob.length);
+    whole.set(head);
+    whole.set(rest, head.length);
+    assertEquals(sha256(whole), sha256(blob), "the transfer arrived intact");
+  }
 }
 
 /**

@@ -12,15 +12,13 @@ import {
   freePort,
   Proc,
   randomBytes,
-  readAll,
   readExactly,
   request,
-  sha256,
   startAgentProcess,
   startRelayProcess,
   startServer,
 } from "./helpers.ts";
-import { linesAfter, refused, Shim, statusOf } from "./faults.ts";
+import { finishTransfers, linesAfter, refused, Shim, startTransfers, statusOf } from "./faults.ts";
 import { writeAll } from "../lib/net.ts";
 
 const encoder = new TextEncoder();
@@ -72,12 +70,7 @@ Deno.test("kill -9 an agent during 20 transfers: its clients are closed at once,
       return conn;
     }),
   );
-  const steadyClients = await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      const conn = await connect(steady.publicPort.blob);
-      return { conn, head: await readExactly(conn, 1024 * 1024) };
-    }),
-  );
+  const steadyClients = await startTransfers(steady.publicPort.blob, 4, 1024 * 1024);
 
   const killedAt = performance.now();
   Deno.kill(doomed.pid, "SIGKILL");
@@ -87,14 +80,7 @@ Deno.test("kill -9 an agent during 20 transfers: its clients are closed at once,
   const slowest = Math.max(...closedAfter);
   assert(slowest < 2_000, `the last client of the killed agent was closed after ${slowest} ms`);
 
-  for (const { conn, head } of steadyClients) {
-    const rest = await readAll(conn);
-    conn.close();
-    const whole = new Uint8Array(head.length + rest.length);
-    whole.set(head);
-    whole.set(rest, head.length);
-    assertEquals(sha256(whole), sha256(blob), "a steady agent's transfer arrived intact");
-  }
+  await finishTransfers(steadyClients, blob); // the other agent's transfers arrive intact
 
   await relay.waitFor(/agent doomed: stream offline/);
   await refused(doomed.publicPort.stream);

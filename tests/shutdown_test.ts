@@ -10,39 +10,12 @@ import {
   randomBytes,
   readAll,
   readExactly,
-  sha256,
   startAgentProcess,
   startRelayProcess,
   startServer,
 } from "./helpers.ts";
-import { refused } from "./faults.ts";
+import { finishTransfers, refused, startTransfers } from "./faults.ts";
 import { writeAll } from "../lib/net.ts";
-
-const HEAD_BYTES = 256 * 1024;
-
-/** Clients that have each received the first bytes of `blob` and paused: active transfers. */
-function startTransfers(port: number, count: number) {
-  return Promise.all(Array.from({ length: count }, async () => {
-    const conn = await connect(port);
-    return { conn, head: await readExactly(conn, HEAD_BYTES) };
-  }));
-}
-
-/** Reads the rest of each transfer and checks it against `blob`. */
-async function finishTransfers(
-  transfers: { conn: Deno.TcpConn; head: Uint8Array }[],
-  blob: Uint8Array,
-): Promise<void> {
-  for (const { conn, head } of transfers) {
-    const rest = await readAll(conn);
-    conn.close();
-    assertEquals(head.length + rest.length, blob.length, "the whole transfer arrived");
-    const whole = new Uint8Array(blob.length);
-    whole.set(head);
-    whole.set(rest, head.length);
-    assertEquals(sha256(whole), sha256(blob));
-  }
-}
 
 for (const target of ["relay", "agent"] as const) {
   Deno.test(`SIGTERM to the ${target}: active transfers finish, new clients are refused, exit 0`, async () => {
@@ -54,7 +27,7 @@ for (const target of ["relay", "agent"] as const) {
       "20",
     ]);
     const port = agent.publicPort.blob;
-    const transfers = await startTransfers(port, 5);
+    const transfers = await startTransfers(port, 5, 256 * 1024);
     const proc = target === "relay" ? relay : agent;
     const signalledAt = performance.now();
     Deno.kill(proc.pid, "SIGTERM");
