@@ -57,6 +57,36 @@ export async function refused(port: number, timeoutMs = 2_000): Promise<void> {
   );
 }
 
+/**
+ * The established TCP connections of a process, from /proc, and whether each has a keepalive
+ * timer running (the kernel's "tr" field 2), which is what makes it probe a silent peer.
+ */
+export function establishedConnections(pid: number): { remotePort: number; keepalive: boolean }[] {
+  const inodes = new Set<string>();
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode) inodes.add(inode);
+    } catch {
+      // closed while listing
+    }
+  }
+  const result = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of Deno.readTextFileSync(table).split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const ESTABLISHED = "01";
+      if (fields.length < 10 || fields[3] !== ESTABLISHED || !inodes.has(fields[9])) continue;
+      result.push({
+        remotePort: parseInt(fields[2].split(":")[1], 16),
+        keepalive: fields[5].startsWith("02:"),
+      });
+    }
+  }
+  return result;
+}
+
 /** Transfers under way: clients that have each read the first `headBytes` and paused. */
 export function startTransfers(
   port: number,

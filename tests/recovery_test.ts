@@ -18,7 +18,15 @@ import {
   startRelayProcess,
   startServer,
 } from "./helpers.ts";
-import { finishTransfers, linesAfter, refused, Shim, startTransfers, statusOf } from "./faults.ts";
+import {
+  establishedConnections,
+  finishTransfers,
+  linesAfter,
+  refused,
+  Shim,
+  startTransfers,
+  statusOf,
+} from "./faults.ts";
 import { writeAll } from "../lib/net.ts";
 
 const encoder = new TextEncoder();
@@ -242,4 +250,29 @@ Deno.test("reconnect attempts back off up to --reconnect-max, each logged with i
   assertEquals(attempts.slice(0, 5).map((m) => Number(m[2])), [1, 2, 3, 4, 5]);
   for (const match of attempts) assert(Number(match[1]) <= 300, `paused ${match[1]} ms`);
   assertEquals((await agent.stop()).code, 0, "a signal stops a reconnecting agent cleanly");
+});
+
+Deno.test("every connection of relay and agent has TCP keepalive on, so a vanished peer is noticed", async () => {
+  await using server = startServer(echo);
+  await using relay = await startRelayProcess();
+  await using agent = await startAgentProcess(relay.port, { echo: server.port });
+  const conn = await connect(agent.publicPort.echo);
+  await writeAll(conn, encoder.encode("hi"));
+  await readExactly(conn, 2);
+  // relay: control, client and data connections; agent: control, data and service connections
+  await eventually(
+    () =>
+      establishedConnections(relay.pid).length === 3 &&
+      establishedConnections(agent.pid).length === 3,
+    "both hold three connections",
+  );
+  for (const proc of [relay, agent]) {
+    // Idle now, so the timer running on each is the keepalive timer.
+    await eventually(
+      () => establishedConnections(proc.pid).every((c) => c.keepalive),
+      `every connection of ${proc === relay ? "the relay" : "the agent"} has keepalive on: ` +
+        JSON.stringify(establishedConnections(proc.pid)),
+    );
+  }
+  conn.close();
 });
