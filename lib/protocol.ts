@@ -194,6 +194,13 @@ export class FrameReader {
     }
     const length = new DataView(this.#buffer.buffer, this.#start, 4).getUint32(0);
     if (length > MAX_FRAME_BYTES) {
+      const first = this.#buffer[this.#start];
+      if ((first === 0x15 || first === 0x16) && this.#buffer[this.#start + 1] === 0x03) {
+        throw new ProtocolError(
+          "received TLS where porthole frames were expected: one side runs with --insecure " +
+            "and the other does not; use TLS on both sides (recommended) or --insecure on both",
+        );
+      }
       throw new ProtocolError(
         `frame of ${length} bytes exceeds the limit of ${MAX_FRAME_BYTES}`,
       );

@@ -32,6 +32,7 @@ import {
   type RelayMessage,
 } from "../protocol.ts";
 import { splice } from "../splice.ts";
+import { type RelayDialer, UntrustedRelayError } from "../tls.ts";
 
 /** Time allowed to connect to the relay or to a service. */
 export const DIAL_TIMEOUT_MS = 5_000;
@@ -42,8 +43,8 @@ export const RECONNECT_MAX_MS = 30_000;
 
 /** What an agent is started with. */
 export interface AgentOptions {
-  /** The relay's agent port. */
-  relay: HostPort;
+  /** Opens connections to the relay's agent port, with TLS as configured. */
+  dialer: RelayDialer;
   /** The shared secret. */
   secret: string;
   /** This agent's id, unique among the relay's agents. */
@@ -86,11 +87,12 @@ async function runSession(
   signal: AbortSignal,
   open: Set<Deno.Conn>,
 ): Promise<{ reason: string; established: boolean }> {
-  const relayName = formatHostPort(options.relay);
-  let conn: Deno.TcpConn;
+  const relayName = formatHostPort(options.dialer.relay);
+  let conn: Deno.Conn;
   try {
-    conn = await dial(options.relay, DIAL_TIMEOUT_MS);
+    conn = await options.dialer.dial(DIAL_TIMEOUT_MS);
   } catch (error) {
+    if (error instanceof UntrustedRelayError) throw new AgentFatalError(error.message);
     return {
       reason: `cannot reach the relay at ${relayName}: ${describeError(error)}`,
       established: false,
@@ -121,7 +123,11 @@ async function runSession(
     return { reason: `the relay at ${relayName} closed the control channel`, established };
   } catch (error) {
     if (error instanceof AgentFatalError) throw error;
-    if (error instanceof ProtocolError) channel.send({ type: "error", message: error.message });
+    if (error instanceof ProtocolError) {
+      channel.send({ type: "error", message: error.message });
+      // Nonsense before the handshake completes is not a glitch: the address or setup is wrong.
+      if (!established) throw new AgentFatalError(`the relay at ${relayName}: ${error.message}`);
+    }
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {
     signal.removeEventListener("abort", stop);
@@ -145,7 +151,7 @@ async function handshake(
   const relayProof = computeProof(options.secret, "relay", options.id, nonce, challenge.nonce);
   if (!sameToken(relayProof, challenge.proof)) {
     throw new AgentFatalError(
-      `the relay at ${formatHostPort(options.relay)} could not prove it holds the secret: ` +
+      `the relay at ${formatHostPort(options.dialer.relay)} could not prove it holds the secret: ` +
         "it is not the relay you meant, or its secret differs from this agent's",
     );
   }
@@ -177,7 +183,7 @@ function handleControlMessage(
     case "registered": {
       const target = formatHostPort(options.services.get(message.service)!);
       const at = parseHostPort(message.address);
-      if (isUnspecified(at.hostname)) at.hostname = options.relay.hostname;
+      if (isUnspecified(at.hostname)) at.hostname = options.dialer.relay.hostname;
       log.info(`service ${message.service} (${target}) is reachable at ${formatHostPort(at)}`);
       return;
     }
@@ -219,9 +225,9 @@ async function serveClient(
     );
   }
   open.add(upstream);
-  let data: Deno.TcpConn | undefined;
+  let data: Deno.Conn | undefined;
   try {
-    data = await dial(options.relay, DIAL_TIMEOUT_MS);
+    data = await options.dialer.dial(DIAL_TIMEOUT_MS);
     open.add(data);
     await writeAll(
       data,

@@ -32,6 +32,7 @@ import {
   ProtocolError,
 } from "../protocol.ts";
 import { splice } from "../splice.ts";
+import { type CertifiedKey, listenForAgents } from "../tls.ts";
 import { PendingTable } from "./pending.ts";
 import { type PortRange, ServiceTable } from "./services.ts";
 
@@ -46,6 +47,8 @@ export interface RelayOptions {
   listen: HostPort;
   /** The shared secret agents must prove they hold. */
   secret: string;
+  /** Certificate for the agent port; without one, agents connect over plain TCP. */
+  tls?: CertifiedKey;
   /** Service ids pinned to public addresses (`--expose`). */
   expose?: Map<string, HostPort>;
   /** Ports for services that are not pinned (`--port-range`). */
@@ -93,22 +96,27 @@ export function startRelay(options: RelayOptions): Relay {
     onAcceptError,
   });
   services.openPinned();
-  let listener: Deno.TcpListener;
+  let listener: Deno.Listener;
   try {
-    listener = Deno.listen(options.listen);
+    listener = listenForAgents(options.listen, options.tls);
   } catch (error) {
     services.close();
     throw new Error(
       `cannot listen for agents on ${formatHostPort(options.listen)}: ${(error as Error).message}`,
     );
   }
-  const address = { hostname: options.listen.hostname, port: listener.addr.port };
+  const address = {
+    hostname: options.listen.hostname,
+    port: (listener.addr as Deno.NetAddr).port,
+  };
   acceptEach(listener, (conn) => {
     track(conn);
     handleAgentConnection(conn).catch((error) => {
-      log.warn(
-        `agent connection from ${formatAddr(conn.remoteAddr)}: ${describeError(error)}`,
-      );
+      const why = describeError(error);
+      const hint = /corrupt message|InvalidContentType/.test(why) && options.tls
+        ? " (not TLS: is the agent running with --insecure? use TLS on both sides, or --insecure on both)"
+        : "";
+      log.warn(`agent connection from ${formatAddr(conn.remoteAddr)}: ${why}${hint}`);
       closeQuietly(conn);
     });
   }, onAcceptError);
@@ -126,20 +134,16 @@ export function startRelay(options: RelayOptions): Relay {
   }
 
   /** First frame decides: `hello` opens a control channel, `data` a data channel. */
-  async function handleAgentConnection(conn: Deno.TcpConn): Promise<void> {
+  async function handleAgentConnection(conn: Deno.Conn): Promise<void> {
     const reader = new FrameReader(conn);
-    const first = await deadline(
-      reader.next(),
-      HANDSHAKE_TIMEOUT_MS,
-      conn,
-      "the opening frame",
-    );
-    if (first === null) return release(conn);
     let message: AgentMessage;
     try {
+      const first = await deadline(reader.next(), HANDSHAKE_TIMEOUT_MS, conn, "the opening frame");
+      if (first === null) return release(conn);
       message = decodeAgentMessage(first);
     } catch (error) {
-      return refuse(conn, (error as Error).message);
+      if (error instanceof ProtocolError) return refuse(conn, error.message);
+      throw error;
     }
     if (message.type === "hello") await runControl(conn, reader, message);
     else if (message.type === "data") await acceptDataChannel(conn, reader, message);
@@ -162,7 +166,7 @@ export function startRelay(options: RelayOptions): Relay {
 
   /** S1–S2: authenticate, then S3–S4 and S7–S8 until the channel ends. */
   async function runControl(
-    conn: Deno.TcpConn,
+    conn: Deno.Conn,
     reader: FrameReader,
     hello: Extract<AgentMessage, { type: "hello" }>,
   ): Promise<void> {
@@ -330,7 +334,7 @@ export function startRelay(options: RelayOptions): Relay {
 
   /** S11: match a data channel to its held client and splice them. */
   async function acceptDataChannel(
-    conn: Deno.TcpConn,
+    conn: Deno.Conn,
     reader: FrameReader,
     message: Extract<AgentMessage, { type: "data" }>,
   ): Promise<void> {

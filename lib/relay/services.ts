@@ -29,6 +29,7 @@ export class ServiceTable<Owner> {
   #pinned: Map<string, HostPort>;
   #listenHost: string;
   #range?: PortRange;
+  #cursor = 0; // offset into the range where the next search starts
   #onClient: ClientHandler;
   #onAcceptError: (error: Error) => void;
 
@@ -130,12 +131,16 @@ export class ServiceTable<Owner> {
         reason: `service ${id} is not pinned with --expose and the relay has no --port-range`,
       };
     }
+    // Start where the last search ended, so registering n services costs O(n) binds, not O(n²).
+    const size = range.last - range.first + 1;
     const ports = previousPort === undefined ? [] : [previousPort];
-    for (let port = range.first; port <= range.last; port++) ports.push(port);
+    for (let i = 0; i < size; i++) ports.push(range.first + (this.#cursor + i) % size);
     for (const port of ports) {
       const address = { hostname: this.#listenHost, port };
       try {
-        return { listener: this.#listen(id, address), address };
+        const listener = this.#listen(id, address);
+        this.#cursor = (port - range.first + 1) % size;
+        return { listener, address };
       } catch {
         // in use: try the next port
       }
