@@ -156,7 +156,7 @@ export class RelayDialer {
         rejectUnauthorized: false,
       }, () => {
         resolve(new Uint8Array(socket.getPeerCertificate().raw));
-        socket.destroy();
+        socket.end(); // with close_notify, so the relay sees a clean close
       });
       socket.on("error", (error) => reject(this.#explain(error)));
       signal.addEventListener("abort", () => {
