@@ -11,7 +11,7 @@ import {
   EXIT_REFUSED,
   onShutdownSignal,
   parseAddress,
-  parseServiceSpecs,
+  parseAgentServices,
   runCommand,
   SERVICE_ID_PATTERN,
   UsageError,
@@ -30,9 +30,11 @@ Usage: agent --relay HOST:PORT --service ID=HOST:PORT [flags]
 Flags:
   --relay HOST:PORT         The relay's agent port (required).
                             Example: --relay relay.example.com:7835
-  --service ID=HOST:PORT    A service to publish under ID, and the address this agent dials
-                            for it (repeatable, at least one).
-                            Example: --service web=127.0.0.1:3000 --service db=[::1]:5432
+  --service ID[@PORT]=HOST:PORT
+                            A service to publish under ID, and the address this agent dials
+                            for it (repeatable, at least one). @PORT asks the relay for that
+                            public port; otherwise the relay picks one (or uses its pin).
+                            Example: --service web@8080=127.0.0.1:3000 --service db=[::1]:5432
   --secret-file FILE        File holding the secret shared with the relay (or set the
                             PORTHOLE_SECRET environment variable).
   --fingerprint SHA256      Trust the relay whose certificate has this SHA-256 fingerprint
@@ -128,7 +130,7 @@ Deno.exit(
       dialer: new RelayDialer(relay, await relayTrust(flags)),
       secret: await readSecret(flags["secret-file"]),
       id,
-      services: parseServiceSpecs(flags.service, "--service"),
+      services: parseAgentServices(flags.service),
     }, controller.signal);
   }, (error) => error instanceof AgentFatalError ? EXIT_REFUSED : undefined),
 );

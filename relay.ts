@@ -17,6 +17,7 @@ import {
   VERSION,
 } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
+import { loadRelayConfig } from "./lib/relay/config.ts";
 import { startRelay } from "./lib/relay/relay.ts";
 import { defaultStateDir, fingerprintOf, loadOrCreateCertificate } from "./lib/tls.ts";
 
@@ -33,6 +34,9 @@ Flags:
   --secret-file FILE        File holding the secret agents must prove they know (or set the
                             PORTHOLE_SECRET environment variable). At least 16 characters;
                             make one with: openssl rand -hex 32 > secret
+  --config FILE             TOML file: agents with their own secrets and the service ids and
+                            ports each may claim, client access rules per service, limits.
+                            Re-read on SIGHUP (see README, "Relay configuration").
   --expose ID=HOST:PORT     Pin service ID to a public address (repeatable). Clients of a
                             pinned service whose agent is offline are closed at once.
                             Example: --expose web=0.0.0.0:8080
@@ -109,6 +113,7 @@ Deno.exit(
       options: {
         listen: { type: "string", default: "0.0.0.0:7835" },
         "secret-file": { type: "string" },
+        config: { type: "string" },
         expose: { type: "string", multiple: true, default: [] },
         "port-range": { type: "string", default: "20000-20999" },
         cert: { type: "string" },
@@ -124,15 +129,32 @@ Deno.exit(
     if (flags.help) return console.log(HELP);
     if (flags.version) return console.log(`porthole relay ${VERSION}`);
     applyLogLevel(flags["log-level"]);
+    const config = flags.config ? await loadRelayConfig(flags.config) : undefined;
+    const sharedSecretGiven = flags["secret-file"] !== undefined ||
+      !!Deno.env.get("PORTHOLE_SECRET");
     const tls = await loadCertificate(flags);
     const relay = startRelay({
       tls,
+      config,
       listen: parseAddress(flags.listen, "--listen"),
-      secret: await readSecret(flags["secret-file"]),
+      // With agents listed in --config, a shared secret is optional.
+      secret: config?.agents && !sharedSecretGiven
+        ? undefined
+        : await readSecret(flags["secret-file"]),
       expose: parseServiceSpecs(flags.expose, "--expose"),
       portRange: parsePortRange(flags["port-range"]),
       connectTimeoutMs: parseSeconds(flags["connect-timeout"], "--connect-timeout"),
     });
+    if (flags.config) {
+      const path = flags.config;
+      Deno.addSignalListener("SIGHUP", async () => {
+        try {
+          relay.reload(await loadRelayConfig(path));
+        } catch (error) {
+          log.error(`SIGHUP: ${(error as Error).message}; keeping the previous configuration`);
+        }
+      });
+    }
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {
         log.info(`${signal}: shutting down`);

@@ -4,7 +4,7 @@
  * register), and registering {@link SERVICES_PER_AGENT} services from the relay's port range.
  */
 
-import { computeProof, randomToken } from "../lib/auth.ts";
+import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { decodeRelayMessage, PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
 import { type Bench, TARGETS } from "./phases.ts";
@@ -45,7 +45,10 @@ async function registerAgent(
   const nonce = randomToken();
   channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: id, nonce });
   const challenge = await next("challenge");
-  channel.send({ type: "auth", proof: computeProof(secret, "agent", id, nonce, challenge.nonce) });
+  channel.send({
+    type: "auth",
+    proof: computeProof(secretKey(secret), "agent", id, nonce, challenge.nonce),
+  });
   await next("welcome");
   for (let i = 0; i < SERVICES_PER_AGENT; i++) {
     channel.send({ type: "register", service: `${id}-s${i}` });

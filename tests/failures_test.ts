@@ -15,7 +15,7 @@ import {
   startServer,
   WAIT_MS,
 } from "./helpers.ts";
-import { computeProof, randomToken } from "../lib/auth.ts";
+import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { writeAll } from "../lib/net.ts";
 import {
@@ -223,7 +223,7 @@ Deno.test("an agent refuses a service its own configuration does not name", asyn
     channel.send({
       type: "challenge",
       nonce,
-      proof: computeProof(SECRET, "relay", hello.agent, hello.nonce, nonce),
+      proof: computeProof(secretKey(SECRET), "relay", hello.agent, hello.nonce, nonce),
     });
     assertEquals((await channel.receive())?.type, "auth");
     channel.send({ type: "welcome", session: randomToken(), heartbeatMs: 10_000 });

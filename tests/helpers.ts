@@ -5,7 +5,7 @@
 
 import { createHash } from "node:crypto";
 import { assert } from "./assert.ts";
-import { computeProof, randomToken } from "../lib/auth.ts";
+import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 import { decodeRelayMessage, PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
@@ -330,7 +330,7 @@ export async function fakeAgent(
   assert(challenge?.type === "challenge", `expected a challenge, got ${JSON.stringify(challenge)}`);
   channel.send({
     type: "auth",
-    proof: computeProof(SECRET, "agent", id, nonce, challenge.nonce),
+    proof: computeProof(secretKey(SECRET), "agent", id, nonce, challenge.nonce),
   });
   const welcome = await channel.receive();
   assert(welcome?.type === "welcome", `expected welcome, got ${JSON.stringify(welcome)}`);

@@ -8,7 +8,7 @@
  * await runAgent({ relay, secret, id: "office", services }, controller.signal);
  */
 
-import { computeProof, randomToken, sameToken } from "../auth.ts";
+import { computeProof, randomToken, sameToken, secretKey } from "../auth.ts";
 import { ControlChannel } from "../channel.ts";
 import { createLogger } from "../log.ts";
 import {
@@ -17,7 +17,6 @@ import {
   describeError,
   dial,
   formatHostPort,
-  type HostPort,
   isUnspecified,
   parseHostPort,
   writeAll,
@@ -31,6 +30,7 @@ import {
   ProtocolError,
   type RelayMessage,
 } from "../protocol.ts";
+import type { AgentService } from "../cli.ts";
 import { splice } from "../splice.ts";
 import { type RelayDialer, UntrustedRelayError } from "../tls.ts";
 
@@ -49,8 +49,8 @@ export interface AgentOptions {
   secret: string;
   /** This agent's id, unique among the relay's agents. */
   id: string;
-  /** Service id → the address the agent dials for it. */
-  services: Map<string, HostPort>;
+  /** Service id → the address the agent dials for it, and the public port it asks for. */
+  services: Map<string, AgentService>;
 }
 
 /** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
@@ -116,7 +116,9 @@ async function runSession(
       (silentMs) =>
         log.warn(`the relay at ${relayName} has been silent for ${Math.round(silentMs)} ms`),
     );
-    for (const id of options.services.keys()) channel.send({ type: "register", service: id });
+    for (const [id, { port }] of options.services) {
+      channel.send({ type: "register", service: id, ...(port === undefined ? {} : { port }) });
+    }
     for (let message; (message = await channel.receive()) !== null;) {
       handleControlMessage(message, options, channel, session.session, open);
     }
@@ -145,10 +147,16 @@ async function handshake(
   const challenge = await expect(channel, "challenge");
   channel.send({
     type: "auth",
-    proof: computeProof(options.secret, "agent", options.id, nonce, challenge.nonce),
+    proof: computeProof(secretKey(options.secret), "agent", options.id, nonce, challenge.nonce),
   });
   const welcome = await expect(channel, "welcome");
-  const relayProof = computeProof(options.secret, "relay", options.id, nonce, challenge.nonce);
+  const relayProof = computeProof(
+    secretKey(options.secret),
+    "relay",
+    options.id,
+    nonce,
+    challenge.nonce,
+  );
   if (!sameToken(relayProof, challenge.proof)) {
     throw new AgentFatalError(
       `the relay at ${formatHostPort(options.dialer.relay)} could not prove it holds the secret: ` +
@@ -181,7 +189,7 @@ function handleControlMessage(
 ): void {
   switch (message.type) {
     case "registered": {
-      const target = formatHostPort(options.services.get(message.service)!);
+      const target = formatHostPort(options.services.get(message.service)!.target);
       const at = parseHostPort(message.address);
       if (isUnspecified(at.hostname)) at.hostname = options.dialer.relay.hostname;
       log.info(`service ${message.service} (${target}) is reachable at ${formatHostPort(at)}`);
@@ -210,7 +218,7 @@ async function serveClient(
   open: Set<Deno.Conn>,
 ): Promise<void> {
   const label = `service ${request.service} client ${request.client}`;
-  const target = options.services.get(request.service);
+  const target = options.services.get(request.service)?.target;
   const refuse = (reason: string) => {
     log.warn(`${label}: ${reason}`);
     channel.send({ type: "refuse", conn: request.conn, reason });

@@ -77,12 +77,14 @@ export class ServiceTable<Owner> {
 
   /**
    * Makes `owner` the server of `id` and returns the public address, or the reason it cannot:
-   * the id is already online, or no address can be given to it.
+   * the id is already online, or no address can be given to it. `port` asks for a public port
+   * (whether the owner may have it is the caller's to check).
    */
   register(
     id: string,
     owner: Owner,
     describeOwner: (owner: Owner) => string,
+    port?: number,
   ): { address: HostPort } | { reason: string } {
     const entry = this.#entries.get(id) ?? {};
     if (entry.owner !== undefined && entry.owner !== owner) {
@@ -91,8 +93,19 @@ export class ServiceTable<Owner> {
           "choose another id or stop the other agent",
       };
     }
+    const pinned = this.#pinned.get(id);
+    if (pinned && port !== undefined && port !== pinned.port) {
+      return { reason: `service ${id} is pinned to port ${pinned.port} by the relay's --expose` };
+    }
+    if (!pinned && port !== undefined && entry.address?.port !== port) {
+      if (entry.listener) closeQuietly(entry.listener);
+      entry.listener = undefined;
+      entry.address = undefined;
+    }
     if (!entry.listener) {
-      const bound = this.#bindFromRange(id, entry.address?.port);
+      const bound = port === undefined || pinned
+        ? this.#bindFromRange(id, entry.address?.port)
+        : this.#bindExactly(id, port);
       if ("reason" in bound) return bound;
       entry.listener = bound.listener;
       entry.address = bound.address;
@@ -148,6 +161,18 @@ export class ServiceTable<Owner> {
     return {
       reason: `no free port left in ${range.first}-${range.last} for service ${id}`,
     };
+  }
+
+  #bindExactly(
+    id: string,
+    port: number,
+  ): { listener: Deno.TcpListener; address: HostPort } | { reason: string } {
+    const address = { hostname: this.#listenHost, port };
+    try {
+      return { listener: this.#listen(id, address), address };
+    } catch (error) {
+      return { reason: `cannot listen on ${formatHostPort(address)}: ${(error as Error).message}` };
+    }
   }
 
   #listen(id: string, address: HostPort): Deno.TcpListener {
