@@ -5,6 +5,8 @@ SHELL := bash
 DENO_VERSION := 2.9.6
 # Debian packages the tests use (curl: a real HTTP client).
 APT_PACKAGES := curl
+# Debian packages the benchmarks use (iperf3: bulk throughput); `make bench` installs them.
+BENCH_PACKAGES := iperf3
 # A deno on PATH wins; otherwise the pinned one is installed from npm into .tools/.
 DENO := $(shell command -v deno 2>/dev/null || echo .tools/node_modules/.bin/deno)
 export NO_COLOR := 1
@@ -22,10 +24,12 @@ test: $(DENO) deps check
 check: $(DENO)
 	$(DENO) fmt --check
 	$(DENO) lint
-	$(DENO) check relay.ts agent.ts scripts/ tests/
+	$(DENO) check relay.ts agent.ts scripts/ tests/ bench/
 
-bench: $(DENO) deps
-	$(DENO) run -q -P=bench bench/bench.ts
+# Not part of CI. -A: it reads relay's and agent's /proc files (CPU time, RSS, fd limits).
+bench: $(DENO)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_PACKAGES)"
+	$(DENO) run -q -A bench/bench.ts
 
 # Single binaries with only the permissions each needs. deno compile downloads its runtime,
 # so this needs the internet; tests never depend on it.

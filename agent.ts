@@ -12,15 +12,16 @@ import {
   onShutdownSignal,
   onStatusSignal,
   parseAddress,
+  parseAgentServices,
   parseOptionalSeconds,
   parseSeconds,
-  parseServiceSpecs,
   runCommand,
   SERVICE_ID_PATTERN,
   UsageError,
   VERSION,
 } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
+import { RelayDialer, type RelayTrust } from "./lib/tls.ts";
 
 const HELP = `porthole agent ${VERSION}: the private end of a porthole tunnel.
 
@@ -32,11 +33,19 @@ Usage: agent --relay HOST:PORT --service ID=HOST:PORT [flags]
 Flags:
   --relay HOST:PORT         The relay's agent port (required).
                             Example: --relay relay.example.com:7835
-  --service ID=HOST:PORT    A service to publish under ID, and the address this agent dials
-                            for it (repeatable, at least one).
-                            Example: --service web=127.0.0.1:3000 --service db=[::1]:5432
+  --service ID[@PORT]=HOST:PORT
+                            A service to publish under ID, and the address this agent dials
+                            for it (repeatable, at least one). @PORT asks the relay for that
+                            public port; otherwise the relay picks one (or uses its pin).
+                            Example: --service web@8080=127.0.0.1:3000 --service db=[::1]:5432
   --secret-file FILE        File holding the secret shared with the relay (or set the
                             PORTHOLE_SECRET environment variable).
+  --fingerprint SHA256      Trust the relay whose certificate has this SHA-256 fingerprint
+                            (the relay prints it at start). For a self-signed relay.
+  --ca FILE                 Trust relay certificates signed by this CA (PEM).
+                            Without --fingerprint or --ca, the system's roots are trusted
+                            (for a relay with a real certificate).
+  --insecure                Plain TCP to the relay: no encryption. The relay must use it too.
   --id NAME                 This agent's id, unique on the relay. Default: the host name.
   --reconnect-max SECS      Longest pause between attempts to reach a lost relay; pauses start
                             at 0.5 s and double, with jitter. Default: 10.
@@ -61,6 +70,41 @@ Example:
 
 const log = createLogger("agent");
 
+/** How to trust the relay, from --fingerprint, --ca or --insecure (at most one). */
+async function relayTrust(
+  flags: { fingerprint?: string; ca?: string; insecure: boolean },
+): Promise<RelayTrust> {
+  const chosen = [
+    flags.fingerprint && "--fingerprint",
+    flags.ca && "--ca",
+    flags.insecure && "--insecure",
+  ]
+    .filter(Boolean);
+  if (chosen.length > 1) throw new UsageError(`${chosen.join(" and ")} exclude each other`);
+  if (flags.insecure) {
+    log.warn(
+      "TLS is off (--insecure): traffic to the relay can be read and changed by anyone on the path",
+    );
+    return { kind: "insecure" };
+  }
+  if (flags.fingerprint) {
+    if (!/^([0-9a-f]{2}:?){31}[0-9a-f]{2}$/i.test(flags.fingerprint)) {
+      throw new UsageError(
+        `--fingerprint "${flags.fingerprint}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`,
+      );
+    }
+    return { kind: "fingerprint", sha256: flags.fingerprint };
+  }
+  if (flags.ca) {
+    try {
+      return { kind: "ca", pem: await Deno.readTextFile(flags.ca) };
+    } catch (error) {
+      throw new UsageError(`--ca: cannot read ${flags.ca}: ${(error as Error).message}`);
+    }
+  }
+  return { kind: "system" };
+}
+
 Deno.exit(
   await runCommand("agent", async () => {
     const { values: flags } = parseArgs({
@@ -70,6 +114,9 @@ Deno.exit(
         service: { type: "string", multiple: true, default: [] },
         "secret-file": { type: "string" },
         id: { type: "string" },
+        fingerprint: { type: "string" },
+        ca: { type: "string" },
+        insecure: { type: "boolean", default: false },
         "reconnect-max": { type: "string", default: "10" },
         "retry-refused": { type: "string" },
         "idle-timeout": { type: "string" },
@@ -95,11 +142,12 @@ Deno.exit(
       log.info(`${signal}: shutting down`);
       controller.abort();
     }, () => Deno.exit(1));
+    const relay = parseAddress(flags.relay, "--relay");
     await runAgent({
-      relay: parseAddress(flags.relay, "--relay"),
+      dialer: new RelayDialer(relay, await relayTrust(flags)),
       secret: await readSecret(flags["secret-file"]),
       id,
-      services: parseServiceSpecs(flags.service, "--service"),
+      services: parseAgentServices(flags.service),
       reconnectMaxMs: parseSeconds(flags["reconnect-max"], "--reconnect-max"),
       retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),

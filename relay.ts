@@ -15,10 +15,13 @@ import {
   parseSeconds,
   parseServiceSpecs,
   runCommand,
+  UsageError,
   VERSION,
 } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
-import { type Relay, startRelay } from "./lib/relay/relay.ts";
+import { loadRelayConfig } from "./lib/relay/config.ts";
+import { startRelay } from "./lib/relay/relay.ts";
+import { defaultStateDir, fingerprintOf, loadOrCreateCertificate } from "./lib/tls.ts";
 
 const HELP = `porthole relay ${VERSION}: the public end of a porthole tunnel.
 
@@ -33,9 +36,21 @@ Flags:
   --secret-file FILE        File holding the secret agents must prove they know (or set the
                             PORTHOLE_SECRET environment variable). At least 16 characters;
                             make one with: openssl rand -hex 32 > secret
+  --config FILE             TOML file: agents with their own secrets and the service ids and
+                            ports each may claim, client access rules per service, limits.
+                            Re-read on SIGHUP (see README, "Relay configuration").
   --expose ID=HOST:PORT     Pin service ID to a public address (repeatable). Clients of a
                             pinned service whose agent is offline are closed at once.
                             Example: --expose web=0.0.0.0:8080
+  --cert FILE, --key FILE   Certificate (PEM, full chain) and key for the agent port, e.g.
+                            from your CA or Let's Encrypt; agents then need no extra flag.
+                            Without them the relay makes a self-signed certificate on first
+                            start, keeps it in --state-dir, and prints its fingerprint for the
+                            agents' --fingerprint.
+  --state-dir DIR           Where the generated certificate and key (mode 0600) live.
+                            Default: $XDG_STATE_HOME/porthole or ~/.local/state/porthole.
+  --insecure                Plain TCP between agents and relay: no encryption. Only for tests
+                            or a network you trust; agents must use --insecure too.
   --port-range FIRST-LAST   Ports for services that are not pinned, bound on the --listen host.
                             Default: 20000-20999.
   --connect-timeout SECS    How long a client is held while its agent opens the data channel;
@@ -60,6 +75,49 @@ Example:
 
 const log = createLogger("relay");
 
+/** The certificate the flags ask for (given, or generated and kept); undefined with --insecure. */
+async function loadCertificate(
+  flags: { cert?: string; key?: string; "state-dir"?: string; insecure: boolean },
+) {
+  if (flags.insecure) {
+    if (flags.cert || flags.key) throw new UsageError("--insecure cannot go with --cert/--key");
+    log.warn(
+      "TLS is off (--insecure): traffic between agents and this relay can be read and changed " +
+        "by anyone on the path",
+    );
+    return undefined;
+  }
+  if (Boolean(flags.cert) !== Boolean(flags.key)) {
+    throw new UsageError("--cert and --key go together");
+  }
+  let certified;
+  if (flags.cert && flags.key) {
+    certified = {
+      cert: await readFileFor(flags.cert, "--cert"),
+      key: await readFileFor(flags.key, "--key"),
+    };
+  } else {
+    const stateDir = flags["state-dir"] ?? defaultStateDir();
+    const loaded = await loadOrCreateCertificate(stateDir);
+    log.info(
+      `${
+        loaded.created ? "created a self-signed certificate" : "using the certificate"
+      } in ${stateDir}`,
+    );
+    certified = loaded;
+  }
+  log.info(`TLS certificate fingerprint (SHA-256): ${fingerprintOf(certified.cert)}`);
+  return { cert: certified.cert, key: certified.key };
+}
+
+async function readFileFor(path: string, flag: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
 Deno.exit(
   await runCommand("relay", async () => {
     const { values: flags } = parseArgs({
@@ -67,8 +125,13 @@ Deno.exit(
       options: {
         listen: { type: "string", default: "0.0.0.0:7835" },
         "secret-file": { type: "string" },
+        config: { type: "string" },
         expose: { type: "string", multiple: true, default: [] },
         "port-range": { type: "string", default: "20000-20999" },
+        cert: { type: "string" },
+        key: { type: "string" },
+        "state-dir": { type: "string" },
+        insecure: { type: "boolean", default: false },
         "connect-timeout": { type: "string", default: "10" },
         heartbeat: { type: "string", default: "10" },
         "idle-timeout": { type: "string" },
@@ -81,23 +144,43 @@ Deno.exit(
     if (flags.help) return console.log(HELP);
     if (flags.version) return console.log(`porthole relay ${VERSION}`);
     applyLogLevel(flags["log-level"]);
+    const config = flags.config ? await loadRelayConfig(flags.config) : undefined;
+    const sharedSecretGiven = flags["secret-file"] !== undefined ||
+      !!Deno.env.get("PORTHOLE_SECRET");
+    const tls = await loadCertificate(flags);
     const shutdownTimeoutMs = parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout");
-    // Installed before the relay announces itself: a listener takes a moment to take effect.
-    let relay: Relay | undefined = undefined;
-    onStatusSignal(log, () => relay?.stats() ?? {});
-    relay = startRelay({
+    // Installed before the relay says it listens: a signal listener takes a moment to take effect.
+    const status: { of?: () => object } = {};
+    onStatusSignal(log, () => status.of?.() ?? {});
+    const relay = startRelay({
+      tls,
+      config,
       listen: parseAddress(flags.listen, "--listen"),
-      secret: await readSecret(flags["secret-file"]),
+      // With agents listed in --config, a shared secret is optional.
+      secret: config?.agents && !sharedSecretGiven
+        ? undefined
+        : await readSecret(flags["secret-file"]),
       expose: parseServiceSpecs(flags.expose, "--expose"),
       portRange: parsePortRange(flags["port-range"]),
       connectTimeoutMs: parseSeconds(flags["connect-timeout"], "--connect-timeout"),
       heartbeatMs: parseSeconds(flags.heartbeat, "--heartbeat"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
     });
+    status.of = relay.stats;
+    if (flags.config) {
+      const path = flags.config;
+      Deno.addSignalListener("SIGHUP", async () => {
+        try {
+          relay.reload(await loadRelayConfig(path));
+        } catch (error) {
+          log.error(`SIGHUP: ${(error as Error).message}; keeping the previous configuration`);
+        }
+      });
+    }
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {
         log.info(`${signal}: shutting down: no new agents or clients`);
-        relay!.shutdown(shutdownTimeoutMs).then(resolve);
+        relay.shutdown(shutdownTimeoutMs).then(resolve);
       }, () => Deno.exit(1))
     );
   }),

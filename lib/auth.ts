@@ -4,7 +4,7 @@
  * neither proof can be replayed as the other. Comparisons take constant time.
  */
 
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 /** Random bytes in every nonce, session id and connection id (128 bits). */
 export const TOKEN_BYTES = 16;
@@ -21,23 +21,39 @@ export function randomToken(): string {
     .replace(/=+$/, "");
 }
 
-/** The proof that `role` holds `secret`, bound to this agent id and both nonces. */
+/**
+ * The HMAC key both sides use for `secret`: its SHA-256. The relay may store only this hash
+ * (`secret_sha256` in its config), so its files never hold the agent's secret itself.
+ */
+export function secretKey(secret: string): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(secret).digest());
+}
+
+/** The HMAC key from the hex SHA-256 of a secret (as `sha256sum` prints it). */
+export function keyFromHex(hex: string): Uint8Array {
+  return new Uint8Array(hex.match(/../g)!.map((byte) => parseInt(byte, 16)));
+}
+
+/** The proof that `role` holds the secret behind `key`, bound to this agent id and both nonces. */
 export function computeProof(
-  secret: string,
+  key: Uint8Array,
   role: ProofRole,
   agentId: string,
   agentNonce: string,
   relayNonce: string,
 ): string {
-  return createHmac("sha256", secret)
+  return createHmac("sha256", key)
     .update(`porthole/1 ${role} ${agentId} ${agentNonce} ${relayNonce}`)
     .digest("hex");
 }
 
 /** Compares two proofs or tokens in constant time (for equal lengths). */
 export function sameToken(expected: string, given: string): boolean {
-  const a = new TextEncoder().encode(expected);
-  const b = new TextEncoder().encode(given);
+  return sameBytes(new TextEncoder().encode(expected), new TextEncoder().encode(given));
+}
+
+/** Compares two keys in constant time (for equal lengths). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 

@@ -9,7 +9,7 @@ import { FrameReader, FrameWriter, HEARTBEAT_MISSES, type Message } from "./prot
 /** One end of a control channel; `In` is the type of the messages the peer sends. */
 export class ControlChannel<In extends Message> {
   /** The underlying connection. */
-  readonly conn: Deno.TcpConn;
+  readonly conn: Deno.Conn;
   #reader: FrameReader;
   #writer: FrameWriter;
   #decode: (payload: Uint8Array) => In;
@@ -20,7 +20,7 @@ export class ControlChannel<In extends Message> {
   #closedBecause?: Error;
 
   constructor(
-    conn: Deno.TcpConn,
+    conn: Deno.Conn,
     decode: (payload: Uint8Array) => In,
     reader = new FrameReader(conn),
   ) {

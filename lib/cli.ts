@@ -48,6 +48,33 @@ export function parseServiceSpecs(texts: string[], flag: string): Map<string, Ho
   return specs;
 }
 
+/** A service as the agent publishes it: where to dial it, and the public port it asks for. */
+export interface AgentService {
+  target: HostPort;
+  port?: number;
+}
+
+/**
+ * Parses the agent's `--service ID[@PUBLIC_PORT]=HOST:PORT` flags.
+ *
+ * @example
+ * parseAgentServices(["web@8080=127.0.0.1:3000"]); // web → 127.0.0.1:3000, asking for port 8080
+ */
+export function parseAgentServices(texts: string[]): Map<string, AgentService> {
+  const services = new Map<string, AgentService>();
+  for (const text of texts) {
+    const match = /^([^=@]*)@(\d+)=(.*)$/.exec(text);
+    const port = match ? Number(match[2]) : undefined;
+    if (port !== undefined && !(port >= 1 && port <= 65535)) {
+      throw new UsageError(`--service "${text}": public port ${port} is not within 1-65535`);
+    }
+    const [id, target] = parseServiceSpec(match ? `${match[1]}=${match[3]}` : text, "--service");
+    if (services.has(id)) throw new UsageError(`--service names service ${id} twice`);
+    services.set(id, { target, port });
+  }
+  return services;
+}
+
 /** Parses a HOST:PORT flag value, naming the flag in the error. */
 export function parseAddress(text: string, flag: string): HostPort {
   try {

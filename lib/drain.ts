@@ -6,7 +6,7 @@
  * @example
  * const open = new ConnectionSet();
  * open.add(conn); // ... open.delete(conn) when it ends
- * await drain(open, 10_000, log); // on SIGTERM, after closing the listeners
+ * await drain(open, () => open.closeAll(), 10_000, log); // on SIGTERM, listeners closed
  */
 
 import type { Logger } from "./log.ts";
@@ -15,29 +15,49 @@ import { closeQuietly } from "./net.ts";
 /** Default time active connections get to finish after a shutdown signal. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
 
-/** A set of connections that can tell when it becomes empty. */
-export class ConnectionSet extends Set<Deno.Conn> {
-  #onEmpty = new Set<() => void>();
+/** A collection of connections that can say when it has become empty. */
+export interface Drainable {
+  readonly size: number;
+  /** Resolves once the collection is empty, or after `timeoutMs`; true if it emptied. */
+  emptied(timeoutMs: number): Promise<boolean>;
+}
 
-  override delete(conn: Deno.Conn): boolean {
-    const removed = super.delete(conn);
-    if (this.size === 0) { for (const wake of this.#onEmpty) wake(); }
-    return removed;
+/** The waiting side of {@link Drainable}, shared by the set and the map below. */
+class EmptyWatch {
+  #waiters = new Set<() => void>();
+
+  /** Called after every removal; wakes the waiters if nothing is left. */
+  removed(size: number): void {
+    if (size === 0) { for (const wake of this.#waiters) wake(); }
   }
 
-  /** Resolves once the set is empty, or after `timeoutMs`; true if it emptied. */
-  emptied(timeoutMs: number): Promise<boolean> {
-    if (this.size === 0) return Promise.resolve(true);
+  wait(size: number, timeoutMs: number): Promise<boolean> {
+    if (size === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const finish = (empty: boolean) => {
         clearTimeout(timer);
-        this.#onEmpty.delete(wake);
+        this.#waiters.delete(wake);
         resolve(empty);
       };
       const wake = () => finish(true);
       const timer = setTimeout(() => finish(false), timeoutMs);
-      this.#onEmpty.add(wake);
+      this.#waiters.add(wake);
     });
+  }
+}
+
+/** A set of connections that can tell when it becomes empty. */
+export class ConnectionSet extends Set<Deno.Conn> implements Drainable {
+  #watch = new EmptyWatch();
+
+  override delete(conn: Deno.Conn): boolean {
+    const removed = super.delete(conn);
+    this.#watch.removed(this.size);
+    return removed;
+  }
+
+  emptied(timeoutMs: number): Promise<boolean> {
+    return this.#watch.wait(this.size, timeoutMs);
   }
 
   /** Closes every connection now and forgets them; returns how many there were. */
@@ -45,16 +65,37 @@ export class ConnectionSet extends Set<Deno.Conn> {
     const count = this.size;
     for (const conn of this) closeQuietly(conn);
     this.clear();
-    for (const wake of this.#onEmpty) wake();
+    this.#watch.removed(0);
     return count;
   }
 }
 
+/** A map from connections to what goes with each, that can tell when it becomes empty. */
+export class ConnectionMap<V> extends Map<Deno.Conn, V> implements Drainable {
+  #watch = new EmptyWatch();
+
+  override delete(conn: Deno.Conn): boolean {
+    const removed = super.delete(conn);
+    this.#watch.removed(this.size);
+    return removed;
+  }
+
+  emptied(timeoutMs: number): Promise<boolean> {
+    return this.#watch.wait(this.size, timeoutMs);
+  }
+}
+
 /**
- * Lets the connections in `open` finish for up to `timeoutMs`, then closes the rest, saying on
- * `log` what it waits for and what it cut short. Call it after new connections have stopped.
+ * Lets the connections in `open` finish for up to `timeoutMs`, then calls `closeRest` (which
+ * returns how many it closed), saying on `log` what it waits for and what it cut short. Call it
+ * after new connections have stopped.
  */
-export async function drain(open: ConnectionSet, timeoutMs: number, log: Logger): Promise<void> {
+export async function drain(
+  open: Drainable,
+  closeRest: () => number,
+  timeoutMs: number,
+  log: Logger,
+): Promise<void> {
   if (open.size === 0) return;
   log.info(
     `waiting up to ${timeoutMs / 1000} s for ${open.size} open connection(s) to finish ` +
@@ -64,7 +105,7 @@ export async function drain(open: ConnectionSet, timeoutMs: number, log: Logger)
     log.info("all connections finished");
   } else {
     log.warn(
-      `closing ${open.closeAll()} connection(s) still open after ${timeoutMs / 1000} s ` +
+      `closing ${closeRest()} connection(s) still open after ${timeoutMs / 1000} s ` +
         "(raise --shutdown-timeout to give them longer)",
     );
   }

@@ -43,10 +43,11 @@ export function isUnspecified(hostname: string): boolean {
 }
 
 /** Turns off Nagle (interactive bytes go out at once) and turns on TCP keepalive. */
-export function tune(conn: Deno.TcpConn): Deno.TcpConn {
+export function tune<C extends Deno.Conn>(conn: C): C {
+  const tcp = conn as Partial<Deno.TcpConn>; // a TLS connection has no such methods
   try {
-    conn.setNoDelay(true);
-    conn.setKeepAlive(true);
+    tcp.setNoDelay?.(true);
+    tcp.setKeepAlive?.(true);
   } catch {
     // the peer is already gone; the first read or write will say so
   }
@@ -61,13 +62,13 @@ export const ACCEPT_RETRY_MS = 100;
  * {@link tune}. An accept error other than the listener closing (such as running out of file
  * descriptors) goes to `onError`, and accepting resumes after {@link ACCEPT_RETRY_MS}.
  */
-export async function acceptEach(
-  listener: Deno.TcpListener,
-  handle: (conn: Deno.TcpConn) => void,
+export async function acceptEach<C extends Deno.Conn>(
+  listener: Deno.Listener<C>,
+  handle: (conn: C) => void,
   onError: (error: Error) => void,
 ): Promise<void> {
   while (true) {
-    let conn: Deno.TcpConn;
+    let conn: C;
     try {
       conn = await listener.accept();
     } catch (error) {
@@ -153,6 +154,9 @@ export function describeError(error: unknown): string {
   }
   if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (error instanceof Deno.errors.ConnectionReset) return "connection reset";
+  if (error instanceof Error && /without sending TLS close_notify/.test(error.message)) {
+    return "the peer closed the connection abruptly (no TLS close_notify)";
+  }
   if (error instanceof Error) return error.message;
   return String(error);
 }

@@ -34,8 +34,11 @@ export type AgentMessage =
   | { type: "hello"; version: number; agent: string; nonce: string }
   /** S1: the agent's proof that it holds the secret (HMAC over both nonces). */
   | { type: "auth"; proof: string }
-  /** S3: publish a service under this id (may be sent at any time while C1 is up). */
-  | { type: "register"; service: string }
+  /**
+   * S3: publish a service under this id, optionally asking for a public port (may be sent at any
+   * time while C1 is up).
+   */
+  | { type: "register"; service: string; port?: number }
   /** S3: withdraw a service. */
   | { type: "unregister"; service: string }
   /** S8: the agent will not serve this client connection, and why. */
@@ -76,13 +79,14 @@ export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
-type FieldKind = "id" | "text" | "int";
+/** A field's kind; a trailing "?" makes it optional. */
+type FieldKind = "id" | "text" | "int" | "int?";
 const ID_PATTERN = /^[A-Za-z0-9._-]+$/;
 
 const AGENT_FIELDS: Record<AgentMessage["type"], Record<string, FieldKind>> = {
   hello: { version: "int", agent: "id", nonce: "id" },
   auth: { proof: "id" },
-  register: { service: "id" },
+  register: { service: "id", port: "int?" },
   unregister: { service: "id" },
   refuse: { conn: "id", reason: "text" },
   data: { version: "int", session: "id", conn: "id" },
@@ -149,6 +153,7 @@ function decodeMessage(
   }
   const message: Record<string, unknown> = { type };
   for (const [field, kind] of Object.entries(schemas[type])) {
+    if (kind.endsWith("?") && record[field] === undefined) continue;
     const problem = checkField(record[field], kind);
     if (problem) throw new ProtocolError(`"${type}" field "${field}" ${problem}`);
     message[field] = record[field];
@@ -157,7 +162,7 @@ function decodeMessage(
 }
 
 function checkField(value: unknown, kind: FieldKind): string | undefined {
-  if (kind === "int") {
+  if (kind === "int" || kind === "int?") {
     return Number.isSafeInteger(value) && (value as number) >= 0
       ? undefined
       : "must be a non-negative integer";
@@ -194,6 +199,13 @@ export class FrameReader {
     }
     const length = new DataView(this.#buffer.buffer, this.#start, 4).getUint32(0);
     if (length > MAX_FRAME_BYTES) {
+      const first = this.#buffer[this.#start];
+      if ((first === 0x15 || first === 0x16) && this.#buffer[this.#start + 1] === 0x03) {
+        throw new ProtocolError(
+          "received TLS where porthole frames were expected: one side runs with --insecure " +
+            "and the other does not; use TLS on both sides (recommended) or --insecure on both",
+        );
+      }
       throw new ProtocolError(
         `frame of ${length} bytes exceeds the limit of ${MAX_FRAME_BYTES}`,
       );

@@ -40,14 +40,21 @@ function start(script: "relay" | "agent", args: string[], onLine: (line: string)
 const children: Deno.ChildProcess[] = [];
 const reachable = Promise.withResolvers<string>();
 const relayUp = Promise.withResolvers<void>();
+const stateDir = await Deno.makeTempDir({ prefix: "porthole-demo-" });
+let fingerprint = "";
 
-children.push(start("relay", ["--listen", `127.0.0.1:${RELAY_PORT}`], (line) => {
-  if (line.includes("listening for agents")) relayUp.resolve();
-}));
+children.push(
+  start("relay", ["--listen", `127.0.0.1:${RELAY_PORT}`, "--state-dir", stateDir], (line) => {
+    fingerprint ||= line.match(/fingerprint \(SHA-256\): (\S+)/)?.[1] ?? "";
+    if (line.includes("listening for agents")) relayUp.resolve();
+  }),
+);
 await relayUp.promise;
 children.push(start("agent", [
   "--relay",
   `127.0.0.1:${RELAY_PORT}`,
+  "--fingerprint",
+  fingerprint,
   "--id",
   "demo",
   "--service",
@@ -67,5 +74,6 @@ Deno.addSignalListener("SIGINT", async () => {
   for (const child of children) child.kill("SIGTERM");
   await Promise.all(children.map((child) => child.status));
   await service.shutdown();
+  await Deno.remove(stateDir, { recursive: true });
   Deno.exit(0);
 });

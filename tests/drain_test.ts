@@ -28,7 +28,7 @@ Deno.test("drain: resolves as soon as the last connection ends, before the deadl
   }, 50);
   const log = recordingLogger();
   const started = performance.now();
-  await drain(open, 10_000, log);
+  await drain(open, () => open.closeAll(), 10_000, log);
   const took = performance.now() - started;
   assert(took < 2_000, `drain took ${took} ms`);
   assertEquals(open.size, 0);
@@ -45,7 +45,7 @@ Deno.test("drain: closes what is still open at the deadline", async () => {
   open.add(a);
   const log = recordingLogger();
   const started = performance.now();
-  await drain(open, 200, log);
+  await drain(open, () => open.closeAll(), 200, log);
   assert(performance.now() - started >= 190, "waited for the deadline");
   assertEquals(open.size, 0);
   assertEquals(
@@ -59,7 +59,8 @@ Deno.test("drain: closes what is still open at the deadline", async () => {
 Deno.test("drain: an empty set needs no waiting", async () => {
   const started = performance.now();
   const log = recordingLogger();
-  await drain(new ConnectionSet(), 10_000, log);
+  const open = new ConnectionSet();
+  await drain(open, () => open.closeAll(), 10_000, log);
   assert(performance.now() - started < 100);
   assertEquals(log.lines, []);
 });

@@ -8,12 +8,14 @@ import {
   freePort,
   Proc,
   readAll,
+  relayDialer,
   SECRET,
   startAgentProcess,
   startRelayProcess,
   startServer,
+  WAIT_MS,
 } from "./helpers.ts";
-import { computeProof, randomToken } from "../lib/auth.ts";
+import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { writeAll } from "../lib/net.ts";
 import {
@@ -45,6 +47,7 @@ Deno.test("a wrong secret is refused with a clear message on both sides", async 
   const agent = new Proc("agent", [
     "--relay",
     `127.0.0.1:${relay.port}`,
+    ...relay.trust,
     "--service",
     "web=127.0.0.1:9",
     "--id",
@@ -72,7 +75,7 @@ Deno.test("a client of a pinned service whose agent is offline is closed at once
 Deno.test("a client is closed at once when the service refuses the agent's dial; both sides log why", async () => {
   const deadPort = freePort();
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay.port, { web: deadPort }, ["--id", "office"]);
+  await using agent = await startAgentProcess(relay, { web: deadPort }, ["--id", "office"]);
   const took = await timeUntilClosed(agent.publicPort.web);
   assert(took < 1000, `closed after ${took} ms`);
   const reason = `cannot reach 127\\.0\\.0\\.1:${deadPort}: connection refused`;
@@ -85,10 +88,11 @@ Deno.test("a client is closed at once when the service refuses the agent's dial;
 Deno.test("a second agent cannot register a service id that is already online", async () => {
   await using server = startServer(echo);
   await using relay = await startRelayProcess();
-  await using first = await startAgentProcess(relay.port, { web: server.port }, ["--id", "first"]);
+  await using first = await startAgentProcess(relay, { web: server.port }, ["--id", "first"]);
   await using second = new Proc("agent", [
     "--relay",
     `127.0.0.1:${relay.port}`,
+    ...relay.trust,
     "--service",
     `web=127.0.0.1:${server.port}`,
     "--id",
@@ -107,11 +111,11 @@ Deno.test("a second agent cannot register a service id that is already online", 
 
 /** Opens a data channel presenting `conn` for `session`; returns the relay's answer. */
 async function openDataChannel(
-  relayPort: number,
+  relay: { port: number; fingerprint: string },
   session: string,
   conn: string,
-): Promise<{ answer: RelayMessage | null; channel: Deno.TcpConn; rest: Uint8Array }> {
-  const channel = await connect(relayPort);
+): Promise<{ answer: RelayMessage | null; channel: Deno.Conn; rest: Uint8Array }> {
+  const channel = await relayDialer(relay).dial(WAIT_MS);
   await writeAll(
     channel,
     encodeFrame({ type: "data", version: PROTOCOL_VERSION, session, conn }),
@@ -134,8 +138,8 @@ async function nextConnect(channel: ControlChannel<RelayMessage>) {
 
 Deno.test("data channels with made-up, foreign, reused or expired connection ids are refused", async () => {
   await using relay = await startRelayProcess(["--connect-timeout", "0.5"]);
-  const owner = await fakeAgent(relay.port, "owner");
-  const other = await fakeAgent(relay.port, "other");
+  const owner = await fakeAgent(relay, "owner");
+  const other = await fakeAgent(relay, "other");
   try {
     owner.channel.send({ type: "register", service: "svc" });
     const registered = await owner.channel.receive();
@@ -143,7 +147,7 @@ Deno.test("data channels with made-up, foreign, reused or expired connection ids
     const publicPort = Number(registered.address.split(":").pop());
 
     // Made up: a well-formed id the relay never issued.
-    const madeUp = await openDataChannel(relay.port, owner.session, randomToken());
+    const madeUp = await openDataChannel(relay, owner.session, randomToken());
     assertEquals(madeUp.answer, {
       type: "error",
       message: "data channel with a connection id unknown, expired or already used",
@@ -155,7 +159,7 @@ Deno.test("data channels with made-up, foreign, reused or expired connection ids
     const request = await nextConnect(owner.channel);
     assertEquals(request.service, "svc");
     assert(request.conn.length >= 22, "connection id carries at least 128 bits");
-    const foreign = await openDataChannel(relay.port, other.session, request.conn);
+    const foreign = await openDataChannel(relay, other.session, request.conn);
     assertEquals(foreign.answer, {
       type: "error",
       message: "data channel with a connection id issued to another agent session",
@@ -163,7 +167,7 @@ Deno.test("data channels with made-up, foreign, reused or expired connection ids
     foreign.channel.close();
 
     // The rightful owner still gets the client, and bytes flow.
-    const mine = await openDataChannel(relay.port, owner.session, request.conn);
+    const mine = await openDataChannel(relay, owner.session, request.conn);
     assertEquals(mine.answer, { type: "ready" });
     await writeAll(client, new TextEncoder().encode("to agent"));
     const got = new Uint8Array(8);
@@ -173,7 +177,7 @@ Deno.test("data channels with made-up, foreign, reused or expired connection ids
     assertEquals(new TextDecoder().decode(got), "to agent");
 
     // Reused: the same id a second time.
-    const again = await openDataChannel(relay.port, owner.session, request.conn);
+    const again = await openDataChannel(relay, owner.session, request.conn);
     assertEquals(again.answer?.type, "error");
     again.channel.close();
     mine.channel.close();
@@ -185,7 +189,7 @@ Deno.test("data channels with made-up, foreign, reused or expired connection ids
     const lateRequest = await nextConnect(owner.channel);
     assertEquals((await readAll(late)).length, 0, "the waiting client is closed at expiry");
     late.close();
-    const expired = await openDataChannel(relay.port, owner.session, lateRequest.conn);
+    const expired = await openDataChannel(relay, owner.session, lateRequest.conn);
     assertEquals(expired.answer, {
       type: "error",
       message: "data channel with a connection id unknown, expired or already used",
@@ -204,6 +208,7 @@ Deno.test("an agent refuses a service its own configuration does not name", asyn
   await using agent = new Proc("agent", [
     "--relay",
     `127.0.0.1:${listener.addr.port}`,
+    "--insecure",
     "--service",
     "web=127.0.0.1:9",
     "--id",
@@ -218,7 +223,7 @@ Deno.test("an agent refuses a service its own configuration does not name", asyn
     channel.send({
       type: "challenge",
       nonce,
-      proof: computeProof(SECRET, "relay", hello.agent, hello.nonce, nonce),
+      proof: computeProof(secretKey(SECRET), "relay", hello.agent, hello.nonce, nonce),
     });
     assertEquals((await channel.receive())?.type, "auth");
     channel.send({ type: "welcome", session: randomToken(), heartbeatMs: 10_000 });
@@ -242,6 +247,7 @@ Deno.test("the agent stops when the relay cannot prove it holds the secret", asy
   const agent = new Proc("agent", [
     "--relay",
     `127.0.0.1:${listener.addr.port}`,
+    "--insecure",
     "--service",
     "web=127.0.0.1:9",
   ]);

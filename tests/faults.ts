@@ -24,11 +24,15 @@ export async function linesAfter(
   timeoutMs?: number,
 ): Promise<RegExpMatchArray> {
   let match: RegExpMatchArray | null = null;
-  await eventually(
-    () => proc.lines.slice(from).some((line) => (match = line.match(pattern)) !== null),
-    `a line matching ${pattern} appears:\n${proc.output}`,
-    timeoutMs,
-  );
+  try {
+    await eventually(
+      () => proc.lines.slice(from).some((line) => (match = line.match(pattern)) !== null),
+      `a line matching ${pattern} appears`,
+      timeoutMs,
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; the output so far:\n${proc.output}`);
+  }
   return match!;
 }
 

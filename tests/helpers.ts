@@ -5,10 +5,11 @@
 
 import { createHash } from "node:crypto";
 import { assert } from "./assert.ts";
-import { computeProof, randomToken } from "../lib/auth.ts";
+import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 import { decodeRelayMessage, PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
+import { RelayDialer } from "../lib/tls.ts";
 
 /** The secret every test process shares. */
 export const SECRET = "test-secret-0123456789abcdef";
@@ -143,20 +144,33 @@ export function freePort(hostname = "127.0.0.1"): number {
   return port;
 }
 
-/** A relay on a run-time port; resolves once it listens. */
+/** A fresh directory for a relay's state (its generated certificate), removed at exit. */
+export function tempStateDir(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "porthole-test-" });
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  return dir;
+}
+
+/**
+ * A relay on a run-time port with TLS and a fresh state directory (unless `args` say
+ * `--insecure`); resolves once it listens, with its port and certificate fingerprint.
+ */
 export async function startRelayProcess(
   args: string[] = [],
   env?: Record<string, string>,
-): Promise<Proc & { port: number }> {
+): Promise<Proc & { port: number; fingerprint: string; trust: string[] }> {
   const relay = new Proc("relay", [
     "--listen",
     "127.0.0.1:0",
     "--port-range",
     freshPortRange(),
+    ...(args.includes("--state-dir") ? [] : ["--state-dir", tempStateDir()]),
     ...args,
   ], env);
   const [, port] = await relay.waitFor(/listening for agents on .*:(\d+)$/);
-  return Object.assign(relay, { port: Number(port) });
+  const fingerprint = relay.lines.join("\n").match(/fingerprint \(SHA-256\): (\S+)/)?.[1] ?? "";
+  const trust = fingerprint ? ["--fingerprint", fingerprint] : ["--insecure"];
+  return Object.assign(relay, { port: Number(port), fingerprint, trust });
 }
 
 /**
@@ -164,13 +178,13 @@ export async function startRelayProcess(
  * with the public port of each.
  */
 export async function startAgentProcess(
-  relayPort: number,
+  relay: { port: number; trust: string[] },
   services: Record<string, number>,
   args: string[] = [],
 ): Promise<Proc & { publicPort: Record<string, number> }> {
   const agent = new Proc("agent", [
-    "--relay",
-    `127.0.0.1:${relayPort}`,
+    ...(args.includes("--relay") ? [] : ["--relay", `127.0.0.1:${relay.port}`]),
+    ...relay.trust,
     ...Object.entries(services).flatMap(([id, port]) => ["--service", `${id}=127.0.0.1:${port}`]),
     ...args,
   ]);
@@ -295,12 +309,20 @@ export async function eventually(
   }
 }
 
+/** Connections to a test relay, trusting it as its agents would. */
+export function relayDialer(relay: { port: number; fingerprint: string }): RelayDialer {
+  return new RelayDialer(
+    { hostname: "127.0.0.1", port: relay.port },
+    relay.fingerprint ? { kind: "fingerprint", sha256: relay.fingerprint } : { kind: "insecure" },
+  );
+}
+
 /** An agent speaking the protocol from inside the test, to send what a real agent would not. */
 export async function fakeAgent(
-  relayPort: number,
+  relay: { port: number; fingerprint: string },
   id: string,
 ): Promise<{ channel: ControlChannel<RelayMessage>; session: string }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: relayPort });
+  const conn = await relayDialer(relay).dial(WAIT_MS);
   const channel = new ControlChannel(conn, decodeRelayMessage);
   const nonce = randomToken();
   channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: id, nonce });
@@ -308,7 +330,7 @@ export async function fakeAgent(
   assert(challenge?.type === "challenge", `expected a challenge, got ${JSON.stringify(challenge)}`);
   channel.send({
     type: "auth",
-    proof: computeProof(SECRET, "agent", id, nonce, challenge.nonce),
+    proof: computeProof(secretKey(SECRET), "agent", id, nonce, challenge.nonce),
   });
   const welcome = await channel.receive();
   assert(welcome?.type === "welcome", `expected welcome, got ${JSON.stringify(welcome)}`);

@@ -18,7 +18,7 @@ for (const side of ["relay", "agent"] as const) {
     const flag = ["--idle-timeout", "0.4"];
     await using relay = await startRelayProcess(side === "relay" ? flag : []);
     await using agent = await startAgentProcess(
-      relay.port,
+      relay,
       { echo: server.port },
       side === "agent" ? flag : [],
     );

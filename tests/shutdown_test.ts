@@ -22,7 +22,7 @@ for (const target of ["relay", "agent"] as const) {
     const blob = randomBytes(16 * 1024 * 1024);
     await using server = startServer((conn) => writeAll(conn, blob));
     await using relay = await startRelayProcess(["--shutdown-timeout", "20"]);
-    await using agent = await startAgentProcess(relay.port, { blob: server.port }, [
+    await using agent = await startAgentProcess(relay, { blob: server.port }, [
       "--shutdown-timeout",
       "20",
     ]);
@@ -46,7 +46,7 @@ for (const target of ["relay", "agent"] as const) {
 Deno.test("SIGTERM: connections still open at --shutdown-timeout are closed, and the exit is still 0", async () => {
   await using server = startServer(echo);
   await using relay = await startRelayProcess(["--shutdown-timeout", "0.5"]);
-  await using agent = await startAgentProcess(relay.port, { echo: server.port });
+  await using agent = await startAgentProcess(relay, { echo: server.port });
   const conn = await connect(agent.publicPort.echo);
   await writeAll(conn, new TextEncoder().encode("hi"));
   await readExactly(conn, 2); // a live connection that will not end by itself
@@ -64,7 +64,7 @@ for (const target of ["relay", "agent"] as const) {
   Deno.test(`a second signal to the ${target} stops it at once, without waiting for the deadline`, async () => {
     await using server = startServer(echo);
     await using relay = await startRelayProcess(["--shutdown-timeout", "60"]);
-    await using agent = await startAgentProcess(relay.port, { echo: server.port }, [
+    await using agent = await startAgentProcess(relay, { echo: server.port }, [
       "--shutdown-timeout",
       "60",
     ]);

@@ -22,7 +22,7 @@ Deno.test("an HTTP request through the tunnel reaches a real HTTP server (curl)"
     (req) => new Response(`hello from ${new URL(req.url).pathname}`),
   );
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay.port, { web: http.addr.port });
+  await using agent = await startAgentProcess(relay, { web: http.addr.port });
   try {
     const curl = await new Deno.Command("curl", {
       args: ["-sS", "--max-time", "10", `http://127.0.0.1:${agent.publicPort.web}/porthole`],
@@ -40,7 +40,7 @@ Deno.test("an HTTP request through the tunnel reaches a real HTTP server (curl)"
 Deno.test("64 MiB of random bytes each way arrive intact (echo, checked by hash)", async () => {
   await using server = startServer(echo);
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay.port, { echo: server.port });
+  await using agent = await startAgentProcess(relay, { echo: server.port });
   const data = randomBytes(64 * 1024 * 1024);
   const conn = await connect(agent.publicPort.echo);
   const sending = (async () => {
@@ -60,7 +60,7 @@ Deno.test("bytes the service sends first (a banner) reach the client", async () 
     await echo(conn);
   });
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay.port, { smtp: server.port });
+  await using agent = await startAgentProcess(relay, { smtp: server.port });
   const reply = await request(agent.publicPort.smtp, new TextEncoder().encode("QUIT\r\n"));
   assertEquals(new TextDecoder().decode(reply), "220 banner\r\nQUIT\r\n");
 });
@@ -73,7 +73,7 @@ Deno.test("half-close from the client: it sends, shuts down writing, and gets th
     await writeAll(conn, randomBytes(3 * 1024 * 1024));
   });
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay.port, { sum: server.port });
+  await using agent = await startAgentProcess(relay, { sum: server.port });
   const data = randomBytes(5 * 1024 * 1024);
   const reply = await request(agent.publicPort.sum, data);
   assertEquals(reply.length, 64 + 3 * 1024 * 1024);
@@ -90,7 +90,7 @@ Deno.test("half-close from the server: it sends, shuts down writing, then reads 
     serverGot = sha256(await readAll(conn));
   });
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay.port, { talk: server.port });
+  await using agent = await startAgentProcess(relay, { talk: server.port });
   const conn = await connect(agent.publicPort.talk);
   const got = await readAll(conn); // the server's end-of-stream arrives here
   assertEquals(sha256(got), sha256(banner));
@@ -114,7 +114,7 @@ for (const closer of ["client", "server"] as const) {
       serverSawEnd = (await conn.read(buffer)) === null;
     });
     await using relay = await startRelayProcess();
-    await using agent = await startAgentProcess(relay.port, { svc: server.port });
+    await using agent = await startAgentProcess(relay, { svc: server.port });
     const relayBaseline = relay.socketCount();
     const agentBaseline = agent.socketCount();
     const conn = await connect(agent.publicPort.svc);
@@ -145,7 +145,7 @@ for (const closer of ["client", "server"] as const) {
 Deno.test("200 connections at once through one service each get their own bytes back", async () => {
   await using server = startServer(echo);
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay.port, { echo: server.port });
+  await using agent = await startAgentProcess(relay, { echo: server.port });
   const relayBaseline = relay.socketCount();
   const agentBaseline = agent.socketCount();
   const results = await Promise.all(
@@ -167,12 +167,12 @@ Deno.test("two agents with three services each share one relay", async () => {
       await writeAll(conn, new TextEncoder().encode(`server ${i}`));
     }));
   await using relay = await startRelayProcess();
-  await using east = await startAgentProcess(relay.port, {
+  await using east = await startAgentProcess(relay, {
     a: servers[0].port,
     b: servers[1].port,
     c: servers[2].port,
   }, ["--id", "east"]);
-  await using west = await startAgentProcess(relay.port, {
+  await using west = await startAgentProcess(relay, {
     d: servers[3].port,
     e: servers[4].port,
     f: servers[5].port,
@@ -195,7 +195,7 @@ Deno.test("two agents with three services each share one relay", async () => {
 Deno.test("IPv6: relay, agent and service on [::1]", async () => {
   await using server = startServer(echo, "::1");
   await using relay = await startRelayProcess(["--listen", "[::1]:0"]);
-  await using agent = await startAgentProcess(relay.port, {}, [
+  await using agent = await startAgentProcess(relay, {}, [
     "--relay",
     `[::1]:${relay.port}`,
     "--service",
@@ -212,7 +212,7 @@ Deno.test("IPv6: relay, agent and service on [::1]", async () => {
 Deno.test("a 1-byte echo through the tunnel takes well under a millisecond (Nagle is off)", async () => {
   await using server = startServer(echo);
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay.port, { echo: server.port });
+  await using agent = await startAgentProcess(relay, { echo: server.port });
   const conn = await connect(agent.publicPort.echo);
   const byte = new Uint8Array([42]);
   const times: number[] = [];

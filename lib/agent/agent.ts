@@ -8,7 +8,7 @@
  * await runAgent({ relay, secret, id: "office", services }, controller.signal);
  */
 
-import { computeProof, randomToken, sameToken } from "../auth.ts";
+import { computeProof, randomToken, sameToken, secretKey } from "../auth.ts";
 import { Backoff } from "../backoff.ts";
 import { ControlChannel } from "../channel.ts";
 import { ConnectionSet, drain, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
@@ -19,7 +19,6 @@ import {
   describeError,
   dial,
   formatHostPort,
-  type HostPort,
   isUnspecified,
   parseHostPort,
   writeAll,
@@ -33,7 +32,9 @@ import {
   ProtocolError,
   type RelayMessage,
 } from "../protocol.ts";
+import type { AgentService } from "../cli.ts";
 import { splice } from "../splice.ts";
+import { type RelayDialer, UntrustedRelayError } from "../tls.ts";
 
 /** Time allowed to connect to the relay or to a service. */
 export const DIAL_TIMEOUT_MS = 5_000;
@@ -44,14 +45,14 @@ export const RECONNECT_MAX_MS = 10_000;
 
 /** What an agent is started with. */
 export interface AgentOptions {
-  /** The relay's agent port. */
-  relay: HostPort;
+  /** Opens connections to the relay's agent port, with TLS as configured. */
+  dialer: RelayDialer;
   /** The shared secret. */
   secret: string;
   /** This agent's id, unique among the relay's agents. */
   id: string;
-  /** Service id → the address the agent dials for it. */
-  services: Map<string, HostPort>;
+  /** Service id → the address the agent dials for it, and the public port it asks for. */
+  services: Map<string, AgentService>;
   /** Longest pause between reconnection attempts (default {@link RECONNECT_MAX_MS}). */
   reconnectMaxMs?: number;
   /**
@@ -119,7 +120,7 @@ export async function runAgent(options: AgentOptions, signal: AbortSignal): Prom
       log.warn(`${ended.reason}; reconnecting in ${waitMs} ms (attempt ${backoff.attempt})`);
       await sleep(waitMs, signal);
     }
-    await drain(open, options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS, log);
+    await drain(open, () => open.closeAll(), options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS, log);
   } finally {
     open.closeAll();
   }
@@ -132,11 +133,12 @@ async function runSession(
   open: Set<Deno.Conn>,
   state: { connected: boolean },
 ): Promise<{ reason: string; established: boolean }> {
-  const relayName = formatHostPort(options.relay);
-  let conn: Deno.TcpConn;
+  const relayName = formatHostPort(options.dialer.relay);
+  let conn: Deno.Conn;
   try {
-    conn = await dial(options.relay, DIAL_TIMEOUT_MS);
+    conn = await options.dialer.dial(DIAL_TIMEOUT_MS);
   } catch (error) {
+    if (error instanceof UntrustedRelayError) throw new AgentFatalError(error.message);
     return {
       reason: `cannot reach the relay at ${relayName}: ${describeError(error)}`,
       established: false,
@@ -160,14 +162,20 @@ async function runSession(
       (silentMs) =>
         log.warn(`the relay at ${relayName} has been silent for ${Math.round(silentMs)} ms`),
     );
-    for (const id of options.services.keys()) channel.send({ type: "register", service: id });
+    for (const [id, { port }] of options.services) {
+      channel.send({ type: "register", service: id, ...(port === undefined ? {} : { port }) });
+    }
     for (let message; (message = await channel.receive()) !== null;) {
       handleControlMessage(message, options, channel, session.session, open);
     }
     return { reason: `the relay at ${relayName} closed the control channel`, established };
   } catch (error) {
     if (error instanceof AgentFatalError) throw error;
-    if (error instanceof ProtocolError) channel.send({ type: "error", message: error.message });
+    if (error instanceof ProtocolError) {
+      channel.send({ type: "error", message: error.message });
+      // Nonsense before the handshake completes is not a glitch: the address or setup is wrong.
+      if (!established) throw new AgentFatalError(`the relay at ${relayName}: ${error.message}`);
+    }
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {
     state.connected = false;
@@ -186,13 +194,19 @@ async function handshake(
   const challenge = await expect(channel, "challenge");
   channel.send({
     type: "auth",
-    proof: computeProof(options.secret, "agent", options.id, nonce, challenge.nonce),
+    proof: computeProof(secretKey(options.secret), "agent", options.id, nonce, challenge.nonce),
   });
   const welcome = await expect(channel, "welcome");
-  const relayProof = computeProof(options.secret, "relay", options.id, nonce, challenge.nonce);
+  const relayProof = computeProof(
+    secretKey(options.secret),
+    "relay",
+    options.id,
+    nonce,
+    challenge.nonce,
+  );
   if (!sameToken(relayProof, challenge.proof)) {
     throw new AgentFatalError(
-      `the relay at ${formatHostPort(options.relay)} could not prove it holds the secret: ` +
+      `the relay at ${formatHostPort(options.dialer.relay)} could not prove it holds the secret: ` +
         "it is not the relay you meant, or its secret differs from this agent's",
     );
   }
@@ -222,9 +236,9 @@ function handleControlMessage(
 ): void {
   switch (message.type) {
     case "registered": {
-      const target = formatHostPort(options.services.get(message.service)!);
+      const target = formatHostPort(options.services.get(message.service)!.target);
       const at = parseHostPort(message.address);
-      if (isUnspecified(at.hostname)) at.hostname = options.relay.hostname;
+      if (isUnspecified(at.hostname)) at.hostname = options.dialer.relay.hostname;
       log.info(`service ${message.service} (${target}) is reachable at ${formatHostPort(at)}`);
       return;
     }
@@ -251,7 +265,7 @@ async function serveClient(
   open: Set<Deno.Conn>,
 ): Promise<void> {
   const label = `service ${request.service} client ${request.client}`;
-  const target = options.services.get(request.service);
+  const target = options.services.get(request.service)?.target;
   const refuse = (reason: string) => {
     log.warn(`${label}: ${reason}`);
     channel.send({ type: "refuse", conn: request.conn, reason });
@@ -266,9 +280,9 @@ async function serveClient(
     );
   }
   open.add(upstream);
-  let data: Deno.TcpConn | undefined;
+  let data: Deno.Conn | undefined;
   try {
-    data = await dial(options.relay, DIAL_TIMEOUT_MS);
+    data = await options.dialer.dial(DIAL_TIMEOUT_MS);
     open.add(data);
     await writeAll(
       data,

@@ -1,6 +1,7 @@
 /**
  * The relay: accepts agents' control and data channels on one port, publishes their services on
- * public listeners, and joins each client to a data channel opened for it (S2, S4, S6, S7, S11).
+ * public listeners, admits clients by the access rules, and joins each client to a data channel
+ * opened for it (S2, S4, S6, S7, S11).
  *
  * @example
  * const relay = startRelay({ listen: { hostname: "127.0.0.1", port: 0 }, secret, portRange });
@@ -8,9 +9,9 @@
  * relay.close();
  */
 
-import { computeProof, randomToken, sameToken } from "../auth.ts";
+import { computeProof, randomToken, sameBytes, sameToken, secretKey } from "../auth.ts";
 import { ControlChannel } from "../channel.ts";
-import { ConnectionSet, drain } from "../drain.ts";
+import { ConnectionMap, drain } from "../drain.ts";
 import { createLogger } from "../log.ts";
 import {
   acceptEach,
@@ -27,26 +28,31 @@ import {
   decodeAgentMessage,
   encodeFrame,
   FrameReader,
-  HANDSHAKE_TIMEOUT_MS,
   HEARTBEAT_INTERVAL_MS,
   PROTOCOL_VERSION,
   ProtocolError,
 } from "../protocol.ts";
 import { splice } from "../splice.ts";
+import { LogThrottle } from "../throttle.ts";
+import { type CertifiedKey, listenForAgents } from "../tls.ts";
+import { AccessControl } from "./access.ts";
+import { EMPTY_CONFIG, portAllowed, type RelayConfig } from "./config.ts";
 import { PendingTable } from "./pending.ts";
 import { type PortRange, ServiceTable } from "./services.ts";
 
 /** Default time a client is held while its agent opens the data channel; the id then expires. */
 export const CONNECT_TIMEOUT_MS = 10_000;
-/** Clients one agent session may have waiting for data channels at once; more are refused. */
-export const MAX_PENDING_PER_AGENT = 1_000;
 
 /** What a relay is started with. */
 export interface RelayOptions {
   /** Where agents dial, for both control and data channels. */
   listen: HostPort;
-  /** The shared secret agents must prove they hold. */
-  secret: string;
+  /** The shared secret of agents not listed in `config.agents` (needed when it lists none). */
+  secret?: string;
+  /** Agents, access rules and limits (`--config`); replaceable later with `reload`. */
+  config?: RelayConfig;
+  /** Certificate for the agent port; without one, agents connect over plain TCP. */
+  tls?: CertifiedKey;
   /** Service ids pinned to public addresses (`--expose`). */
   expose?: Map<string, HostPort>;
   /** Ports for services that are not pinned (`--port-range`). */
@@ -64,7 +70,16 @@ export interface Relay {
   /** The address agents dial (with the actual port when 0 was asked for). */
   readonly address: HostPort;
   /** Counts of what the relay holds now, for tests and operators. */
-  stats(): { agents: number; services: number; pending: number; connections: number };
+  stats(): {
+    agents: number;
+    services: number;
+    pending: number;
+    connections: number;
+    unauthenticated: number;
+    refusedClients: number;
+  };
+  /** Applies a new configuration: removed agents are disconnected, other tunnels stay up. */
+  reload(config: RelayConfig): void;
   /** Stops listening and closes every connection. */
   close(): void;
   /**
@@ -78,6 +93,8 @@ interface AgentSession {
   /** The unguessable session id that binds this agent's data channels. */
   id: string;
   agentId: string;
+  /** The HMAC key the agent authenticated with; a reload that changes it ends the session. */
+  key: Uint8Array;
   channel: ControlChannel<AgentMessage>;
   services: Set<string>;
 }
@@ -88,9 +105,17 @@ const log = createLogger("relay");
 export function startRelay(options: RelayOptions): Relay {
   const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
+  const sharedKey = options.secret === undefined ? undefined : secretKey(options.secret);
+  let config = options.config ?? EMPTY_CONFIG;
+  const access = new AccessControl(config.services);
   const sessions = new Map<string, AgentSession>(); // by agent id
   const pending = new PendingTable();
-  const open = new ConnectionSet(); // every client, control and data connection
+  /** Every client, control and data connection, with what to do when it is released. */
+  const open = new ConnectionMap<(() => void) | undefined>();
+  let unauthenticated = 0;
+  let refusedClients = 0;
+  const clientLog = new LogThrottle();
+  const agentPortLog = new LogThrottle();
   const onAcceptError = (error: Error) =>
     log.error(`cannot accept connections: ${error.message} (raise the open-file limit?)`);
   const services = new ServiceTable<AgentSession>({
@@ -101,62 +126,112 @@ export function startRelay(options: RelayOptions): Relay {
     onAcceptError,
   });
   services.openPinned();
-  let listener: Deno.TcpListener;
+  let listener: Deno.Listener;
   try {
-    listener = Deno.listen(options.listen);
+    listener = listenForAgents(options.listen, options.tls);
   } catch (error) {
     services.close();
     throw new Error(
       `cannot listen for agents on ${formatHostPort(options.listen)}: ${(error as Error).message}`,
     );
   }
-  const address = { hostname: options.listen.hostname, port: listener.addr.port };
-  acceptEach(listener, (conn) => {
-    track(conn);
-    handleAgentConnection(conn).catch((error) => {
-      log.warn(
-        `agent connection from ${formatAddr(conn.remoteAddr)}: ${describeError(error)}`,
-      );
-      release(conn);
-    });
-  }, onAcceptError);
+  const address = {
+    hostname: options.listen.hostname,
+    port: (listener.addr as Deno.NetAddr).port,
+  };
+  acceptEach(listener, acceptAgentConnection, onAcceptError);
   log.info(`listening for agents on ${formatHostPort(address)}`);
   for (const [id, at] of services.addresses()) {
     log.info(`service ${id} pinned to ${formatHostPort(at)}`);
   }
 
-  function track(conn: Deno.Conn): void {
-    open.add(conn);
+  function track(conn: Deno.Conn, onRelease?: () => void): void {
+    open.set(conn, onRelease);
   }
   function release(conn: Deno.Conn): void {
+    const onRelease = open.get(conn);
     open.delete(conn);
     closeQuietly(conn);
+    onRelease?.();
+  }
+  /** Releases every connection; returns how many there were. */
+  function releaseAll(): number {
+    const all = [...open.keys()];
+    all.forEach(release);
+    return all.length;
+  }
+
+  /** Logs at most once per interval per address and kind of event. */
+  function warnThrottled(log_: LogThrottle, ip: string, kind: string, message: string) {
+    log_.pass(`${ip} ${kind}`, (note) => log.warn(message + note));
+  }
+
+  /** Counts the connection as unauthenticated until its handshake ends, within the limit. */
+  function acceptAgentConnection(conn: Deno.Conn): void {
+    const from = formatAddr(conn.remoteAddr);
+    if (unauthenticated >= config.limits.maxUnauthenticated) {
+      closeQuietly(conn);
+      warnThrottled(
+        agentPortLog,
+        (conn.remoteAddr as Deno.NetAddr).hostname,
+        "busy",
+        `refused agent connection from ${from}: ${config.limits.maxUnauthenticated} connections ` +
+          "are already in their handshake (limits.max_unauthenticated)",
+      );
+      return;
+    }
+    unauthenticated++;
+    let counted = true;
+    const authenticated = () => {
+      if (counted) unauthenticated--;
+      counted = false;
+    };
+    track(conn, authenticated);
+    handleAgentConnection(conn, authenticated).catch((error) => {
+      const why = describeError(error);
+      const hint = /corrupt message|InvalidContentType/.test(why) && options.tls
+        ? " (not TLS: is the agent running with --insecure? use TLS on both sides, or --insecure on both)"
+        : "";
+      warnThrottled(
+        agentPortLog,
+        (conn.remoteAddr as Deno.NetAddr).hostname,
+        "failed",
+        `agent connection from ${from}: ${why}${hint}`,
+      );
+      release(conn);
+    });
   }
 
   /** First frame decides: `hello` opens a control channel, `data` a data channel. */
-  async function handleAgentConnection(conn: Deno.TcpConn): Promise<void> {
+  async function handleAgentConnection(conn: Deno.Conn, authenticated: () => void) {
     const reader = new FrameReader(conn);
-    const first = await deadline(
-      reader.next(),
-      HANDSHAKE_TIMEOUT_MS,
-      conn,
-      "the opening frame",
-    );
-    if (first === null) return release(conn);
     let message: AgentMessage;
     try {
+      const first = await deadline(
+        reader.next(),
+        config.limits.handshakeTimeoutMs,
+        conn,
+        "the opening frame",
+      );
+      if (first === null) return release(conn);
       message = decodeAgentMessage(first);
     } catch (error) {
-      return refuse(conn, (error as Error).message);
+      if (error instanceof ProtocolError) return refuse(conn, error.message);
+      throw error;
     }
-    if (message.type === "hello") await runControl(conn, reader, message);
-    else if (message.type === "data") await acceptDataChannel(conn, reader, message);
+    if (message.type === "hello") await runControl(conn, reader, message, authenticated);
+    else if (message.type === "data") await acceptDataChannel(conn, reader, message, authenticated);
     else refuse(conn, `expected "hello" or "data" first, got "${message.type}"`);
   }
 
   /** Sends an error frame, logs why, and closes. */
   function refuse(conn: Deno.Conn, why: string): void {
-    log.warn(`refused agent connection from ${formatAddr(conn.remoteAddr)}: ${why}`);
+    warnThrottled(
+      agentPortLog,
+      (conn.remoteAddr as Deno.NetAddr).hostname,
+      why.slice(0, 40),
+      `refused agent connection from ${formatAddr(conn.remoteAddr)}: ${why}`,
+    );
     writeAll(conn, encodeFrame({ type: "error", message: why }))
       .catch(() => {})
       .finally(() => release(conn));
@@ -168,46 +243,50 @@ export function startRelay(options: RelayOptions): Relay {
       "run the same porthole version on agent and relay";
   }
 
+  /** The key `agentId` must prove it holds; a random one for an unknown agent (so it fails alike). */
+  function keyFor(agentId: string): Uint8Array {
+    const known = config.agents ? config.agents.get(agentId)?.key : sharedKey;
+    return known ?? crypto.getRandomValues(new Uint8Array(32));
+  }
+
   /** S1–S2: authenticate, then S3–S4 and S7–S8 until the channel ends. */
   async function runControl(
-    conn: Deno.TcpConn,
+    conn: Deno.Conn,
     reader: FrameReader,
     hello: Extract<AgentMessage, { type: "hello" }>,
+    authenticated: () => void,
   ): Promise<void> {
     const badVersion = versionProblem(hello.version);
     if (badVersion) return refuse(conn, badVersion);
     const channel = new ControlChannel(conn, decodeAgentMessage, reader);
+    const key = keyFor(hello.agent);
     const relayNonce = randomToken();
     channel.send({
       type: "challenge",
       nonce: relayNonce,
-      proof: computeProof(options.secret, "relay", hello.agent, hello.nonce, relayNonce),
+      proof: computeProof(key, "relay", hello.agent, hello.nonce, relayNonce),
     });
     const auth = await deadline(
       channel.receive(),
-      HANDSHAKE_TIMEOUT_MS,
+      config.limits.handshakeTimeoutMs,
       conn,
       "authentication",
     );
     if (auth === null) return release(conn);
     if (auth.type !== "auth") return refuse(conn, `expected "auth", got "${auth.type}"`);
-    const expected = computeProof(
-      options.secret,
-      "agent",
-      hello.agent,
-      hello.nonce,
-      relayNonce,
-    );
+    const expected = computeProof(key, "agent", hello.agent, hello.nonce, relayNonce);
     if (!sameToken(expected, auth.proof)) {
       return refuse(
         conn,
-        `agent ${hello.agent} failed authentication: wrong secret ` +
-          "(give agent and relay the same --secret-file or PORTHOLE_SECRET)",
+        `agent ${hello.agent} failed authentication: wrong secret or unknown agent ` +
+          "(give agent and relay the same secret; with --config, list the agent under [agents])",
       );
     }
+    authenticated();
     const session: AgentSession = {
       id: randomToken(),
       agentId: hello.agent,
+      key,
       channel,
       services: new Set(),
     };
@@ -237,38 +316,60 @@ export function startRelay(options: RelayOptions): Relay {
     }
   }
 
+  /** Why `session` may not serve `service` (on `port`), or undefined if it may. */
+  function registrationProblem(
+    session: AgentSession,
+    service: string,
+    port: number | undefined,
+  ): string | undefined {
+    const entry = config.agents?.get(session.agentId);
+    if (entry?.services && !entry.services.has(service)) {
+      return `agent ${session.agentId} may not serve ${service} (see services in its [agents] entry)`;
+    }
+    if (
+      !session.services.has(service) && session.services.size >= config.limits.maxServicesPerAgent
+    ) {
+      return `agent ${session.agentId} already serves ${config.limits.maxServicesPerAgent} services ` +
+        "(limits.max_services_per_agent)";
+    }
+    if (port === undefined || options.expose?.has(service)) return undefined;
+    const allowed = entry ? entry.ports : options.portRange ? [options.portRange] : [];
+    if (!portAllowed(port, allowed)) {
+      return `agent ${session.agentId} may not claim public port ${port} ` +
+        (entry ? "(see ports in its [agents] entry)" : "(outside --port-range)");
+    }
+    return undefined;
+  }
+
   function handleControlMessage(session: AgentSession, message: AgentMessage): void {
     const agent = session.agentId;
     switch (message.type) {
       case "register": {
-        const result = services.register(
-          message.service,
+        const { service, port } = message;
+        const problem = registrationProblem(session, service, port);
+        const result = problem ? { reason: problem } : services.register(
+          service,
           session,
           (owner) => `agent ${owner.agentId}`,
+          port,
         );
         if ("reason" in result) {
-          log.warn(`agent ${agent}: service ${message.service} refused: ${result.reason}`);
-          session.channel.send({
-            type: "refused",
-            service: message.service,
-            reason: result.reason,
-          });
+          log.warn(`agent ${agent}: service ${service} refused: ${result.reason}`);
+          session.channel.send({ type: "refused", service, reason: result.reason });
           return;
         }
-        session.services.add(message.service);
+        session.services.add(service);
         const at = formatHostPort(result.address);
-        log.info(`agent ${agent}: service ${message.service} online at ${at}`);
-        session.channel.send({ type: "registered", service: message.service, address: at });
+        log.info(`agent ${agent}: service ${service} online at ${at}`);
+        session.channel.send({ type: "registered", service, address: at });
         return;
       }
       case "unregister":
-        services.unregister(message.service, session);
-        session.services.delete(message.service);
-        log.info(`agent ${agent}: service ${message.service} withdrawn`);
+        withdraw(session, message.service);
         return;
       case "refuse": {
-        const client = pending.take(message.conn);
-        if (!client || client.session !== session.id) return;
+        const client = pending.claim(message.conn, session.id);
+        if (typeof client === "string") return;
         log.warn(
           `client ${client.client} for service ${client.service}: agent ${agent} refused: ${message.reason}`,
         );
@@ -278,6 +379,12 @@ export function startRelay(options: RelayOptions): Relay {
       default:
         throw new ProtocolError(`unexpected "${message.type}" on a control channel`);
     }
+  }
+
+  function withdraw(session: AgentSession, service: string): void {
+    if (!session.services.delete(service)) return;
+    services.unregister(service, session);
+    log.info(`agent ${session.agentId}: service ${service} withdrawn`);
   }
 
   /** Takes a session's services offline and closes the clients it left waiting. */
@@ -298,25 +405,37 @@ export function startRelay(options: RelayOptions): Relay {
     }
   }
 
-  /** S6–S7: hold a client and ask the service's agent for a data channel. */
+  /** S6–S7: admit a client, hold it, and ask the service's agent for a data channel. */
   function holdClient(service: string, conn: Deno.TcpConn): void {
-    track(conn);
     const client = formatAddr(conn.remoteAddr);
+    const ip = conn.remoteAddr.hostname;
+    const refuseClient = (kind: string, why: string) => {
+      refusedClients++;
+      closeQuietly(conn);
+      warnThrottled(
+        clientLog,
+        ip,
+        `${service} ${kind}`,
+        `client ${client} for service ${service}: ${why}`,
+      );
+    };
     const session = services.ownerOf(service);
     if (!session) {
-      log.warn(
-        `client ${client} for service ${service}: no agent is serving it now; closing ` +
-          `(start the agent that has --service ${service}=...)`,
+      return refuseClient(
+        "offline",
+        `no agent is serving it now; closing (start the agent that has --service ${service}=...)`,
       );
-      return release(conn);
     }
-    if (pending.countForSession(session.id) >= MAX_PENDING_PER_AGENT) {
-      log.warn(
-        `client ${client} for service ${service}: agent ${session.agentId} already has ` +
-          `${MAX_PENDING_PER_AGENT} clients waiting for data channels; closing`,
+    if (pending.countForSession(session.id) >= config.limits.maxPendingPerAgent) {
+      return refuseClient(
+        "pending",
+        `agent ${session.agentId} already has ${config.limits.maxPendingPerAgent} clients waiting ` +
+          "for data channels (limits.max_pending_per_agent); closing",
       );
-      return release(conn);
     }
+    const admission = access.admit(service, ip);
+    if (!admission.admitted) return refuseClient("access", `refused: ${admission.reason}`);
+    track(conn, admission.release);
     const token = randomToken();
     pending.add(
       token,
@@ -342,9 +461,10 @@ export function startRelay(options: RelayOptions): Relay {
 
   /** S11: match a data channel to its held client and splice them. */
   async function acceptDataChannel(
-    conn: Deno.TcpConn,
+    conn: Deno.Conn,
     reader: FrameReader,
     message: Extract<AgentMessage, { type: "data" }>,
+    authenticated: () => void,
   ): Promise<void> {
     const badVersion = versionProblem(message.version);
     if (badVersion) return refuse(conn, badVersion);
@@ -352,6 +472,7 @@ export function startRelay(options: RelayOptions): Relay {
     if (typeof claimed === "string") {
       return refuse(conn, `data channel with a connection id ${claimed}`);
     }
+    authenticated();
     const { client, service, agent } = claimed;
     try {
       await writeAll(conn, encodeFrame({ type: "ready" }));
@@ -370,6 +491,30 @@ export function startRelay(options: RelayOptions): Relay {
     }
   }
 
+  function reload(next: RelayConfig): void {
+    config = next;
+    access.setRules(next.services);
+    for (const session of [...sessions.values()]) {
+      const entry = next.agents?.get(session.agentId);
+      const key = next.agents ? entry?.key : sharedKey;
+      if (!key || !sameBytes(key, session.key)) {
+        log.warn(
+          `agent ${session.agentId} is no longer allowed with its secret by the configuration; ` +
+            "disconnecting it",
+        );
+        endSession(session, "no longer allowed by the relay's configuration");
+        continue;
+      }
+      for (const service of [...session.services]) {
+        const problem = registrationProblem(session, service, undefined);
+        if (!problem) continue;
+        withdraw(session, service);
+        session.channel.send({ type: "refused", service, reason: problem });
+      }
+    }
+    log.info("configuration reloaded");
+  }
+
   return {
     address,
     stats: () => ({
@@ -377,18 +522,21 @@ export function startRelay(options: RelayOptions): Relay {
       services: [...sessions.values()].reduce((sum, session) => sum + session.services.size, 0),
       pending: pending.size,
       connections: open.size,
+      unauthenticated,
+      refusedClients,
     }),
+    reload,
     close() {
       closeQuietly(listener);
       services.close();
       for (const session of sessions.values()) endSession(session, "the relay is stopping");
-      for (const conn of open) release(conn);
+      releaseAll();
     },
     async shutdown(timeoutMs) {
       closeQuietly(listener);
       services.close();
       for (const session of sessions.values()) endSession(session, "the relay is shutting down");
-      await drain(open, timeoutMs, log);
+      await drain(open, releaseAll, timeoutMs, log);
     },
   };
 }

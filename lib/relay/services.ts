@@ -29,6 +29,7 @@ export class ServiceTable<Owner> {
   #pinned: Map<string, HostPort>;
   #listenHost: string;
   #range?: PortRange;
+  #cursor = 0; // offset into the range where the next search starts
   #onClient: ClientHandler;
   #onAcceptError: (error: Error) => void;
 
@@ -76,12 +77,14 @@ export class ServiceTable<Owner> {
 
   /**
    * Makes `owner` the server of `id` and returns the public address, or the reason it cannot:
-   * the id is already online, or no address can be given to it.
+   * the id is already online, or no address can be given to it. `port` asks for a public port
+   * (whether the owner may have it is the caller's to check).
    */
   register(
     id: string,
     owner: Owner,
     describeOwner: (owner: Owner) => string,
+    port?: number,
   ): { address: HostPort } | { reason: string } {
     const entry = this.#entries.get(id) ?? {};
     if (entry.owner !== undefined && entry.owner !== owner) {
@@ -90,8 +93,19 @@ export class ServiceTable<Owner> {
           "choose another id or stop the other agent",
       };
     }
+    const pinned = this.#pinned.get(id);
+    if (pinned && port !== undefined && port !== pinned.port) {
+      return { reason: `service ${id} is pinned to port ${pinned.port} by the relay's --expose` };
+    }
+    if (!pinned && port !== undefined && entry.address?.port !== port) {
+      if (entry.listener) closeQuietly(entry.listener);
+      entry.listener = undefined;
+      entry.address = undefined;
+    }
     if (!entry.listener) {
-      const bound = this.#bindFromRange(id, entry.address?.port);
+      const bound = port === undefined || pinned
+        ? this.#bindFromRange(id, entry.address?.port)
+        : this.#bindExactly(id, port);
       if ("reason" in bound) return bound;
       entry.listener = bound.listener;
       entry.address = bound.address;
@@ -130,12 +144,16 @@ export class ServiceTable<Owner> {
         reason: `service ${id} is not pinned with --expose and the relay has no --port-range`,
       };
     }
+    // Start where the last search ended, so registering n services costs O(n) binds, not O(n²).
+    const size = range.last - range.first + 1;
     const ports = previousPort === undefined ? [] : [previousPort];
-    for (let port = range.first; port <= range.last; port++) ports.push(port);
+    for (let i = 0; i < size; i++) ports.push(range.first + (this.#cursor + i) % size);
     for (const port of ports) {
       const address = { hostname: this.#listenHost, port };
       try {
-        return { listener: this.#listen(id, address), address };
+        const listener = this.#listen(id, address);
+        this.#cursor = (port - range.first + 1) % size;
+        return { listener, address };
       } catch {
         // in use: try the next port
       }
@@ -143,6 +161,18 @@ export class ServiceTable<Owner> {
     return {
       reason: `no free port left in ${range.first}-${range.last} for service ${id}`,
     };
+  }
+
+  #bindExactly(
+    id: string,
+    port: number,
+  ): { listener: Deno.TcpListener; address: HostPort } | { reason: string } {
+    const address = { hostname: this.#listenHost, port };
+    try {
+      return { listener: this.#listen(id, address), address };
+    } catch (error) {
+      return { reason: `cannot listen on ${formatHostPort(address)}: ${(error as Error).message}` };
+    }
   }
 
   #listen(id: string, address: HostPort): Deno.TcpListener {

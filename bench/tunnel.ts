@@ -1,0 +1,159 @@
+/**
+ * The processes under test and their peers, all on 127.0.0.1: the backends, an iperf3 server,
+ * and relay + agent pairs. Relay and agent run with `--log-level warn`, so they print nothing
+ * per connection; their ports are therefore chosen here in advance, and readiness is checked by
+ * connecting (and echoing) rather than by reading their announcements.
+ */
+
+import { connect, echoOnce } from "./probes.ts";
+import { Child, cpuTicks, sleep, startPorthole } from "./procs.ts";
+
+/**
+ * Measures 1–5 run relay and agent over plain TCP, what their targets were set for. Measure 6
+ * (TLS overhead) will start its tunnels without this flag, trusting the relay's fingerprint.
+ */
+export const PLAIN_TCP = "--insecure";
+/** Linux's default first ephemeral port (net.ipv4.ip_local_port_range). */
+const EPHEMERAL_FIRST = 32_768;
+/** Longest wait for a process to become ready. */
+export const READY_TIMEOUT_MS = 15_000;
+
+/** Ports that were free a moment ago, all different. */
+export function freePorts(count: number): number[] {
+  const listeners = Array.from(
+    { length: count },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  listeners.forEach((listener) => listener.close());
+  return listeners.map((listener) => listener.addr.port);
+}
+
+/**
+ * A range of `size` ports below the kernel's ephemeral range (so no outgoing connection takes
+ * one meanwhile), every one of them free a moment ago.
+ */
+export function freePortRange(size: number): { first: number; last: number } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const first = 10_000 + Math.floor(Math.random() * (EPHEMERAL_FIRST - 10_000 - size));
+    const ports = Array.from({ length: size }, (_, i) => first + i);
+    if (ports.every(isFree)) return { first, last: first + size - 1 };
+  }
+  throw new Error(`no free range of ${size} ports below ${EPHEMERAL_FIRST}`);
+}
+
+function isFree(port: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Retries `attempt` every 50 ms until it resolves; fails after {@link READY_TIMEOUT_MS}. */
+export async function retryUntil(
+  what: string,
+  attempt: () => Promise<unknown>,
+  watched: Child[] = [],
+): Promise<void> {
+  const until = performance.now() + READY_TIMEOUT_MS;
+  while (true) {
+    try {
+      await attempt();
+      return;
+    } catch (error) {
+      const dead = watched.find((child) => child.exited);
+      if (dead) throw new Error(`${dead.name} exited:\n${dead.lines.join("\n")}`);
+      if (performance.now() > until) {
+        throw new Error(`${what} not ready in ${READY_TIMEOUT_MS} ms: ${(error as Error).message}`);
+      }
+      await sleep(50);
+    }
+  }
+}
+
+/** The echo and sink servers of `backends.ts`, in a process of their own. */
+export interface Backends {
+  child: Child;
+  echo: number;
+  sink: number;
+}
+
+/** Starts `backends.ts` and reads the ports it announces. */
+export async function startBackends(): Promise<Backends> {
+  const child = new Child("backends", Deno.execPath(), [
+    "run",
+    "-q",
+    "--allow-net=127.0.0.1",
+    new URL("backends.ts", import.meta.url).pathname,
+  ]);
+  const port = async (name: string) =>
+    Number((await child.waitForLine(new RegExp(`^${name} (\\d+)$`), READY_TIMEOUT_MS))[1]);
+  return { child, echo: await port("echo"), sink: await port("sink") };
+}
+
+/** Starts `iperf3 -s` on a free loopback port. */
+export async function startIperfServer(): Promise<{ child: Child; port: number }> {
+  const [port] = freePorts(1);
+  const child = new Child("iperf3 -s", "iperf3", [
+    ...["-s", "-B", "127.0.0.1", "-p", `${port}`, "--forceflush"],
+  ]);
+  await child.waitForLine(/Server listening on/, READY_TIMEOUT_MS);
+  return { child, port };
+}
+
+/** A relay and an agent publishing some services, each pinned to a known public port. */
+export interface Tunnel {
+  relay: Child;
+  agent: Child;
+  /** Service id → the relay's public port for it. */
+  ports: Record<string, number>;
+  /** Output lines of relay and agent since they became ready. */
+  logSinceReady(): string[];
+  /** CPU ticks used so far by relay and agent together. */
+  cpuTicks(): number;
+  /** Stops both. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a relay and an agent that publishes `services` (id → backend port); resolves once a
+ * byte echoes through the `echo` service, which must be among them.
+ */
+export async function startTunnel(
+  services: Record<string, number>,
+  secret: string,
+): Promise<Tunnel> {
+  // The agent registers its services in order, so once `echo`, the last, answers, all are up.
+  const ids = [...Object.keys(services).filter((id) => id !== "echo"), "echo"];
+  const [relayPort, ...publicPorts] = freePorts(ids.length + 1);
+  const ports = Object.fromEntries(ids.map((id, i) => [id, publicPorts[i]]));
+  const relay = startPorthole("relay", [
+    ...["--listen", `127.0.0.1:${relayPort}`, "--log-level", "warn", PLAIN_TCP],
+    ...ids.flatMap((id) => ["--expose", `${id}=127.0.0.1:${ports[id]}`]),
+  ], secret);
+  const children = [relay];
+  const stop = () => Promise.all(children.map((child) => child.stop())).then(() => {});
+  try {
+    await retryUntil("the relay", () => connect(relayPort).then((conn) => conn.close()), children);
+    children.push(startPorthole("agent", [
+      ...["--relay", `127.0.0.1:${relayPort}`, "--id", "bench", "--log-level", "warn", PLAIN_TCP],
+      ...ids.flatMap((id) => ["--service", `${id}=127.0.0.1:${services[id]}`]),
+    ], secret));
+    await retryUntil("the tunnel", () => echoOnce(ports.echo), children);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const [, agent] = children;
+  const relaySeen = relay.lineCount;
+  const agentSeen = agent.lineCount;
+  return {
+    relay,
+    agent,
+    ports,
+    logSinceReady: () => [...relay.linesSince(relaySeen), ...agent.linesSince(agentSeen)],
+    cpuTicks: () => cpuTicks(relay.pid) + cpuTicks(agent.pid),
+    stop,
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Client admission per service, by the `[services.*]` rules of the relay's config: address
+ * ranges allowed and denied, concurrent connections per service and per client address, and new
+ * connections per second per client address (a token bucket with a one-second burst).
+ */
+
+import ipaddr from "ipaddr.js";
+import type { AccessRule } from "./config.ts";
+
+/** Client addresses whose rate and connection counts are tracked at most; oldest forgotten first. */
+export const MAX_TRACKED_CLIENTS = 100_000;
+
+/** The verdict for one client: admitted (call `release` when it goes) or refused, with why. */
+export type Admission =
+  | { admitted: true; release: () => void }
+  | { admitted: false; reason: string };
+
+/** Applies access rules to clients as they arrive. */
+export class AccessControl {
+  #rules: Map<string, AccessRule>;
+  #perService = new Map<string, number>();
+  #perClient = new Map<string, number>(); // "service client-ip" → open connections
+  #buckets = new Map<string, { tokens: number; at: number }>(); // "service client-ip"
+
+  constructor(rules: Map<string, AccessRule>) {
+    this.#rules = rules;
+  }
+
+  /** Replaces the rules (on reload); counts of open connections carry over. */
+  setRules(rules: Map<string, AccessRule>): void {
+    this.#rules = rules;
+  }
+
+  /** Decides whether a client at `hostname` may reach `service` now. */
+  admit(service: string, hostname: string): Admission {
+    const rule = this.#rules.get(service) ?? this.#rules.get("*");
+    if (!rule) return { admitted: true, release: () => {} };
+    let address: ipaddr.IPv4 | ipaddr.IPv6;
+    try {
+      address = ipaddr.process(hostname);
+    } catch {
+      return { admitted: false, reason: "its address cannot be parsed" };
+    }
+    const inRange = ([range, bits]: [ipaddr.IPv4 | ipaddr.IPv6, number]) =>
+      range.kind() === address.kind() && address.match(range, bits);
+    if (rule.deny.some(inRange)) return { admitted: false, reason: "its address is denied" };
+    if (rule.allow.length > 0 && !rule.allow.some(inRange)) {
+      return { admitted: false, reason: "its address is not in the allowed ranges" };
+    }
+    const clientKey = `${service} ${address.toString()}`;
+    const serviceCount = this.#perService.get(service) ?? 0;
+    if (rule.maxConnections !== undefined && serviceCount >= rule.maxConnections) {
+      return {
+        admitted: false,
+        reason: `the service has its maximum of ${rule.maxConnections} connections`,
+      };
+    }
+    const clientCount = this.#perClient.get(clientKey) ?? 0;
+    if (rule.maxConnectionsPerClient !== undefined && clientCount >= rule.maxConnectionsPerClient) {
+      return {
+        admitted: false,
+        reason: `its address has its maximum of ${rule.maxConnectionsPerClient} connections`,
+      };
+    }
+    if (
+      rule.maxNewPerSecondPerClient !== undefined &&
+      !this.#take(clientKey, rule.maxNewPerSecondPerClient)
+    ) {
+      return {
+        admitted: false,
+        reason:
+          `its address opens more than ${rule.maxNewPerSecondPerClient} connections per second`,
+      };
+    }
+    this.#perService.set(service, serviceCount + 1);
+    this.#perClient.set(clientKey, clientCount + 1);
+    let released = false;
+    return {
+      admitted: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        decrement(this.#perService, service);
+        decrement(this.#perClient, clientKey);
+      },
+    };
+  }
+
+  /** Takes a token from the client's bucket (refilled at `rate` per second, holding at most `rate`). */
+  #take(key: string, rate: number): boolean {
+    const now = performance.now();
+    const bucket = this.#buckets.get(key) ?? { tokens: rate, at: now };
+    bucket.tokens = Math.min(rate, bucket.tokens + (now - bucket.at) * rate / 1000);
+    bucket.at = now;
+    this.#buckets.delete(key); // re-inserted below, so the map stays in least-recent-first order
+    if (this.#buckets.size >= MAX_TRACKED_CLIENTS) {
+      this.#buckets.delete(this.#buckets.keys().next().value!);
+    }
+    this.#buckets.set(key, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
+}

@@ -1,0 +1,215 @@
+/** TLS between agent and relay: on by default, pinned or CA-verified, never silently plain. */
+
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  echo,
+  Proc,
+  request,
+  startAgentProcess,
+  startRelayProcess,
+  startServer,
+  tempStateDir,
+} from "./helpers.ts";
+import { closeQuietly, writeAll } from "../lib/net.ts";
+import { splice } from "../lib/splice.ts";
+
+/** An agent expected to stop at once; returns its exit code and output. */
+async function agentOutcome(relayPort: number, args: string[]) {
+  const agent = new Proc("agent", [
+    "--relay",
+    `127.0.0.1:${relayPort}`,
+    "--service",
+    "web=127.0.0.1:9",
+    ...args,
+  ]);
+  return { code: (await agent.status).code, output: agent.output };
+}
+
+async function openssl(args: string[], cwd: string): Promise<void> {
+  const result = await new Deno.Command("openssl", { args, cwd, stderr: "piped" }).output();
+  assert(result.success, new TextDecoder().decode(result.stderr));
+}
+
+/** A CA and a relay certificate it signed for 127.0.0.1, in a fresh directory. */
+async function makeCa(): Promise<string> {
+  const dir = tempStateDir();
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await openssl([
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=test CA",
+  ], dir);
+  await openssl(
+    ["req", ...ec, "-keyout", "relay.key", "-out", "relay.csr", "-subj", "/CN=relay"],
+    dir,
+  );
+  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    "relay.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "relay.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "ext.cnf",
+  ], dir);
+  await openssl([
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "other.key",
+    "-out",
+    "other.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=other CA",
+  ], dir);
+  return dir;
+}
+
+Deno.test("the relay makes its certificate once, keeps the key private, and reuses it", async () => {
+  const stateDir = tempStateDir();
+  let first: string;
+  {
+    await using relay = await startRelayProcess(["--state-dir", stateDir]);
+    first = relay.fingerprint;
+    assertMatch(first, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    await relay.waitFor(/created a self-signed certificate/);
+  }
+  assertEquals((await Deno.stat(`${stateDir}/relay-key.pem`)).mode! & 0o777, 0o600);
+  await using again = await startRelayProcess(["--state-dir", stateDir]);
+  assertEquals(again.fingerprint, first);
+  await again.waitFor(/using the certificate/);
+});
+
+Deno.test("an agent with the wrong fingerprint, or no way to trust a self-signed relay, stops", async () => {
+  await using relay = await startRelayProcess();
+  const wrong = await agentOutcome(relay.port, ["--fingerprint", "AB".repeat(32)]);
+  assertEquals(wrong.code, 3, wrong.output);
+  assertMatch(wrong.output, /presented a certificate with fingerprint \S+, not the pinned/);
+  const untrusting = await agentOutcome(relay.port, []);
+  assertEquals(untrusting.code, 3, untrusting.output);
+  assertMatch(untrusting.output, /does not trust .*pass --fingerprint/);
+});
+
+Deno.test("a relay with a CA-signed certificate is trusted with --ca, and refused with another CA", async () => {
+  const dir = await makeCa();
+  await using server = startServer(echo);
+  await using relay = await startRelayProcess([
+    "--cert",
+    `${dir}/relay.pem`,
+    "--key",
+    `${dir}/relay.key`,
+  ]);
+  await using agent = await startAgentProcess(
+    { port: relay.port, trust: ["--ca", `${dir}/ca.pem`] },
+    { echo: server.port },
+  );
+  const reply = await request(agent.publicPort.echo, new TextEncoder().encode("via CA"));
+  assertEquals(new TextDecoder().decode(reply), "via CA");
+  const other = await agentOutcome(relay.port, ["--ca", `${dir}/other.pem`]);
+  assertEquals(other.code, 3, other.output);
+  assertMatch(other.output, /does not trust/);
+});
+
+Deno.test("plain TCP on one side and TLS on the other fails with a message that says so", async () => {
+  await using tlsRelay = await startRelayProcess();
+  const plainAgent = await agentOutcome(tlsRelay.port, ["--insecure"]);
+  assertEquals(plainAgent.code, 3, plainAgent.output);
+  assertMatch(plainAgent.output, /received TLS where porthole frames were expected/);
+  await tlsRelay.waitFor(/not TLS: is the agent running with --insecure\?/);
+
+  await using plainRelay = await startRelayProcess(["--insecure"]);
+  await plainRelay.waitFor(/TLS is off \(--insecure\)/);
+  const tlsAgent = await agentOutcome(plainRelay.port, ["--fingerprint", "AB".repeat(32)]);
+  assertEquals(tlsAgent.code, 3, tlsAgent.output);
+  await plainRelay.waitFor(/received TLS where porthole frames were expected/);
+  const systemAgent = await agentOutcome(plainRelay.port, []);
+  assertEquals(systemAgent.code, 3, systemAgent.output);
+  assertMatch(systemAgent.output, /did not answer with TLS.*--insecure/);
+});
+
+/**
+ * A forwarding shim between agent and relay that records every byte it passes, as someone on
+ * the network path could.
+ */
+function recordingShim(relayPort: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const seen: Uint8Array[] = [];
+  const record = (conn: Deno.Conn): Deno.Conn => {
+    const read = conn.read.bind(conn);
+    conn.read = async (buffer) => {
+      const n = await read(buffer);
+      if (n !== null) seen.push(buffer.slice(0, n));
+      return n;
+    };
+    return conn;
+  };
+  const loop = (async () => {
+    for await (const inbound of listener) {
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port: relayPort });
+      splice(record(inbound), record(outbound));
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    contains(needle: Uint8Array): boolean {
+      const all = new Uint8Array(seen.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const chunk of seen) all.set(chunk, (at += chunk.length) - chunk.length);
+      const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+      return hex(all).includes(hex(needle));
+    },
+    async close() {
+      closeQuietly(listener);
+      await loop;
+    },
+  };
+}
+
+for (const mode of ["tls", "insecure"] as const) {
+  Deno.test(`on the wire between agent and relay, a known payload is ${mode === "tls" ? "not readable (TLS)" : "readable with --insecure"}`, async () => {
+    await using server = startServer(echo);
+    await using relay = await startRelayProcess(mode === "tls" ? [] : ["--insecure"]);
+    const shim = recordingShim(relay.port);
+    try {
+      await using agent = await startAgentProcess(relay, { echo: server.port }, [
+        "--relay",
+        `127.0.0.1:${shim.port}`,
+      ]);
+      const payload = new TextEncoder().encode("attack at dawn, the password is swordfish");
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: agent.publicPort.echo });
+      await writeAll(conn, payload);
+      await conn.closeWrite();
+      const reply = new Uint8Array(payload.length);
+      for (let at = 0; at < reply.length;) at += (await conn.read(reply.subarray(at)))!;
+      conn.close();
+      assertEquals(reply, payload);
+      assertEquals(shim.contains(payload), mode === "insecure");
+      assertEquals(
+        shim.contains(new TextEncoder().encode('"type":"register"')),
+        mode === "insecure",
+      );
+    } finally {
+      await shim.close();
+    }
+  });
+}
