@@ -29,6 +29,36 @@ function writeConfig(text: string): string {
   return path;
 }
 
+/** An agent with id `id` and secret `secret`, publishing `services` (`ID=HOST:PORT`). */
+function agentAs(
+  relay: { port: number; trust: string[] },
+  id: string,
+  secret: string,
+  services: string[],
+): Proc {
+  return new Proc("agent", [
+    "--relay",
+    `127.0.0.1:${relay.port}`,
+    ...relay.trust,
+    "--id",
+    id,
+    ...services.flatMap((service) => ["--service", service]),
+  ], { PORTHOLE_SECRET: secret });
+}
+
+/** For each connection, the ms from `started` until the relay closed it (sorted). */
+function closedAfter(conns: Deno.Conn[], started: number): Promise<number[]> {
+  return Promise.all(conns.map(async (conn) => {
+    try {
+      await conn.read(new Uint8Array(1));
+    } catch {
+      // reset
+    }
+    conn.close();
+    return performance.now() - started;
+  })).then((times) => times.sort((a, b) => a - b));
+}
+
 /** Whether a client gets an echo through `port` (true) or is closed at once (false). */
 async function echoes(port: number): Promise<boolean> {
   const conn = await connect(port);
@@ -54,38 +84,14 @@ secret_sha256 = "${createHash("sha256").update(LAB_SECRET).digest("hex")}"
 services = ["*"]
 `);
   await using relay = await startRelayProcess(["--config", config], { PORTHOLE_SECRET: "" });
-  await using office = new Proc("agent", [
-    "--relay",
-    `127.0.0.1:${relay.port}`,
-    ...relay.trust,
-    "--id",
-    "office",
-    "--service",
-    `web=127.0.0.1:${server.port}`,
-  ], { PORTHOLE_SECRET: OFFICE_SECRET });
-  await using lab = new Proc("agent", [
-    "--relay",
-    `127.0.0.1:${relay.port}`,
-    ...relay.trust,
-    "--id",
-    "lab",
-    "--service",
-    `anything=127.0.0.1:${server.port}`,
-  ], { PORTHOLE_SECRET: LAB_SECRET });
+  await using office = agentAs(relay, "office", OFFICE_SECRET, [`web=127.0.0.1:${server.port}`]);
+  await using lab = agentAs(relay, "lab", LAB_SECRET, [`anything=127.0.0.1:${server.port}`]);
   const [, webPort] = await office.waitFor(/service web .* is reachable at .*:(\d+)$/);
   await lab.waitFor(/service anything .* is reachable/);
   assert(await echoes(Number(webPort)));
   // An agent not in the file, and a listed agent with another's secret, are refused.
   for (const [id, secret] of [["stranger", OFFICE_SECRET], ["lab", OFFICE_SECRET]]) {
-    const agent = new Proc("agent", [
-      "--relay",
-      `127.0.0.1:${relay.port}`,
-      ...relay.trust,
-      "--id",
-      id,
-      "--service",
-      "x=127.0.0.1:9",
-    ], { PORTHOLE_SECRET: secret });
+    const agent = agentAs(relay, id, secret, ["x=127.0.0.1:9"]);
     assertEquals((await agent.status).code, 3, agent.output);
     assertMatch(agent.output, new RegExp(`agent ${id} failed authentication`));
   }
@@ -102,19 +108,11 @@ ports = [${allowedPort}]
 `);
   await using relay = await startRelayProcess(["--config", config]);
   const forbiddenPort = freePort();
-  await using agent = new Proc("agent", [
-    "--relay",
-    `127.0.0.1:${relay.port}`,
-    ...relay.trust,
-    "--id",
-    "office",
-    "--service",
+  await using agent = agentAs(relay, "office", OFFICE_SECRET, [
     `web@${allowedPort}=127.0.0.1:${server.port}`,
-    "--service",
     `api@${forbiddenPort}=127.0.0.1:${server.port}`,
-    "--service",
     `db=127.0.0.1:${server.port}`,
-  ], { PORTHOLE_SECRET: OFFICE_SECRET });
+  ]);
   await agent.waitFor(new RegExp(`service web .* is reachable at 127\\.0\\.0\\.1:${allowedPort}$`));
   await agent.waitFor(
     new RegExp(
@@ -132,15 +130,7 @@ Deno.test("SIGHUP applies a changed config: a removed agent is disconnected, oth
   const config = writeConfig(agentsFile(["keeper", "leaver"]));
   await using relay = await startRelayProcess(["--config", config]);
   const start = (id: string) =>
-    new Proc("agent", [
-      "--relay",
-      `127.0.0.1:${relay.port}`,
-      ...relay.trust,
-      "--id",
-      id,
-      "--service",
-      `${id}=127.0.0.1:${server.port}`,
-    ], { PORTHOLE_SECRET: OFFICE_SECRET });
+    agentAs(relay, id, OFFICE_SECRET, [`${id}=127.0.0.1:${server.port}`]);
   await using keeper = start("keeper");
   await using leaver = start("leaver");
   const [, keeperPort] = await keeper.waitFor(/is reachable at .*:(\d+)$/);
@@ -232,16 +222,7 @@ max_services_per_agent = 2
   // rest are closed at the handshake deadline.
   const started = performance.now();
   const idle = await Promise.all(Array.from({ length: 25 }, () => connect(relay.port)));
-  const endings = await Promise.all(idle.map(async (conn) => {
-    try {
-      await conn.read(new Uint8Array(1));
-    } catch {
-      // reset
-    }
-    conn.close();
-    return performance.now() - started;
-  }));
-  endings.sort((a, b) => a - b);
+  const endings = await closedAfter(idle, started);
   assert(endings[4] < 900, `over-limit connections closed at once: ${endings.slice(0, 5)}`);
   assert(endings[24] < 3000, `idle connections closed at the deadline: ${endings[24]}`);
   await relay.waitFor(/connections are already in their handshake \(limits.max_unauthenticated\)/);
@@ -277,15 +258,7 @@ Deno.test("TLS connections that never send their opening frame are closed at the
   const dialer = relayDialer(relay);
   const started = performance.now();
   const idle = await Promise.all(Array.from({ length: 10 }, () => dialer.dial(WAIT_MS)));
-  const endings = await Promise.all(idle.map(async (conn) => {
-    try {
-      await conn.read(new Uint8Array(1));
-    } catch {
-      // reset
-    }
-    conn.close();
-    return performance.now() - started;
-  }));
+  const endings = await closedAfter(idle, started);
   assert(Math.max(...endings) < 3000, `closed after ${Math.max(...endings)} ms`);
   assert(Math.min(...endings) > 900, `closed early, after ${Math.min(...endings)} ms`);
 });
