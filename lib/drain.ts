@@ -15,24 +15,24 @@ import { closeQuietly } from "./net.ts";
 /** Default time active connections get to finish after a shutdown signal. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
 
-/** A collection of connections that can say when it has become empty. */
-export interface Drainable {
-  readonly size: number;
-  /** Resolves once the collection is empty, or after `timeoutMs`; true if it emptied. */
-  emptied(timeoutMs: number): Promise<boolean>;
-}
-
-/** The waiting side of {@link Drainable}, shared by the set and the map below. */
-class EmptyWatch {
+/** A map from connections to what goes with each, that can tell when it becomes empty. */
+export class ConnectionMap<V> extends Map<Deno.Conn, V> {
   #waiters = new Set<() => void>();
 
-  /** Called after every removal; wakes the waiters if nothing is left. */
-  removed(size: number): void {
-    if (size === 0) { for (const wake of this.#waiters) wake(); }
+  override delete(conn: Deno.Conn): boolean {
+    const removed = super.delete(conn);
+    if (this.size === 0) { for (const wake of this.#waiters) wake(); }
+    return removed;
   }
 
-  wait(size: number, timeoutMs: number): Promise<boolean> {
-    if (size === 0) return Promise.resolve(true);
+  override clear(): void {
+    super.clear();
+    for (const wake of this.#waiters) wake();
+  }
+
+  /** Resolves once the map is empty, or after `timeoutMs`; true if it emptied. */
+  emptied(timeoutMs: number): Promise<boolean> {
+    if (this.size === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const finish = (empty: boolean) => {
         clearTimeout(timer);
@@ -46,42 +46,19 @@ class EmptyWatch {
   }
 }
 
-/** A set of connections that can tell when it becomes empty. */
-export class ConnectionSet extends Set<Deno.Conn> implements Drainable {
-  #watch = new EmptyWatch();
-
-  override delete(conn: Deno.Conn): boolean {
-    const removed = super.delete(conn);
-    this.#watch.removed(this.size);
-    return removed;
-  }
-
-  emptied(timeoutMs: number): Promise<boolean> {
-    return this.#watch.wait(this.size, timeoutMs);
+/** A set of connections (nothing goes with them) that can tell when it becomes empty. */
+export class ConnectionSet extends ConnectionMap<undefined> {
+  /** Adds a connection. */
+  add(conn: Deno.Conn): this {
+    return this.set(conn, undefined);
   }
 
   /** Closes every connection now and forgets them; returns how many there were. */
   closeAll(): number {
     const count = this.size;
-    for (const conn of this) closeQuietly(conn);
+    for (const conn of this.keys()) closeQuietly(conn);
     this.clear();
-    this.#watch.removed(0);
     return count;
-  }
-}
-
-/** A map from connections to what goes with each, that can tell when it becomes empty. */
-export class ConnectionMap<V> extends Map<Deno.Conn, V> implements Drainable {
-  #watch = new EmptyWatch();
-
-  override delete(conn: Deno.Conn): boolean {
-    const removed = super.delete(conn);
-    this.#watch.removed(this.size);
-    return removed;
-  }
-
-  emptied(timeoutMs: number): Promise<boolean> {
-    return this.#watch.wait(this.size, timeoutMs);
   }
 }
 
@@ -91,7 +68,7 @@ export class ConnectionMap<V> extends Map<Deno.Conn, V> implements Drainable {
  * after new connections have stopped.
  */
 export async function drain(
-  open: Drainable,
+  open: ConnectionMap<unknown>,
   closeRest: () => number,
   timeoutMs: number,
   log: Logger,

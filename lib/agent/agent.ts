@@ -130,7 +130,7 @@ export async function runAgent(options: AgentOptions, signal: AbortSignal): Prom
 async function runSession(
   options: AgentOptions,
   signal: AbortSignal,
-  open: Set<Deno.Conn>,
+  open: ConnectionSet,
   state: { connected: boolean },
 ): Promise<{ reason: string; established: boolean }> {
   const relayName = formatHostPort(options.dialer.relay);
@@ -232,7 +232,7 @@ function handleControlMessage(
   options: AgentOptions,
   channel: Channel,
   session: string,
-  open: Set<Deno.Conn>,
+  open: ConnectionSet,
 ): void {
   switch (message.type) {
     case "registered": {
@@ -262,7 +262,7 @@ async function serveClient(
   options: AgentOptions,
   channel: Channel,
   session: string,
-  open: Set<Deno.Conn>,
+  open: ConnectionSet,
 ): Promise<void> {
   const label = `service ${request.service} client ${request.client}`;
   const target = options.services.get(request.service)?.target;
