@@ -10,8 +10,11 @@ import {
   applyLogLevel,
   EXIT_REFUSED,
   onShutdownSignal,
+  onStatusSignal,
   parseAddress,
   parseAgentServices,
+  parseOptionalSeconds,
+  parseSeconds,
   runCommand,
   SERVICE_ID_PATTERN,
   UsageError,
@@ -44,12 +47,22 @@ Flags:
                             (for a relay with a real certificate).
   --insecure                Plain TCP to the relay: no encryption. The relay must use it too.
   --id NAME                 This agent's id, unique on the relay. Default: the host name.
+  --reconnect-max SECS      Longest pause between attempts to reach a lost relay; pauses start
+                            at 0.5 s and double, with jitter. Default: 10.
+  --retry-refused SECS      When the relay refuses this agent (wrong secret, incompatible
+                            version), try again every SECS instead of exiting with code 3.
+                            Default: exit.
+  --idle-timeout SECS       Close a client connection when no byte has moved either way for
+                            this long. Default: off.
+  --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
+                            they are closed; a second signal stops at once. Default: 10.
   --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
   -h, --help                Show this help.
   -V, --version             Print the version.
 
 Exit codes: 0 stopped by a signal; 2 bad flags or secret; 3 refused by the relay (wrong
 secret or incompatible version). Lost connections to the relay are retried with backoff.
+SIGUSR2 logs a status line (relay connected or not, open connections).
 
 Example:
   agent --relay relay.example.com:7835 --secret-file ./secret --service web=127.0.0.1:3000
@@ -104,6 +117,10 @@ Deno.exit(
         fingerprint: { type: "string" },
         ca: { type: "string" },
         insecure: { type: "boolean", default: false },
+        "reconnect-max": { type: "string", default: "10" },
+        "retry-refused": { type: "string" },
+        "idle-timeout": { type: "string" },
+        "shutdown-timeout": { type: "string", default: "10" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -131,6 +148,11 @@ Deno.exit(
       secret: await readSecret(flags["secret-file"]),
       id,
       services: parseAgentServices(flags.service),
+      reconnectMaxMs: parseSeconds(flags["reconnect-max"], "--reconnect-max"),
+      retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
+      idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
+      shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
+      watch: (stats) => onStatusSignal(log, stats),
     }, controller.signal);
   }, (error) => error instanceof AgentFatalError ? EXIT_REFUSED : undefined),
 );

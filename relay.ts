@@ -8,7 +8,9 @@ import { readSecret } from "./lib/auth.ts";
 import {
   applyLogLevel,
   onShutdownSignal,
+  onStatusSignal,
   parseAddress,
+  parseOptionalSeconds,
   parsePortRange,
   parseSeconds,
   parseServiceSpecs,
@@ -53,9 +55,19 @@ Flags:
                             Default: 20000-20999.
   --connect-timeout SECS    How long a client is held while its agent opens the data channel;
                             the one-time connection id expires then. Default: 10.
+  --heartbeat SECS          Interval of heartbeats on control channels; an agent silent for
+                            three intervals is dropped (and it drops a silent relay alike).
+                            Default: 10.
+  --idle-timeout SECS       Close a client connection when no byte has moved either way for
+                            this long. Default: off.
+  --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
+                            they are closed; a second signal stops at once. Default: 10.
   --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
   -h, --help                Show this help.
   -V, --version             Print the version.
+
+Signals: SIGINT/SIGTERM stop gracefully (exit 0); SIGUSR2 logs a status line with the number
+of agents, services, waiting clients and open connections, and the memory in use.
 
 Example:
   relay --listen 0.0.0.0:7835 --secret-file /etc/porthole/secret --expose web=0.0.0.0:8080
@@ -121,6 +133,9 @@ Deno.exit(
         "state-dir": { type: "string" },
         insecure: { type: "boolean", default: false },
         "connect-timeout": { type: "string", default: "10" },
+        heartbeat: { type: "string", default: "10" },
+        "idle-timeout": { type: "string" },
+        "shutdown-timeout": { type: "string", default: "10" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -133,6 +148,10 @@ Deno.exit(
     const sharedSecretGiven = flags["secret-file"] !== undefined ||
       !!Deno.env.get("PORTHOLE_SECRET");
     const tls = await loadCertificate(flags);
+    const shutdownTimeoutMs = parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout");
+    // Installed before the relay says it listens: a signal listener takes a moment to take effect.
+    const status: { of?: () => object } = {};
+    onStatusSignal(log, () => status.of?.() ?? {});
     const relay = startRelay({
       tls,
       config,
@@ -144,7 +163,10 @@ Deno.exit(
       expose: parseServiceSpecs(flags.expose, "--expose"),
       portRange: parsePortRange(flags["port-range"]),
       connectTimeoutMs: parseSeconds(flags["connect-timeout"], "--connect-timeout"),
+      heartbeatMs: parseSeconds(flags.heartbeat, "--heartbeat"),
+      idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
     });
+    status.of = relay.stats;
     if (flags.config) {
       const path = flags.config;
       Deno.addSignalListener("SIGHUP", async () => {
@@ -157,9 +179,8 @@ Deno.exit(
     }
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {
-        log.info(`${signal}: shutting down`);
-        relay.close();
-        resolve();
+        log.info(`${signal}: shutting down: no new agents or clients`);
+        relay.shutdown(shutdownTimeoutMs).then(resolve);
       }, () => Deno.exit(1))
     );
   }),

@@ -15,6 +15,9 @@ export class ControlChannel<In extends Message> {
   #decode: (payload: Uint8Array) => In;
   #lastHeard = performance.now();
   #heartbeat?: ReturnType<typeof setInterval>;
+  #watchdog?: ReturnType<typeof setTimeout>;
+  /** Why this end closed the channel, reported by a pending or later `receive`. */
+  #closedBecause?: Error;
 
   constructor(
     conn: Deno.Conn,
@@ -38,7 +41,12 @@ export class ControlChannel<In extends Message> {
    */
   async receive(): Promise<In | null> {
     while (true) {
-      const payload = await this.#reader.next();
+      let payload;
+      try {
+        payload = await this.#reader.next();
+      } catch (error) {
+        throw this.#closedBecause ?? error;
+      }
       if (payload === null) return null;
       this.#lastHeard = performance.now();
       const message = this.#decode(payload);
@@ -52,20 +60,29 @@ export class ControlChannel<In extends Message> {
    * {@link HEARTBEAT_MISSES} intervals, closes the channel and calls `onSilent` once.
    */
   startHeartbeat(intervalMs: number, onSilent: (silentMs: number) => void): void {
-    this.#heartbeat = setInterval(() => {
+    const limitMs = HEARTBEAT_MISSES * intervalMs;
+    this.#heartbeat = setInterval(() => this.send({ type: "ping" }), intervalMs);
+    // Checked when the limit would be reached rather than on the ping ticks, so a silent peer
+    // is noticed after exactly HEARTBEAT_MISSES intervals, not up to one interval later.
+    const watch = () => {
       const silentMs = performance.now() - this.#lastHeard;
-      if (silentMs > HEARTBEAT_MISSES * intervalMs) {
-        this.close();
-        onSilent(silentMs);
-      } else {
-        this.send({ type: "ping" });
+      if (silentMs < limitMs) {
+        this.#watchdog = setTimeout(watch, limitMs - silentMs);
+        return;
       }
-    }, intervalMs);
+      this.close(
+        `nothing heard for ${Math.round(silentMs)} ms (${HEARTBEAT_MISSES} heartbeat intervals)`,
+      );
+      onSilent(silentMs);
+    };
+    this.#watchdog = setTimeout(watch, limitMs);
   }
 
-  /** Stops the heartbeat and closes the connection. */
-  close(): void {
+  /** Stops the heartbeat and closes the connection; `reason` is what `receive` then throws. */
+  close(reason?: string): void {
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#watchdog);
+    if (reason !== undefined) this.#closedBecause ??= new Error(reason);
     closeQuietly(this.conn);
   }
 }

@@ -4,7 +4,7 @@
  */
 
 import config from "../deno.json" with { type: "json" };
-import { type LogLevel, parseLogLevel, setLogLevel } from "./log.ts";
+import { type Logger, type LogLevel, parseLogLevel, setLogLevel } from "./log.ts";
 import { type HostPort, parseHostPort } from "./net.ts";
 import type { PortRange } from "./relay/services.ts";
 
@@ -104,6 +104,11 @@ export function parseSeconds(text: string, flag: string): number {
   return Math.round(seconds * 1000);
 }
 
+/** Parses a flag of seconds that may be left out (a feature that is off by default). */
+export function parseOptionalSeconds(text: string | undefined, flag: string): number | undefined {
+  return text === undefined ? undefined : parseSeconds(text, flag);
+}
+
 /** Applies `--log-level`. */
 export function applyLogLevel(text: string): LogLevel {
   try {
@@ -146,4 +151,31 @@ export function onShutdownSignal(stop: (signal: string) => void, force: () => vo
       stop(signal);
     });
   }
+}
+
+/**
+ * The signal that makes a relay or agent log its status line. Not SIGUSR1: Deno, like Node,
+ * answers SIGUSR1 by opening a V8 inspector on 127.0.0.1:9229, which any local user could
+ * attach to and read the process's memory (the secret) from.
+ */
+export const STATUS_SIGNAL = "SIGUSR2";
+
+/**
+ * Logs one `status: key=value ...` line, the fields of `read()` and the process's memory (e.g.
+ * `status: agents=2 pending=0 rss_mib=80.2 heap_mib=6.1`), each time the process receives
+ * {@link STATUS_SIGNAL}, so an operator can run `kill -USR2 PID` and read the logs.
+ */
+export function onStatusSignal(log: Logger, read: () => object): void {
+  Deno.addSignalListener(STATUS_SIGNAL, () => {
+    // Run with DENO_V8_FLAGS=--expose-gc to see the heap that is really in use, garbage collected.
+    (globalThis as { gc?: () => void }).gc?.();
+    const memory = Deno.memoryUsage();
+    const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+    const fields = Object.entries({
+      ...read(),
+      rss_mib: mib(memory.rss),
+      heap_mib: mib(memory.heapUsed),
+    }).map(([key, value]) => `${key}=${value}`);
+    log.info(`status: ${fields.join(" ")}`);
+  });
 }

@@ -1,5 +1,6 @@
 /**
- * Bidirectional copy between two connections, with half-close and byte counters.
+ * Bidirectional copy between two connections, with half-close, byte counters and an optional
+ * idle timeout.
  *
  * Each direction reads until end-of-stream, then shuts down the write side of the other
  * connection (`closeWrite`), so a peer that sends, half-closes and waits for an answer still gets
@@ -31,16 +32,34 @@ function returnLarge(buffer: Uint8Array): void {
   if (pool.length < MAX_POOLED_BUFFERS) pool.push(buffer);
 }
 
-/** Bytes moved by {@link splice}, per direction. */
+/** How {@link splice} runs. */
+export interface SpliceOptions {
+  /** Close both connections once no byte has moved either way for this long (default: never). */
+  idleTimeoutMs?: number;
+}
+
+/** Bytes moved by {@link splice}, per direction, and whether the idle timeout ended it. */
 export interface SpliceResult {
   /** Bytes read from `a` and written to `b`. */
   aToB: number;
   /** Bytes read from `b` and written to `a`. */
   bToA: number;
+  /** True when the connections were closed for being idle. */
+  idle: boolean;
+}
+
+/** When a byte last moved either way (`performance.now()`), shared by both directions. */
+interface Activity {
+  last: number;
 }
 
 /** Copies `from` into `to` until end-of-stream, then half-closes `to`. Returns the byte count. */
-async function pump(from: Deno.Conn, to: Deno.Conn, counter: { bytes: number }) {
+async function pump(
+  from: Deno.Conn,
+  to: Deno.Conn,
+  counter: { bytes: number },
+  activity: Activity,
+) {
   const small = new Uint8Array(SMALL_BUFFER_BYTES);
   let large: Uint8Array | undefined;
   try {
@@ -48,6 +67,7 @@ async function pump(from: Deno.Conn, to: Deno.Conn, counter: { bytes: number }) 
       const buffer = large ?? small;
       const count = await from.read(buffer);
       if (count === null) break;
+      activity.last = performance.now();
       await writeAll(to, buffer.subarray(0, count));
       counter.bytes += count;
       if (count < buffer.length) {
@@ -67,17 +87,39 @@ async function pump(from: Deno.Conn, to: Deno.Conn, counter: { bytes: number }) 
  * Splices `a` and `b` until both directions end or one fails, then closes both.
  * Resolves with the byte counts; never rejects (a reset is an ordinary way for a connection to end).
  */
-export async function splice(a: Deno.Conn, b: Deno.Conn): Promise<SpliceResult> {
+export async function splice(
+  a: Deno.Conn,
+  b: Deno.Conn,
+  options: SpliceOptions = {},
+): Promise<SpliceResult> {
   const aToB = { bytes: 0 };
   const bToA = { bytes: 0 };
+  const activity = { last: performance.now() };
   const closeBoth = () => {
     closeQuietly(a);
     closeQuietly(b);
   };
+  let idle = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limitMs = options.idleTimeoutMs;
+  if (limitMs !== undefined) {
+    // One timer per connection, re-armed only when it fires: nothing to do per read.
+    const check = () => {
+      const quietMs = performance.now() - activity.last;
+      if (quietMs < limitMs) {
+        timer = setTimeout(check, limitMs - quietMs);
+      } else {
+        idle = true;
+        closeBoth();
+      }
+    };
+    timer = setTimeout(check, limitMs);
+  }
   await Promise.all([
-    pump(a, b, aToB).catch(closeBoth),
-    pump(b, a, bToA).catch(closeBoth),
+    pump(a, b, aToB, activity).catch(closeBoth),
+    pump(b, a, bToA, activity).catch(closeBoth),
   ]);
+  clearTimeout(timer);
   closeBoth();
-  return { aToB: aToB.bytes, bToA: bToA.bytes };
+  return { aToB: aToB.bytes, bToA: bToA.bytes, idle };
 }

@@ -9,7 +9,9 @@
  */
 
 import { computeProof, randomToken, sameToken, secretKey } from "../auth.ts";
+import { Backoff } from "../backoff.ts";
 import { ControlChannel } from "../channel.ts";
+import { ConnectionSet, drain, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
 import { createLogger } from "../log.ts";
 import {
   closeQuietly,
@@ -38,8 +40,8 @@ import { type RelayDialer, UntrustedRelayError } from "../tls.ts";
 export const DIAL_TIMEOUT_MS = 5_000;
 /** First pause before reconnecting to the relay; it doubles after each failed attempt. */
 export const RECONNECT_MIN_MS = 500;
-/** Longest pause between reconnection attempts. */
-export const RECONNECT_MAX_MS = 30_000;
+/** Default longest pause between reconnection attempts. */
+export const RECONNECT_MAX_MS = 10_000;
 
 /** What an agent is started with. */
 export interface AgentOptions {
@@ -51,6 +53,27 @@ export interface AgentOptions {
   id: string;
   /** Service id → the address the agent dials for it, and the public port it asks for. */
   services: Map<string, AgentService>;
+  /** Longest pause between reconnection attempts (default {@link RECONNECT_MAX_MS}). */
+  reconnectMaxMs?: number;
+  /**
+   * When the relay refuses this agent, try again after this long instead of stopping with
+   * {@link AgentFatalError} (default: stop).
+   */
+  retryRefusedMs?: number;
+  /** After `signal` aborts, how long open connections get to finish before they are closed. */
+  shutdownTimeoutMs?: number;
+  /** Close a client connection once no byte has moved either way for this long (default: never). */
+  idleTimeoutMs?: number;
+  /** Given, once, a function that reports what the agent holds now (for a status signal). */
+  watch?: (stats: () => AgentStats) => void;
+}
+
+/** What a running agent holds now, for operators (SIGUSR2) and tests. */
+export interface AgentStats {
+  /** Whether the control channel to the relay is up. */
+  relay: "connected" | "disconnected";
+  /** Open service and data connections. */
+  connections: number;
 }
 
 /** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
@@ -64,20 +87,42 @@ const log = createLogger("agent");
 
 /**
  * Runs the agent until `signal` aborts, reconnecting with exponential backoff and jitter whenever
- * the control channel is lost. Rejects with {@link AgentFatalError} when the relay refuses it.
+ * the control channel is lost. Rejects with {@link AgentFatalError} when the relay refuses it
+ * (unless `retryRefusedMs` is set). Once `signal` aborts, open connections get up to
+ * `shutdownTimeoutMs` to finish.
  */
 export async function runAgent(options: AgentOptions, signal: AbortSignal): Promise<void> {
-  const open = new Set<Deno.Conn>(); // service and data connections, which outlive a session
-  signal.addEventListener("abort", () => open.forEach(closeQuietly), { once: true });
-  let pauseMs = RECONNECT_MIN_MS;
-  while (!signal.aborted) {
-    const { reason, established } = await runSession(options, signal, open);
-    if (signal.aborted) return;
-    if (established) pauseMs = RECONNECT_MIN_MS;
-    const waitMs = Math.round(pauseMs * (0.8 + 0.4 * Math.random()));
-    log.warn(`${reason}; reconnecting in ${waitMs} ms`);
-    await sleep(waitMs, signal);
-    pauseMs = Math.min(pauseMs * 2, RECONNECT_MAX_MS);
+  const open = new ConnectionSet(); // service and data connections, which outlive a session
+  const state = { connected: false };
+  options.watch?.(() => ({
+    relay: state.connected ? "connected" : "disconnected",
+    connections: open.size,
+  }));
+  const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
+  try {
+    while (!signal.aborted) {
+      let ended;
+      try {
+        ended = await runSession(options, signal, open, state);
+      } catch (error) {
+        if (!(error instanceof AgentFatalError) || options.retryRefusedMs === undefined) {
+          throw error;
+        }
+        log.error(
+          `${error.message}; trying again in ${options.retryRefusedMs / 1000} s (--retry-refused)`,
+        );
+        await sleep(options.retryRefusedMs, signal);
+        continue;
+      }
+      if (signal.aborted) break;
+      if (ended.established) backoff.reset();
+      const waitMs = backoff.next();
+      log.warn(`${ended.reason}; reconnecting in ${waitMs} ms (attempt ${backoff.attempt})`);
+      await sleep(waitMs, signal);
+    }
+    await drain(open, () => open.closeAll(), options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS, log);
+  } finally {
+    open.closeAll();
   }
 }
 
@@ -85,7 +130,8 @@ export async function runAgent(options: AgentOptions, signal: AbortSignal): Prom
 async function runSession(
   options: AgentOptions,
   signal: AbortSignal,
-  open: Set<Deno.Conn>,
+  open: ConnectionSet,
+  state: { connected: boolean },
 ): Promise<{ reason: string; established: boolean }> {
   const relayName = formatHostPort(options.dialer.relay);
   let conn: Deno.Conn;
@@ -99,7 +145,7 @@ async function runSession(
     };
   }
   const channel: Channel = new ControlChannel(conn, decodeRelayMessage);
-  const stop = () => channel.close();
+  const stop = () => channel.close("the agent is shutting down");
   signal.addEventListener("abort", stop);
   let established = false;
   try {
@@ -109,7 +155,7 @@ async function runSession(
       conn,
       `the handshake with the relay at ${relayName}`,
     );
-    established = true;
+    established = state.connected = true;
     log.info(`connected to the relay at ${relayName} as agent ${options.id}`);
     channel.startHeartbeat(
       session.heartbeatMs,
@@ -132,8 +178,9 @@ async function runSession(
     }
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {
+    state.connected = false;
     signal.removeEventListener("abort", stop);
-    stop();
+    channel.close();
   }
 }
 
@@ -185,7 +232,7 @@ function handleControlMessage(
   options: AgentOptions,
   channel: Channel,
   session: string,
-  open: Set<Deno.Conn>,
+  open: ConnectionSet,
 ): void {
   switch (message.type) {
     case "registered": {
@@ -215,7 +262,7 @@ async function serveClient(
   options: AgentOptions,
   channel: Channel,
   session: string,
-  open: Set<Deno.Conn>,
+  open: ConnectionSet,
 ): Promise<void> {
   const label = `service ${request.service} client ${request.client}`;
   const target = options.services.get(request.service)?.target;
@@ -259,9 +306,10 @@ async function serveClient(
     const started = performance.now();
     const early = reader.takeRest();
     if (early.length > 0) await writeAll(upstream, early);
-    const moved = await splice(data, upstream);
+    const moved = await splice(data, upstream, { idleTimeoutMs: options.idleTimeoutMs });
     log.info(
-      `connection closed: service=${request.service} client=${request.client} ` +
+      `connection closed${moved.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
+        `service=${request.service} client=${request.client} ` +
         `to_service=${moved.aToB + early.length} from_service=${moved.bToA} ` +
         `duration_ms=${Math.round(performance.now() - started)}`,
     );

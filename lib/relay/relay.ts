@@ -11,6 +11,7 @@
 
 import { computeProof, randomToken, sameBytes, sameToken, secretKey } from "../auth.ts";
 import { ControlChannel } from "../channel.ts";
+import { ConnectionMap, drain } from "../drain.ts";
 import { createLogger } from "../log.ts";
 import {
   acceptEach,
@@ -60,6 +61,8 @@ export interface RelayOptions {
   connectTimeoutMs?: number;
   /** Heartbeat interval on control channels. */
   heartbeatMs?: number;
+  /** Close a client connection once no byte has moved either way for this long (default: never). */
+  idleTimeoutMs?: number;
 }
 
 /** A running relay. */
@@ -69,6 +72,7 @@ export interface Relay {
   /** Counts of what the relay holds now, for tests and operators. */
   stats(): {
     agents: number;
+    services: number;
     pending: number;
     connections: number;
     unauthenticated: number;
@@ -78,6 +82,11 @@ export interface Relay {
   reload(config: RelayConfig): void;
   /** Stops listening and closes every connection. */
   close(): void;
+  /**
+   * Stops listening, ends every agent session and waiting client, lets spliced connections
+   * finish for up to `timeoutMs`, then closes the rest.
+   */
+  shutdown(timeoutMs: number): Promise<void>;
 }
 
 interface AgentSession {
@@ -102,7 +111,7 @@ export function startRelay(options: RelayOptions): Relay {
   const sessions = new Map<string, AgentSession>(); // by agent id
   const pending = new PendingTable();
   /** Every client, control and data connection, with what to do when it is released. */
-  const open = new Map<Deno.Conn, (() => void) | undefined>();
+  const open = new ConnectionMap<(() => void) | undefined>();
   let unauthenticated = 0;
   let refusedClients = 0;
   const clientLog = new LogThrottle();
@@ -144,6 +153,12 @@ export function startRelay(options: RelayOptions): Relay {
     open.delete(conn);
     closeQuietly(conn);
     onRelease?.();
+  }
+  /** Releases every connection; returns how many there were. */
+  function releaseAll(): number {
+    const all = [...open.keys()];
+    all.forEach(release);
+    return all.length;
   }
 
   /** Logs at most once per interval per address and kind of event. */
@@ -278,7 +293,7 @@ export function startRelay(options: RelayOptions): Relay {
     const stale = sessions.get(hello.agent);
     if (stale) {
       log.warn(`agent ${hello.agent} connected again; closing its previous session`);
-      endSession(stale);
+      endSession(stale, "replaced by a new session of the same agent");
     }
     sessions.set(hello.agent, session);
     channel.send({ type: "welcome", session: session.id, heartbeatMs });
@@ -373,11 +388,15 @@ export function startRelay(options: RelayOptions): Relay {
   }
 
   /** Takes a session's services offline and closes the clients it left waiting. */
-  function endSession(session: AgentSession): void {
-    session.channel.close();
+  function endSession(session: AgentSession, reason?: string): void {
+    session.channel.close(reason);
     open.delete(session.channel.conn);
     if (sessions.get(session.agentId) === session) sessions.delete(session.agentId);
     for (const id of session.services) services.unregister(id, session);
+    if (session.services.size > 0) {
+      log.info(`agent ${session.agentId}: ${[...session.services].join(", ")} offline`);
+      session.services.clear();
+    }
     for (const client of pending.takeSession(session.id)) {
       log.warn(
         `client ${client.client} for service ${client.service}: agent ${session.agentId} went away; closing`,
@@ -459,9 +478,10 @@ export function startRelay(options: RelayOptions): Relay {
       await writeAll(conn, encodeFrame({ type: "ready" }));
       const early = reader.takeRest();
       if (early.length > 0) await writeAll(claimed.conn, early);
-      const moved = await splice(claimed.conn, conn);
+      const moved = await splice(claimed.conn, conn, { idleTimeoutMs: options.idleTimeoutMs });
       log.info(
-        `connection closed: service=${service} agent=${agent} client=${client} ` +
+        `connection closed${moved.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
+          `service=${service} agent=${agent} client=${client} ` +
           `from_client=${moved.aToB} to_client=${moved.bToA + early.length} ` +
           `duration_ms=${Math.round(performance.now() - claimed.since)}`,
       );
@@ -482,7 +502,7 @@ export function startRelay(options: RelayOptions): Relay {
           `agent ${session.agentId} is no longer allowed with its secret by the configuration; ` +
             "disconnecting it",
         );
-        endSession(session);
+        endSession(session, "no longer allowed by the relay's configuration");
         continue;
       }
       for (const service of [...session.services]) {
@@ -499,6 +519,7 @@ export function startRelay(options: RelayOptions): Relay {
     address,
     stats: () => ({
       agents: sessions.size,
+      services: [...sessions.values()].reduce((sum, session) => sum + session.services.size, 0),
       pending: pending.size,
       connections: open.size,
       unauthenticated,
@@ -508,8 +529,14 @@ export function startRelay(options: RelayOptions): Relay {
     close() {
       closeQuietly(listener);
       services.close();
-      for (const session of sessions.values()) endSession(session);
-      for (const conn of [...open.keys()]) release(conn);
+      for (const session of sessions.values()) endSession(session, "the relay is stopping");
+      releaseAll();
+    },
+    async shutdown(timeoutMs) {
+      closeQuietly(listener);
+      services.close();
+      for (const session of sessions.values()) endSession(session, "the relay is shutting down");
+      await drain(open, releaseAll, timeoutMs, log);
     },
   };
 }

@@ -1,0 +1,84 @@
+/**
+ * End to end: SIGTERM lets active transfers finish and exits 0; connections still open at the
+ * deadline are closed; a second signal stops at once.
+ */
+
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  connect,
+  echo,
+  randomBytes,
+  readAll,
+  readExactly,
+  startAgentProcess,
+  startRelayProcess,
+  startServer,
+} from "./helpers.ts";
+import { finishTransfers, refused, startTransfers } from "./faults.ts";
+import { writeAll } from "../lib/net.ts";
+
+for (const target of ["relay", "agent"] as const) {
+  Deno.test(`SIGTERM to the ${target}: active transfers finish, new clients are refused, exit 0`, async () => {
+    const blob = randomBytes(16 * 1024 * 1024);
+    await using server = startServer((conn) => writeAll(conn, blob));
+    await using relay = await startRelayProcess(["--shutdown-timeout", "20"]);
+    await using agent = await startAgentProcess(relay, { blob: server.port }, [
+      "--shutdown-timeout",
+      "20",
+    ]);
+    const port = agent.publicPort.blob;
+    const transfers = await startTransfers(port, 5, 256 * 1024);
+    const proc = target === "relay" ? relay : agent;
+    const signalledAt = performance.now();
+    Deno.kill(proc.pid, "SIGTERM");
+    await proc.waitFor(/waiting up to 20 s for \d+ open connection\(s\) to finish/);
+    // Stopped accepting: the service's port is closed once its agent or relay stops.
+    await relay.waitFor(/blob offline|shutting down/);
+    await refused(port);
+    await finishTransfers(transfers, blob);
+    assertEquals((await proc.status).code, 0, proc.output);
+    await proc.waitFor(/all connections finished/);
+    const took = performance.now() - signalledAt;
+    assert(took < 20_000, `exited ${took} ms after the signal`);
+  });
+}
+
+Deno.test("SIGTERM: connections still open at --shutdown-timeout are closed, and the exit is still 0", async () => {
+  await using server = startServer(echo);
+  await using relay = await startRelayProcess(["--shutdown-timeout", "0.5"]);
+  await using agent = await startAgentProcess(relay, { echo: server.port });
+  const conn = await connect(agent.publicPort.echo);
+  await writeAll(conn, new TextEncoder().encode("hi"));
+  await readExactly(conn, 2); // a live connection that will not end by itself
+  const signalledAt = performance.now();
+  Deno.kill(relay.pid, "SIGTERM");
+  assertEquals((await relay.status).code, 0, relay.output);
+  const took = performance.now() - signalledAt;
+  assert(took >= 450 && took < 3_000, `exited ${took} ms after the signal`);
+  assertMatch(relay.output, /closing 2 connection\(s\) still open after 0\.5 s/);
+  assertEquals((await readAll(conn)).length, 0, "the client sees the close");
+  conn.close();
+});
+
+for (const target of ["relay", "agent"] as const) {
+  Deno.test(`a second signal to the ${target} stops it at once, without waiting for the deadline`, async () => {
+    await using server = startServer(echo);
+    await using relay = await startRelayProcess(["--shutdown-timeout", "60"]);
+    await using agent = await startAgentProcess(relay, { echo: server.port }, [
+      "--shutdown-timeout",
+      "60",
+    ]);
+    const conn = await connect(agent.publicPort.echo);
+    await writeAll(conn, new TextEncoder().encode("hi"));
+    await readExactly(conn, 2);
+    const proc = target === "relay" ? relay : agent;
+    Deno.kill(proc.pid, "SIGTERM");
+    await proc.waitFor(/waiting up to 60 s/);
+    const secondAt = performance.now();
+    Deno.kill(proc.pid, "SIGINT");
+    assertEquals((await proc.status).code, 1);
+    const took = performance.now() - secondAt;
+    assert(took < 1_000, `exited ${took} ms after the second signal`);
+    conn.close();
+  });
+}
