@@ -10,6 +10,8 @@ BENCH_PACKAGES := iperf3
 # A deno on PATH wins; otherwise the pinned one is installed from npm into .tools/.
 DENO := $(shell command -v deno 2>/dev/null || echo .tools/node_modules/.bin/deno)
 export NO_COLOR := 1
+# Same as lib/launch.ts V8_FLAGS (why: see there).
+V8_FLAGS := --v8-flags=--max-semi-space-size=1
 
 .PHONY: demo test check bench build deps clean
 
@@ -34,8 +36,8 @@ bench: $(DENO)
 # Single binaries with only the permissions each needs. deno compile downloads its runtime,
 # so this needs the internet; tests never depend on it.
 build: $(DENO)
-	$(DENO) compile -P=relay --output dist/relay relay.ts
-	$(DENO) compile -P=agent --output dist/agent agent.ts
+	$(DENO) compile -P=relay $(V8_FLAGS) --output dist/relay relay.ts
+	$(DENO) compile -P=agent $(V8_FLAGS) --output dist/agent agent.ts
 
 .tools/node_modules/.bin/deno:
 	npm install --prefix .tools --no-save --no-audit --no-fund deno@$(DENO_VERSION)

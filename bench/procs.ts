@@ -3,6 +3,8 @@
  * when started, so {@link stopAll} can end them all on success, on error and on Ctrl-C.
  */
 
+import { denoRunArgs } from "../lib/launch.ts";
+
 /** The repository root, where relay.ts, agent.ts and deno.json live. */
 export const ROOT = new URL("..", import.meta.url).pathname;
 /** Output lines kept per child (older ones are dropped); enough to explain a failure. */
@@ -119,13 +121,9 @@ export function startPorthole(
   args: string[],
   secret: string,
 ): Child {
-  return new Child(script, Deno.execPath(), [
-    "run",
-    "-q",
-    `-P=${script}`,
-    `${ROOT}${script}.ts`,
-    ...args,
-  ], { PORTHOLE_SECRET: secret });
+  return new Child(script, Deno.execPath(), [...denoRunArgs(script), ...args], {
+    PORTHOLE_SECRET: secret,
+  });
 }
 
 /** Resolves after `ms` milliseconds. */

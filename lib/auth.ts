@@ -14,11 +14,23 @@ export const MIN_SECRET_LENGTH = 16;
 /** Which side a proof comes from. */
 export type ProofRole = "agent" | "relay";
 
-/** A fresh unguessable token (nonce, session id, connection id), base64url. */
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+/** Random bytes drawn from the system in batches: one connection id should not cost a syscall. */
+const randomPool = new Uint8Array(64 * TOKEN_BYTES);
+let randomUsed = randomPool.length;
+
+/** A fresh unguessable token (nonce, session id, connection id): 128 random bits in hex. */
 export function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
+  if (randomUsed === randomPool.length) {
+    crypto.getRandomValues(randomPool);
+    randomUsed = 0;
+  }
+  let token = "";
+  for (let i = 0; i < TOKEN_BYTES; i++) {
+    token += HEX[randomPool[randomUsed]];
+    randomPool[randomUsed++] = 0; // a byte handed out is not kept
+  }
+  return token;
 }
 
 /**

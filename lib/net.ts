@@ -140,12 +140,16 @@ export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void>
 
 /** Closes a connection, ignoring that it may already be closed. */
 export function closeQuietly(conn: Deno.Conn | Deno.Listener): void {
+  if (closed.has(conn)) return; // a second close would cost a thrown (and caught) error
+  closed.add(conn);
   try {
     conn.close();
   } catch {
-    // already closed
+    // already closed elsewhere
   }
 }
+
+const closed = new WeakSet<Deno.Conn | Deno.Listener>();
 
 /** A short reason for a socket error, for log lines ("connection refused", "timed out"). */
 export function describeError(error: unknown): string {

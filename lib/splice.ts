@@ -16,7 +16,7 @@
 import { closeQuietly, writeAll } from "./net.ts";
 
 /** Buffer each direction owns: enough for a request, a keystroke, a small reply. */
-export const SMALL_BUFFER_BYTES = 4 * 1024;
+export const SMALL_BUFFER_BYTES = 1024;
 /** Buffer borrowed while bulk data flows. */
 export const LARGE_BUFFER_BYTES = 128 * 1024;
 /** Large buffers kept for reuse once returned; more are allocated (and collected) on demand. */
@@ -48,9 +48,12 @@ export interface SpliceResult {
   idle: boolean;
 }
 
-/** When a byte last moved either way (`performance.now()`), shared by both directions. */
-interface Activity {
+/** What both directions of one splice share. */
+interface SpliceState {
+  /** When a byte last moved either way (`performance.now()`). */
   last: number;
+  /** How many directions have reached end-of-stream. */
+  ended: number;
 }
 
 /** Copies `from` into `to` until end-of-stream, then half-closes `to`. Returns the byte count. */
@@ -58,7 +61,7 @@ async function pump(
   from: Deno.Conn,
   to: Deno.Conn,
   counter: { bytes: number },
-  activity: Activity,
+  state: SpliceState,
 ) {
   const small = new Uint8Array(SMALL_BUFFER_BYTES);
   let large: Uint8Array | undefined;
@@ -67,7 +70,7 @@ async function pump(
       const buffer = large ?? small;
       const count = await from.read(buffer);
       if (count === null) break;
-      activity.last = performance.now();
+      state.last = performance.now();
       await writeAll(to, buffer.subarray(0, count));
       counter.bytes += count;
       if (count < buffer.length) {
@@ -80,7 +83,8 @@ async function pump(
   } finally {
     if (large) returnLarge(large);
   }
-  await to.closeWrite();
+  // The first direction to end passes its end on; after the second, both are closed anyway.
+  if (++state.ended === 1) await to.closeWrite();
 }
 
 /**
@@ -94,7 +98,7 @@ export async function splice(
 ): Promise<SpliceResult> {
   const aToB = { bytes: 0 };
   const bToA = { bytes: 0 };
-  const activity = { last: performance.now() };
+  const state: SpliceState = { last: performance.now(), ended: 0 };
   const closeBoth = () => {
     closeQuietly(a);
     closeQuietly(b);
@@ -105,7 +109,7 @@ export async function splice(
   if (limitMs !== undefined) {
     // One timer per connection, re-armed only when it fires: nothing to do per read.
     const check = () => {
-      const quietMs = performance.now() - activity.last;
+      const quietMs = performance.now() - state.last;
       if (quietMs < limitMs) {
         timer = setTimeout(check, limitMs - quietMs);
       } else {
@@ -116,8 +120,8 @@ export async function splice(
     timer = setTimeout(check, limitMs);
   }
   await Promise.all([
-    pump(a, b, aToB, activity).catch(closeBoth),
-    pump(b, a, bToA, activity).catch(closeBoth),
+    pump(a, b, aToB, state).catch(closeBoth),
+    pump(b, a, bToA, state).catch(closeBoth),
   ]);
   clearTimeout(timer);
   closeBoth();

@@ -3,10 +3,10 @@
  * URL, fetches it once through the tunnel, and keeps everything running until Ctrl-C.
  */
 
+import { denoRunArgs } from "../lib/launch.ts";
 import { randomToken } from "../lib/auth.ts";
 
 const RELAY_PORT = 7835;
-const ROOT = new URL("..", import.meta.url).pathname;
 
 const service = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -18,7 +18,7 @@ const env = { PORTHOLE_SECRET: randomToken() + randomToken() };
 /** Starts relay.ts or agent.ts; its log lines go to this terminal and to `onLine`. */
 function start(script: "relay" | "agent", args: string[], onLine: (line: string) => void) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-q", `-P=${script}`, `${ROOT}${script}.ts`, ...args],
+    args: [...denoRunArgs(script), ...args],
     env,
     stdin: "null",
     stderr: "piped",

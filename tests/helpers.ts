@@ -3,6 +3,7 @@
  * for what they announce (never a fixed sleep), and small in-process servers and clients.
  */
 
+import { denoRunArgs } from "../lib/launch.ts";
 import { createHash } from "node:crypto";
 import { assert } from "./assert.ts";
 import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
@@ -16,8 +17,6 @@ export const SECRET = "test-secret-0123456789abcdef";
 /** How long a test waits for a process to announce something before failing. */
 export const WAIT_MS = 15_000;
 
-const ROOT = new URL("..", import.meta.url).pathname;
-
 /** A relay or agent process whose stderr lines are collected as they arrive. */
 export class Proc {
   readonly lines: string[] = [];
@@ -29,7 +28,7 @@ export class Proc {
 
   constructor(script: "relay" | "agent", args: string[], env: Record<string, string> = {}) {
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-q", `-P=${script}`, `${ROOT}${script}.ts`, ...args],
+      args: [...denoRunArgs(script), ...args],
       env: { PORTHOLE_SECRET: SECRET, NO_COLOR: "1", ...env },
       stdin: "null",
       stdout: "piped",

@@ -271,18 +271,24 @@ async function serveClient(
     channel.send({ type: "refuse", conn: request.conn, reason });
   };
   if (!target) return refuse(`agent ${options.id} has no service ${request.service}`);
-  let upstream: Deno.TcpConn;
-  try {
-    upstream = await dial(target, DIAL_TIMEOUT_MS);
-  } catch (error) {
+  // S9 and S10 at once: the relay connection's handshake overlaps the service's.
+  const [service, relay] = await Promise.allSettled([
+    dial(target, DIAL_TIMEOUT_MS),
+    options.dialer.dial(DIAL_TIMEOUT_MS),
+  ]);
+  if (service.status === "rejected") {
+    if (relay.status === "fulfilled") closeQuietly(relay.value);
     return refuse(
-      `cannot reach ${formatHostPort(target)}: ${describeError(error)} (is the service running?)`,
+      `cannot reach ${formatHostPort(target)}: ${describeError(service.reason)} ` +
+        "(is the service running?)",
     );
   }
+  const upstream = service.value;
   open.add(upstream);
   let data: Deno.Conn | undefined;
   try {
-    data = await options.dialer.dial(DIAL_TIMEOUT_MS);
+    if (relay.status === "rejected") throw relay.reason;
+    data = relay.value;
     open.add(data);
     await writeAll(
       data,

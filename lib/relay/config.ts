@@ -33,7 +33,7 @@ export const MAX_PENDING_PER_AGENT = 1_000;
 /** Default for `limits.max_services_per_agent`. */
 export const MAX_SERVICES_PER_AGENT = 64;
 /** Default for `limits.max_unauthenticated`: agent-port connections still in their handshake. */
-export const MAX_UNAUTHENTICATED = 256;
+export const MAX_UNAUTHENTICATED = 1_024;
 
 /** An agent the relay knows, from an `[agents.ID]` table. */
 export interface AgentEntry {
