@@ -7,12 +7,14 @@
 
 import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
-import { closeQuietly, deadline, formatHostPort, type HostPort, tune } from "./net.ts";
+import { closeQuietly, deadline, dial, formatHostPort, type HostPort } from "./net.ts";
 
 /** Name of the generated certificate and key files in the relay's state directory. */
 export const CERT_FILE = "relay-cert.pem";
 /** The generated key's file; written with mode 0600. */
 export const KEY_FILE = "relay-key.pem";
+/** Silence allowed while fetching a pinned relay's certificate. */
+export const FETCH_CERT_TIMEOUT_MS = 5_000;
 /** Validity of a generated certificate. */
 export const GENERATED_CERT_DAYS = 3650;
 
@@ -137,15 +139,14 @@ export class RelayDialer {
 
   /** A connection to the relay (TLS unless insecure), failing after `timeoutMs`. */
   async dial(timeoutMs: number): Promise<Deno.Conn> {
-    const signal = AbortSignal.timeout(timeoutMs);
     const options: Deno.StartTlsOptions = { hostname: this.relay.hostname };
     if (this.#trust.kind === "ca") options.caCerts = [this.#trust.pem];
     if (this.#trust.kind === "fingerprint") {
-      this.#pinnedPem ??= await this.#fetchPinned(this.#trust.sha256, signal);
+      this.#pinnedPem ??= await this.#fetchPinned(this.#trust.sha256);
       options.caCerts = [this.#pinnedPem];
       options.unsafelyDisableHostnameVerification = true; // the pin is the identity
     }
-    const tcp = tune(await Deno.connect({ ...this.relay, signal }));
+    const tcp = await dial(this.relay, timeoutMs);
     if (this.#trust.kind === "insecure") return tcp;
     const conn = await Deno.startTls(tcp, options);
     try {
@@ -158,7 +159,7 @@ export class RelayDialer {
   }
 
   /** Fetches the relay's certificate without trusting it, and keeps it only if it matches. */
-  async #fetchPinned(expected: string, signal: AbortSignal): Promise<string> {
+  async #fetchPinned(expected: string): Promise<string> {
     const { default: tls } = await import("node:tls");
     const der = await new Promise<Uint8Array>((resolve, reject) => {
       const socket = tls.connect({
@@ -170,10 +171,7 @@ export class RelayDialer {
         socket.end(); // with close_notify, so the relay sees a clean close
       });
       socket.on("error", (error) => reject(this.#explain(error)));
-      signal.addEventListener("abort", () => {
-        socket.destroy();
-        reject(signal.reason);
-      }, { once: true });
+      socket.setTimeout(FETCH_CERT_TIMEOUT_MS, () => socket.destroy(new Error("timed out")));
     });
     const pem = toPem(der, "CERTIFICATE");
     const actual = fingerprintOf(pem);
