@@ -8,6 +8,8 @@ import { AgentFatalError, runAgent } from "./lib/agent/agent.ts";
 import { readSecret } from "./lib/auth.ts";
 import {
   applyLogLevel,
+  COMMON_HELP,
+  COMMON_OPTIONS,
   EXIT_REFUSED,
   onShutdownSignal,
   onStatusSignal,
@@ -52,20 +54,14 @@ Flags:
   --retry-refused SECS      When the relay refuses this agent (wrong secret, incompatible
                             version), try again every SECS instead of exiting with code 3.
                             Default: exit.
-  --idle-timeout SECS       Close a client connection when no byte has moved either way for
-                            this long. Default: off.
-  --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
-                            they are closed; a second signal stops at once. Default: 10.
-  --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
-  -h, --help                Show this help.
-  -V, --version             Print the version.
-
+${COMMON_HELP}
 Exit codes: 0 stopped by a signal; 2 bad flags or secret; 3 refused by the relay (wrong
 secret or incompatible version). Lost connections to the relay are retried with backoff.
 SIGUSR2 logs a status line (relay connected or not, open connections).
 
 Example:
-  agent --relay relay.example.com:7835 --secret-file ./secret --service web=127.0.0.1:3000
+  agent --relay relay.example.com:7835 --secret-file ./secret --fingerprint 5C:4D:…:85 \\
+        --service web=127.0.0.1:3000
 `;
 
 const log = createLogger("agent");
@@ -112,18 +108,12 @@ Deno.exit(
       options: {
         relay: { type: "string" },
         service: { type: "string", multiple: true, default: [] },
-        "secret-file": { type: "string" },
         id: { type: "string" },
         fingerprint: { type: "string" },
         ca: { type: "string" },
-        insecure: { type: "boolean", default: false },
         "reconnect-max": { type: "string", default: "10" },
         "retry-refused": { type: "string" },
-        "idle-timeout": { type: "string" },
-        "shutdown-timeout": { type: "string", default: "10" },
-        "log-level": { type: "string", default: "info" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
+        ...COMMON_OPTIONS,
       },
     });
     if (flags.help) return console.log(HELP);

@@ -7,6 +7,8 @@ import { parseArgs } from "node:util";
 import { readSecret } from "./lib/auth.ts";
 import {
   applyLogLevel,
+  COMMON_HELP,
+  COMMON_OPTIONS,
   onShutdownSignal,
   onStatusSignal,
   parseAddress,
@@ -58,14 +60,7 @@ Flags:
   --heartbeat SECS          Interval of heartbeats on control channels; an agent silent for
                             three intervals is dropped (and it drops a silent relay alike).
                             Default: 10.
-  --idle-timeout SECS       Close a client connection when no byte has moved either way for
-                            this long. Default: off.
-  --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
-                            they are closed; a second signal stops at once. Default: 10.
-  --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
-  -h, --help                Show this help.
-  -V, --version             Print the version.
-
+${COMMON_HELP}
 Signals: SIGINT/SIGTERM stop gracefully (exit 0); SIGUSR2 logs a status line with the number
 of agents, services, waiting clients and open connections, and the memory in use.
 
@@ -124,21 +119,15 @@ Deno.exit(
       args: Deno.args,
       options: {
         listen: { type: "string", default: "0.0.0.0:7835" },
-        "secret-file": { type: "string" },
         config: { type: "string" },
         expose: { type: "string", multiple: true, default: [] },
         "port-range": { type: "string", default: "20000-20999" },
         cert: { type: "string" },
         key: { type: "string" },
         "state-dir": { type: "string" },
-        insecure: { type: "boolean", default: false },
         "connect-timeout": { type: "string", default: "10" },
         heartbeat: { type: "string", default: "10" },
-        "idle-timeout": { type: "string" },
-        "shutdown-timeout": { type: "string", default: "10" },
-        "log-level": { type: "string", default: "info" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
+        ...COMMON_OPTIONS,
       },
     });
     if (flags.help) return console.log(HELP);

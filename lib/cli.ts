@@ -19,6 +19,28 @@ export const EXIT_REFUSED = 3;
 /** What a service id may look like: it appears in logs, flags and (later) host names. */
 export const SERVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
+/** The --help lines of the flags in {@link COMMON_OPTIONS} that mean the same on both. */
+export const COMMON_HELP =
+  `  --idle-timeout SECS       Close a client connection when no byte has moved either way for
+                            this long. Default: off.
+  --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
+                            they are closed; a second signal stops at once. Default: 10.
+  --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
+  -h, --help                Show this help.
+  -V, --version             Print the version.
+`;
+
+/** The `parseArgs` options relay and agent share (their meaning is in each one's --help). */
+export const COMMON_OPTIONS = {
+  "secret-file": { type: "string" },
+  insecure: { type: "boolean", default: false },
+  "idle-timeout": { type: "string" },
+  "shutdown-timeout": { type: "string", default: "10" },
+  "log-level": { type: "string", default: "info" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
 /** An error in the command line: printed with a pointer to --help, exit {@link EXIT_USAGE}. */
 export class UsageError extends Error {
   override name = "UsageError";
