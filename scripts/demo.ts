@@ -7,6 +7,8 @@ import { denoRunArgs } from "../lib/launch.ts";
 import { randomToken } from "../lib/auth.ts";
 
 const RELAY_PORT = 7835;
+/** Ctrl-C should not wait long for connections a browser keeps open. */
+const QUICK_EXIT = ["--shutdown-timeout", "1"];
 
 const service = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -44,7 +46,13 @@ const stateDir = await Deno.makeTempDir({ prefix: "porthole-demo-" });
 let fingerprint = "";
 
 children.push(
-  start("relay", ["--listen", `127.0.0.1:${RELAY_PORT}`, "--state-dir", stateDir], (line) => {
+  start("relay", [
+    "--listen",
+    `127.0.0.1:${RELAY_PORT}`,
+    "--state-dir",
+    stateDir,
+    ...QUICK_EXIT,
+  ], (line) => {
     fingerprint ||= line.match(/fingerprint \(SHA-256\): (\S+)/)?.[1] ?? "";
     if (line.includes("listening for agents")) relayUp.resolve();
   }),
@@ -55,6 +63,7 @@ children.push(start("agent", [
   `127.0.0.1:${RELAY_PORT}`,
   "--fingerprint",
   fingerprint,
+  ...QUICK_EXIT,
   "--id",
   "demo",
   "--service",
@@ -65,7 +74,9 @@ children.push(start("agent", [
 }));
 
 const url = `http://${await reachable.promise}/demo`;
-const answer = await (await fetch(url)).text();
+const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 }); // no connection left open
+const answer = await (await fetch(url, { client })).text();
+client.close();
 console.log(`\nThe local service is public at ${url}`);
 console.log(`Fetched it once through the tunnel: ${answer.trim()}`);
 console.log("Try: curl " + url + "\nPress Ctrl-C to stop.\n");
