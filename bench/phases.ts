@@ -1,8 +1,9 @@
 /**
- * The data-plane measures (1–4 in bench/README.md). Each phase starts a relay and an agent of its
- * own, so one phase's leftovers (heap, buffers, TIME_WAIT sockets) do not weigh on the next, runs
- * a probe directly against the backend and then the same probe through the tunnel, and returns
- * the rows of the table.
+ * The data-plane measures (1–4 and 6 in bench/README.md). Each phase starts a relay and an agent
+ * of its own, so one phase's leftovers (heap, buffers, TIME_WAIT sockets) do not weigh on the
+ * next, runs a probe directly against the backend and then the same probe through the tunnel,
+ * and returns the rows of the table. Phases 1 and 2 also start a second pair with TLS between
+ * them (measure 6) and run the same probes through it, compared with the plain tunnel.
  */
 
 import {
@@ -13,7 +14,7 @@ import {
   type SetupResult,
   sinkTransfer,
 } from "./probes.ts";
-import { openFileLimit, sleep, watchRss } from "./procs.ts";
+import { openFds, openFileLimit, sleep, watchFds, watchRss } from "./procs.ts";
 import type { Measure, Target } from "./report.ts";
 import { type Backends, startIperfServer, startTunnel, type Tunnel } from "./tunnel.ts";
 
@@ -57,6 +58,9 @@ export const TARGETS = {
   rssMiB: { of: "tunnel", value: 64 },
   perConnectionKiB: { of: "tunnel", value: 16 },
   failures: { of: "tunnel", value: 0 },
+  /** 6: the TLS tunnel ÷ the plain one. */
+  tlsThroughput: { of: "ratio", value: 0.8 },
+  tlsConnectionsPerSecond: { of: "ratio", value: 0.5 },
 } satisfies Record<string, Target>;
 
 /** What every phase needs. */
@@ -73,14 +77,18 @@ export interface Bench {
   logs: Record<string, string[]>;
 }
 
-/** Runs `work` with a fresh tunnel to `services`; records what relay and agent logged. */
+/**
+ * Runs `work` with a fresh tunnel to `services` (TLS with `tls`); records what relay and agent
+ * logged under `phase`.
+ */
 async function withTunnel<T>(
   bench: Bench,
   phase: string,
   services: Record<string, number>,
   work: (tunnel: Tunnel) => Promise<T>,
+  tls = false,
 ): Promise<T> {
-  const tunnel = await startTunnel(services, bench.secret);
+  const tunnel = await startTunnel(services, bench.secret, tls);
   try {
     return await work(tunnel);
   } finally {
@@ -95,21 +103,50 @@ async function withTunnel<T>(
   }
 }
 
-/** 1 and 3: iperf3 with 1 and 4 streams, 1 GiB into the sink, and CPU per GiB. */
+/** A plain-TCP tunnel and, for measure 6, a TLS tunnel to the same services. */
+interface Tunnels {
+  plain: Tunnel;
+  tls: Tunnel;
+}
+
+/** Runs `work` with two fresh tunnels to `services`, one plain, one TLS. */
+function withTunnels<T>(
+  bench: Bench,
+  phase: string,
+  services: Record<string, number>,
+  work: (tunnels: Tunnels) => Promise<T>,
+): Promise<T> {
+  return withTunnel(
+    bench,
+    phase,
+    services,
+    (plain) =>
+      withTunnel(bench, `${phase} over TLS`, services, (tls) => work({ plain, tls }), true),
+  );
+}
+
+/**
+ * 1, 3 and 6: iperf3 with 1 and 4 streams, 1 GiB into the sink, and CPU per GiB, each directly,
+ * through the plain tunnel and through the TLS tunnel.
+ */
 export async function throughput(bench: Bench): Promise<Measure[]> {
   const iperf = await startIperfServer();
   try {
     const { echo, sink } = bench.backends;
-    return await withTunnel(
+    return await withTunnels(
       bench,
       "throughput",
       { iperf: iperf.port, sink, echo },
-      async (tunnel) => {
-        const ports = { direct: iperf.port, tunnel: tunnel.ports.iperf };
+      async (tunnels) => {
+        const ports: Record<Path, number> = {
+          direct: iperf.port,
+          tunnel: tunnels.plain.ports.iperf,
+          tls: tunnels.tls.ports.iperf,
+        };
         return [
-          await iperfMeasure(bench, ports, 1, TARGETS.iperfSingleStream),
-          await iperfMeasure(bench, ports, 4),
-          ...await sinkMeasures(bench, tunnel),
+          ...await iperfMeasures(bench, ports, 1, TARGETS.iperfSingleStream, TARGETS.tlsThroughput),
+          ...await iperfMeasures(bench, ports, 4),
+          ...await sinkMeasures(bench, tunnels),
         ];
       },
     );
@@ -118,48 +155,72 @@ export async function throughput(bench: Bench): Promise<Measure[]> {
   }
 }
 
-/** Values of each round of a throughput probe. */
-type Rounds = { direct: number[]; tunnel: number[] };
+/** How a probe reaches the backend: directly, through the plain tunnel, through the TLS one. */
+type Path = "direct" | "tunnel" | "tls";
+const PATHS: Path[] = ["direct", "tunnel", "tls"];
+
+/** Values of each round of a throughput probe, by path. */
+type Rounds = Record<Path, number[]>;
 
 /**
- * Runs `direct` and `tunneled` {@link ROUNDS} times, taking turns, adding each value to `rounds`;
- * resolves with the median of each.
+ * Runs the probe of each path {@link ROUNDS} times, taking turns, adding each value to `rounds`;
+ * resolves with the median of each path.
  */
 async function medians(
   rounds: Rounds,
-  direct: () => Promise<number>,
-  tunneled: () => Promise<number>,
-): Promise<{ direct: number; tunnel: number }> {
+  probes: Record<Path, () => Promise<number>>,
+): Promise<Record<Path, number>> {
   for (let round = 0; round < ROUNDS; round++) {
-    rounds.direct.push(await direct());
-    rounds.tunnel.push(await tunneled());
+    for (const path of PATHS) rounds[path].push(await probes[path]());
   }
   const median = (values: number[]) => percentile(values.toSorted((a, b) => a - b), 0.5);
-  return { direct: median(rounds.direct), tunnel: median(rounds.tunnel) };
+  return { direct: median(rounds.direct), tunnel: median(rounds.tunnel), tls: median(rounds.tls) };
 }
 
-async function iperfMeasure(
+/** The measure 6 row of `plain`: TLS ÷ plain tunnel. */
+function overTls(plain: Measure, tls: number, target?: Target): Measure {
+  return {
+    name: `TLS: ${plain.name}`,
+    unit: plain.unit,
+    better: plain.better,
+    tls: true,
+    direct: plain.tunnel,
+    tunnel: tls,
+    target,
+    problem: plain.problem,
+  };
+}
+
+async function iperfMeasures(
   bench: Bench,
-  ports: { direct: number; tunnel: number },
+  ports: Record<Path, number>,
   streams: number,
   target?: Target,
-): Promise<Measure> {
+  tlsTarget?: Target,
+): Promise<Measure[]> {
   const name = `iperf3, ${streams} stream${streams === 1 ? "" : "s"}`;
   const measure: Measure = { name, unit: "Gbit/s", better: "higher", tunnel: NaN, target };
-  const rounds: Rounds = { direct: [], tunnel: [] };
+  const rounds: Rounds = { direct: [], tunnel: [], tls: [] };
   bench.details[name] = rounds;
+  let tls = NaN;
   try {
-    const gbits = (port: number) => async () => await iperf3(port, streams, IPERF_SECONDS) / 1e9;
-    const result = await medians(rounds, gbits(ports.direct), gbits(ports.tunnel));
+    const gbits = (path: Path) => async () =>
+      await iperf3(ports[path], streams, IPERF_SECONDS) / 1e9;
+    const result = await medians(rounds, {
+      direct: gbits("direct"),
+      tunnel: gbits("tunnel"),
+      tls: gbits("tls"),
+    });
     measure.direct = result.direct;
     measure.tunnel = result.tunnel;
+    tls = result.tls;
   } catch (error) {
     measure.problem = (error as Error).message;
   }
-  return measure;
+  return [measure, overTls(measure, tls, tlsTarget)];
 }
 
-async function sinkMeasures(bench: Bench, tunnel: Tunnel): Promise<Measure[]> {
+async function sinkMeasures(bench: Bench, tunnels: Tunnels): Promise<Measure[]> {
   const transfer: Measure = {
     name: "1 GiB one way into the sink",
     unit: "MiB/s",
@@ -175,49 +236,111 @@ async function sinkMeasures(bench: Bench, tunnel: Tunnel): Promise<Measure[]> {
     target: TARGETS.cpuPerGiBSeconds,
   };
   const miscounts: string[] = [];
-  const mibPerSecond: Rounds = { direct: [], tunnel: [] };
-  const details: Record<string, unknown> = { bytes: SINK_BYTES, mibPerSecond };
+  const mibPerSecond: Rounds = { direct: [], tunnel: [], tls: [] };
+  const cpuSeconds = { tunnel: 0, tls: 0 };
+  const details: Record<string, unknown> = { bytes: SINK_BYTES, mibPerSecond, cpuSeconds };
   bench.details.sink = details;
-  let ticks = 0;
-  /** MiB/s of one transfer to `port`; tunneled ones add to `ticks`. */
-  const rate = (port: number) => async () => {
-    const before = tunnel.cpuTicks();
-    const result = await sinkTransfer(port, SINK_BYTES, SINK_TIMEOUT_MS);
-    if (port === tunnel.ports.sink) {
+  const ports: Record<Path, number> = {
+    direct: bench.backends.sink,
+    tunnel: tunnels.plain.ports.sink,
+    tls: tunnels.tls.ports.sink,
+  };
+  /** MiB/s of one transfer along `path`; tunneled ones add to its `cpuSeconds`. */
+  const rate = (path: Path) => async () => {
+    const tunnel = path === "tunnel" ? tunnels.plain : path === "tls" ? tunnels.tls : undefined;
+    const before = tunnel?.cpuTicks() ?? 0;
+    const result = await sinkTransfer(ports[path], SINK_BYTES, SINK_TIMEOUT_MS);
+    if (tunnel && path !== "direct") {
       await sleep(SETTLE_MS);
-      ticks += tunnel.cpuTicks() - before;
+      cpuSeconds[path] += (tunnel.cpuTicks() - before) / bench.ticksPerSecond;
     }
-    if (result.counted !== SINK_BYTES) miscounts.push(`${result.counted} of ${SINK_BYTES}`);
+    if (result.counted !== SINK_BYTES) {
+      miscounts.push(`${result.counted} of ${SINK_BYTES} (${path})`);
+    }
     return SINK_BYTES / MIB / result.seconds;
   };
+  let tls = { transfer: NaN, cpu: NaN };
   try {
-    const direct = bench.backends.sink;
-    await sinkTransfer(direct, SINK_WARMUP_BYTES, SINK_TIMEOUT_MS);
-    await sinkTransfer(tunnel.ports.sink, SINK_WARMUP_BYTES, SINK_TIMEOUT_MS);
-    const result = await medians(mibPerSecond, rate(direct), rate(tunnel.ports.sink));
-    const cpuSeconds = ticks / bench.ticksPerSecond;
-    details.cpuSeconds = cpuSeconds;
+    for (const path of PATHS) await sinkTransfer(ports[path], SINK_WARMUP_BYTES, SINK_TIMEOUT_MS);
+    const result = await medians(mibPerSecond, {
+      direct: rate("direct"),
+      tunnel: rate("tunnel"),
+      tls: rate("tls"),
+    });
+    const gib = ROUNDS * SINK_BYTES / 2 ** 30;
     transfer.direct = result.direct;
     transfer.tunnel = result.tunnel;
+    cpu.tunnel = cpuSeconds.tunnel / gib;
+    tls = { transfer: result.tls, cpu: cpuSeconds.tls / gib };
     if (miscounts.length > 0) transfer.problem = `the sink counted ${miscounts.join(", ")} bytes`;
-    cpu.tunnel = cpuSeconds / (ROUNDS * SINK_BYTES / 2 ** 30);
   } catch (error) {
     transfer.problem = cpu.problem = (error as Error).message;
   }
-  return [transfer, cpu];
+  return [
+    transfer,
+    cpu,
+    overTls(transfer, tls.transfer, TARGETS.tlsThroughput),
+    overTls(cpu, tls.cpu),
+  ];
 }
 
-/** 2 and 3: sequential fresh connections, their rate and latency, and CPU per connection. */
+/** Longest wait after a run of connections for relay and agent to close what they hold. */
+const LINGER_MAX_MS = 15_000;
+
+/** A run of sequential connections through a tunnel, with what it cost relay and agent. */
+interface TunneledRun {
+  result: SetupResult;
+  cpuSeconds: number;
+  /** Open descriptors of relay and agent before the run and at most during it. */
+  fds: { before: Record<"relay" | "agent", number>; peak: Record<"relay" | "agent", number> };
+  /** Seconds after the run until relay and agent were back to their descriptors before it. */
+  lingerSeconds: number;
+}
+
+/**
+ * `count` sequential connections through `tunnel`. CPU is read once relay and agent have closed
+ * the connections' sockets (a closed TLS socket can stay open for seconds), or after
+ * {@link LINGER_MAX_MS}.
+ */
+async function tunneledRun(bench: Bench, tunnel: Tunnel, count: number): Promise<TunneledRun> {
+  const fds = watchFds({ relay: tunnel.relay.pid, agent: tunnel.agent.pid });
+  const ticks = tunnel.cpuTicks();
+  const result = await sequentialConnections(tunnel.ports.echo, count);
+  const ended = performance.now();
+  await sleep(SETTLE_MS);
+  const settled = () =>
+    openFds(tunnel.relay.pid) <= fds.idle.relay && openFds(tunnel.agent.pid) <= fds.idle.agent;
+  while (!settled() && performance.now() - ended < LINGER_MAX_MS) await sleep(100);
+  fds.stop();
+  const lingerSeconds = (performance.now() - ended) / 1000;
+  const cpuSeconds = (tunnel.cpuTicks() - ticks) / bench.ticksPerSecond;
+  return { result, cpuSeconds, fds: { before: fds.idle, peak: fds.peak }, lingerSeconds };
+}
+
+/**
+ * Sequential connections the TLS tunnel can take within the open-file limits of relay and agent,
+ * should every closed TLS data channel stay open until the run ends (each holds one descriptor
+ * in each).
+ */
+function tlsSequentialLimit(tunnel: Tunnel): number {
+  const limits = [tunnel.relay.pid, tunnel.agent.pid].map((pid) => openFileLimit(pid) - FD_MARGIN);
+  return Math.min(SEQUENTIAL_CONNECTIONS, ...limits);
+}
+
+/**
+ * 2, 3 and 6: sequential fresh connections, their rate and latency, and CPU per connection,
+ * directly, through the plain tunnel, then through the TLS tunnel.
+ */
 export function setup(bench: Bench): Promise<Measure[]> {
   const { echo } = bench.backends;
-  return withTunnel(bench, "setup", { echo }, async (tunnel) => {
+  return withTunnels(bench, "setup", { echo }, async (tunnels) => {
     await sequentialConnections(echo, WARMUP_CONNECTIONS);
-    await sequentialConnections(tunnel.ports.echo, WARMUP_CONNECTIONS);
+    await sequentialConnections(tunnels.plain.ports.echo, WARMUP_CONNECTIONS);
     const direct = await sequentialConnections(echo, SEQUENTIAL_CONNECTIONS);
-    const ticks = tunnel.cpuTicks();
-    const tunneled = await sequentialConnections(tunnel.ports.echo, SEQUENTIAL_CONNECTIONS);
-    await sleep(SETTLE_MS);
-    const cpuSeconds = (tunnel.cpuTicks() - ticks) / bench.ticksPerSecond;
+    const plain = await tunneledRun(bench, tunnels.plain, SEQUENTIAL_CONNECTIONS);
+    // TLS last, so that its sockets, however long they linger, weigh on no other run.
+    await sequentialConnections(tunnels.tls.ports.echo, WARMUP_CONNECTIONS);
+    const tls = await tunneledRun(bench, tunnels.tls, tlsSequentialLimit(tunnels.tls));
     const summary = (result: SetupResult) => ({
       seconds: result.seconds,
       failed: result.failed,
@@ -225,23 +348,33 @@ export function setup(bench: Bench): Promise<Measure[]> {
       minMs: result.latenciesMs[0],
       maxMs: result.latenciesMs.at(-1),
     });
-    bench.details.setup = { direct: summary(direct), tunnel: summary(tunneled), cpuSeconds };
+    const run = ({ result, ...rest }: TunneledRun) => ({ ...summary(result), ...rest });
+    bench.details.setup = {
+      direct: summary(direct),
+      tunnel: run(plain),
+      cpuSeconds: plain.cpuSeconds,
+      tls: { connections: tls.result.latenciesMs.length + tls.result.failed, ...run(tls) },
+    };
     const rate = (result: SetupResult) => result.latenciesMs.length / result.seconds;
     const latency = (name: string, fraction: number, target?: Target): Measure => ({
       name: `setup: latency ${name}`,
       unit: "ms",
       better: "lower",
       direct: percentile(direct.latenciesMs, fraction),
-      tunnel: percentile(tunneled.latenciesMs, fraction),
+      tunnel: percentile(plain.result.latenciesMs, fraction),
       target,
     });
-    return [
+    const tlsLatency = (plainRow: Measure, fraction: number) =>
+      overTls(plainRow, percentile(tls.result.latenciesMs, fraction));
+    const perConnection = (run: TunneledRun) =>
+      run.cpuSeconds / (run.result.latenciesMs.length + run.result.failed) * 1e6;
+    const rows: Measure[] = [
       {
         name: `setup: ${SEQUENTIAL_CONNECTIONS.toLocaleString("en")} sequential connections`,
         unit: "conn/s",
         better: "higher",
         direct: rate(direct),
-        tunnel: rate(tunneled),
+        tunnel: rate(plain.result),
         target: TARGETS.connectionsPerSecond,
       },
       latency("p50", 0.5, TARGETS.latencyP50),
@@ -251,7 +384,7 @@ export function setup(bench: Bench): Promise<Measure[]> {
         name: "setup: CPU per connection, relay + agent",
         unit: "µs",
         better: "lower",
-        tunnel: cpuSeconds / SEQUENTIAL_CONNECTIONS * 1e6,
+        tunnel: perConnection(plain),
         target: TARGETS.cpuPerConnectionMicros,
       },
       {
@@ -259,8 +392,24 @@ export function setup(bench: Bench): Promise<Measure[]> {
         unit: "conn",
         better: "lower",
         direct: direct.failed,
-        tunnel: tunneled.failed,
+        tunnel: plain.result.failed,
         target: TARGETS.failures,
+      },
+    ];
+    const [connections, p50, , p99, cpu, failed] = rows;
+    const tlsCount = tls.result.latenciesMs.length + tls.result.failed;
+    return [
+      ...rows,
+      {
+        ...overTls(connections, rate(tls.result), TARGETS.tlsConnectionsPerSecond),
+        name: `TLS: setup: ${tlsCount.toLocaleString("en")} sequential connections`,
+      },
+      tlsLatency(p50, 0.5),
+      tlsLatency(p99, 0.99),
+      overTls(cpu, perConnection(tls)),
+      {
+        ...overTls(failed, tls.result.failed, TARGETS.failures),
+        problem: tls.result.firstError && `first failure: ${tls.result.firstError}`,
       },
     ];
   });

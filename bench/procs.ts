@@ -11,6 +11,8 @@ export const ROOT = new URL("..", import.meta.url).pathname;
 const KEPT_LINES = 2_000;
 
 const running = new Set<Child>();
+/** Temporary directories to remove at the latest in {@link stopAll}. */
+const temporary = new Set<string>();
 
 /** A started process whose stdout and stderr lines are collected as they arrive. */
 export class Child {
@@ -131,9 +133,21 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Stops every child still running. */
+/** Registers `dir` (made by the benchmark) for removal, now by `remove()` or in {@link stopAll}. */
+export function removeLater(dir: string): { remove(): Promise<void> } {
+  temporary.add(dir);
+  return { remove: () => removeTemporary(dir) };
+}
+
+async function removeTemporary(dir: string): Promise<void> {
+  if (!temporary.delete(dir)) return;
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+
+/** Stops every child still running, then removes the temporary directories left. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((child) => child.stop()));
+  await Promise.all([...temporary].map(removeTemporary));
 }
 
 /** Clock ticks per second of the /proc CPU counters (`getconf CLK_TCK`). */
@@ -161,28 +175,35 @@ export function rssBytes(pid: number): number {
   return Number(kib[1]) * 1024;
 }
 
-/** Interval of the samples of {@link watchRss}. */
-const RSS_SAMPLE_MS = 100;
+/** Open file descriptors of a process (sockets, pipes, files). */
+export function openFds(pid: number): number {
+  let count = 0;
+  for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) count++;
+  return count;
+}
 
-/** RSS of some processes, in bytes, when watching started and the highest seen since. */
-export interface RssWatch<K extends string> {
+/** Interval of the samples of {@link watchRss} and {@link watchFds}. */
+const SAMPLE_MS = 100;
+
+/** A value per process (RSS, open fds) when watching started and the highest seen since. */
+export interface Watch<K extends string> {
   idle: Record<K, number>;
   peak: Record<K, number>;
   /** Takes a last sample and stops. */
   stop(): void;
 }
 
-/** Samples the RSS of `pids` (name → pid) every {@link RSS_SAMPLE_MS} until stopped. */
-export function watchRss<K extends string>(pids: Record<K, number>): RssWatch<K> {
+/** Samples `read` for each of `pids` (name → pid) every {@link SAMPLE_MS} until stopped. */
+function watch<K extends string>(pids: Record<K, number>, read: (pid: number) => number): Watch<K> {
   const names = Object.keys(pids) as K[];
-  const read = () => Object.fromEntries(names.map((name) => [name, rssBytes(pids[name])]));
-  const idle = read() as Record<K, number>;
+  const readAll = () => Object.fromEntries(names.map((name) => [name, read(pids[name])]));
+  const idle = readAll() as Record<K, number>;
   const peak = { ...idle };
   const sample = () => {
-    const now = read();
+    const now = readAll();
     for (const name of names) peak[name] = Math.max(peak[name], now[name]);
   };
-  const timer = setInterval(sample, RSS_SAMPLE_MS);
+  const timer = setInterval(sample, SAMPLE_MS);
   return {
     idle,
     peak,
@@ -191,6 +212,16 @@ export function watchRss<K extends string>(pids: Record<K, number>): RssWatch<K>
       sample();
     },
   };
+}
+
+/** Samples the RSS (bytes) of `pids` (name → pid) until stopped. */
+export function watchRss<K extends string>(pids: Record<K, number>): Watch<K> {
+  return watch(pids, rssBytes);
+}
+
+/** Samples the open file descriptors of `pids` (name → pid) until stopped. */
+export function watchFds<K extends string>(pids: Record<K, number>): Watch<K> {
+  return watch(pids, openFds);
 }
 
 /** The soft limit on open files of a process. */

@@ -1,6 +1,7 @@
 /**
  * Measures and how they are shown: a table on stdout and an SVG chart of the tunnel as a fraction
- * of direct (or of its budget), with the target of each measure marked.
+ * of direct (or of its budget), and of the TLS tunnel as a fraction of the plain one (measure 6),
+ * with the target of each measure marked.
  */
 
 /**
@@ -18,7 +19,12 @@ export interface Measure {
   unit: string;
   /** Which way is good: "higher" for rates, "lower" for times, memory, CPU and failures. */
   better: "higher" | "lower";
-  /** The same probe on a direct connection, when there is one. */
+  /**
+   * Measure 6: the row compares the tunnel with TLS between agent and relay (in `tunnel`) with
+   * the plain-TCP tunnel (in `direct`), so that its ratio is TLS ÷ plain.
+   */
+  tls?: boolean;
+  /** The same probe on a direct connection, when there is one (for `tls`: the plain tunnel). */
   direct?: number;
   tunnel: number;
   /** The tunnel value before the load (RSS rows), shown as `idle → tunnel`. */
@@ -58,9 +64,22 @@ function describeTarget(measure: Measure): string {
   return `${sign} ${target.value}${target.of === "ratio" ? "×" : ""}`;
 }
 
-/** The table: measure | direct | tunnel | ratio | target, and a ✓ or ✗ per target. */
+/** Headers of the table's sections: tunnel vs direct, then TLS vs plain (measure 6). */
+const HEADERS = {
+  direct: ["measure", "direct", "tunnel", "ratio", "target"],
+  tls: ["6. TLS between agent and relay", "plain", "TLS", "ratio", "target"],
+};
+
+/**
+ * The table: measure | direct | tunnel | ratio | target, and a ✓ or ✗ per target; the rows of
+ * measure 6 follow under a header of their own: measure | plain | TLS | ratio | target.
+ */
 export function formatTable(measures: Measure[]): string {
-  const rows = measures.map((measure) => {
+  const sections = [
+    { header: HEADERS.direct, measures: measures.filter((measure) => !measure.tls) },
+    { header: HEADERS.tls, measures: measures.filter((measure) => measure.tls) },
+  ].filter((section, i) => i === 0 || section.measures.length > 0);
+  const cells = (measure: Measure) => {
     const verdict = meets(measure);
     const tunnel = formatNumber(measure.tunnel);
     return [
@@ -70,17 +89,22 @@ export function formatTable(measures: Measure[]): string {
       ratioOf(measure) === undefined ? "—" : `${formatNumber(ratioOf(measure))}×`,
       describeTarget(measure) + (verdict === undefined ? "" : verdict ? " ✓" : " ✗"),
     ];
-  });
-  const header = ["measure", "direct", "tunnel", "ratio", "target"];
-  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((row) => row[i].length)));
+  };
+  const blocks = sections.map((section) => [section.header, section.measures.map(cells)] as const);
+  const all = blocks.flatMap(([header, rows]) => [header, ...rows]);
+  const widths = HEADERS.direct.map((_, i) => Math.max(...all.map((row) => row[i].length)));
   const line = (row: string[]) =>
     row.map((cell, i) => i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])).join(" | ");
+  const rule = widths.map((width) => "-".repeat(width)).join("-|-");
   const problems = measures.filter((measure) => measure.problem)
     .map((measure) => `✗ ${measure.name}: ${measure.problem}`);
   return [
-    line(header),
-    widths.map((width) => "-".repeat(width)).join("-|-"),
-    ...rows.map(line),
+    ...blocks.flatMap(([header, rows], i) => [
+      ...(i > 0 ? [""] : []),
+      line(header),
+      rule,
+      ...rows.map(line),
+    ]),
     ...problems,
   ].join("\n");
 }
@@ -115,7 +139,10 @@ function targetNote(measure: Measure): string {
   return measure.target ? ` (target ${describeTarget(measure)})` : "";
 }
 
-/** Bars of measures compared with direct that are better `better`: tunnel ÷ direct. */
+/**
+ * Bars of measures compared with a baseline that are better `better`: tunnel ÷ direct (or, for
+ * measure 6, TLS ÷ plain).
+ */
 function ratioBars(measures: Measure[], better: Measure["better"]): Bar[] {
   return measures.filter((measure) =>
     measure.better === better && (ratioOf(measure) !== undefined || measure.target?.of === "ratio")
@@ -188,8 +215,9 @@ function panel(title: string, reference: string, bars: Bar[], top: number): [str
 
 /**
  * The chart: tunnel ÷ direct for the measures compared with a direct connection (one panel where
- * higher is better, one where lower is), tunnel ÷ budget for those with an absolute budget, and
- * a line per count that must be zero (failures).
+ * higher is better, one where lower is), tunnel ÷ budget for those with an absolute budget, TLS ÷
+ * plain tunnel for measure 6 (two panels again), and a line per count that must be zero
+ * (failures).
  */
 export function renderChart(measures: Measure[], title: string): string {
   const body: string[] = [
@@ -198,10 +226,14 @@ export function renderChart(measures: Measure[], title: string): string {
     `none; black marks: the targets</text>`,
   ];
   let top = 56;
+  const plain = measures.filter((measure) => !measure.tls);
+  const tls = measures.filter((measure) => measure.tls);
   const panels = [
-    ["Tunnel ÷ direct, higher is better (rates)", "direct", ratioBars(measures, "higher")],
-    ["Tunnel ÷ direct, lower is better (times)", "direct", ratioBars(measures, "lower")],
-    ["Tunnel ÷ budget, lower is better", "budget", budgetBars(measures)],
+    ["Tunnel ÷ direct, higher is better (rates)", "direct", ratioBars(plain, "higher")],
+    ["Tunnel ÷ direct, lower is better (times)", "direct", ratioBars(plain, "lower")],
+    ["Tunnel ÷ budget, lower is better", "budget", budgetBars(plain)],
+    ["6. TLS ÷ plain tunnel, higher is better (rates)", "plain", ratioBars(tls, "higher")],
+    ["6. TLS ÷ plain tunnel, lower is better (times, CPU)", "plain", ratioBars(tls, "lower")],
   ] as const;
   for (const [name, reference, bars] of panels) {
     if (bars.length === 0) continue;
@@ -217,7 +249,7 @@ export function renderChart(measures: Measure[], title: string): string {
       const verdict = meets(measure);
       const direct = measure.direct === undefined
         ? ""
-        : ` (direct: ${formatNumber(measure.direct)})`;
+        : ` (${measure.tls ? "plain" : "direct"}: ${formatNumber(measure.direct)})`;
       body.push(
         `<text x="${LABEL_WIDTH - 8}" y="${y}" text-anchor="end">${escapeXml(measure.name)}</text>`,
         `<text x="${LABEL_WIDTH}" y="${y}" fill="${colorOf(verdict)}">${verdict ? "✓" : "✗"} ` +

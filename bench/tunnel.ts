@@ -6,13 +6,15 @@
  */
 
 import { connect, echoOnce } from "./probes.ts";
-import { Child, cpuTicks, sleep, startPorthole } from "./procs.ts";
+import { Child, cpuTicks, removeLater, sleep, startPorthole } from "./procs.ts";
 
 /**
  * Measures 1–5 run relay and agent over plain TCP, what their targets were set for. Measure 6
- * (TLS overhead) will start its tunnels without this flag, trusting the relay's fingerprint.
+ * (TLS overhead) starts a second tunnel without this flag: TLS, as porthole runs by default.
  */
 export const PLAIN_TCP = "--insecure";
+/** What the relay logs at start (at info level) for the agents' `--fingerprint`. */
+const FINGERPRINT_LINE = /TLS certificate fingerprint \(SHA-256\): ([0-9A-Fa-f:]+)/;
 /** Linux's default first ephemeral port (net.ipv4.ip_local_port_range). */
 const EPHEMERAL_FIRST = 32_768;
 /** Longest wait for a process to become ready. */
@@ -102,6 +104,40 @@ export async function startIperfServer(): Promise<{ child: Child; port: number }
   return { child, port };
 }
 
+/**
+ * TLS the way a user sets it up for a self-signed relay: the relay makes a certificate in a
+ * fresh state directory on its first start and prints its fingerprint (at info level); the
+ * agent pins that. The benchmark's relay runs at warn level and would not print it, so a relay
+ * is started once at info level to make the certificate and tell its fingerprint, then stopped;
+ * the relay under test reuses the certificate. Resolves with the relay's and the agent's flags
+ * and a function that removes the directory.
+ */
+async function tlsSetup(
+  secret: string,
+): Promise<{ relay: string[]; agent: string[]; remove: () => Promise<void> }> {
+  const stateDir = await Deno.makeTempDir({ prefix: "porthole-bench-" });
+  const { remove } = removeLater(stateDir);
+  try {
+    const [port] = freePorts(1);
+    const first = startPorthole("relay", [
+      ...["--listen", `127.0.0.1:${port}`, "--state-dir", stateDir, "--log-level", "info"],
+    ], secret);
+    try {
+      const [, fingerprint] = await first.waitForLine(FINGERPRINT_LINE, READY_TIMEOUT_MS);
+      return {
+        relay: ["--state-dir", stateDir],
+        agent: ["--fingerprint", fingerprint],
+        remove,
+      };
+    } finally {
+      await first.stop();
+    }
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}
+
 /** A relay and an agent publishing some services, each pinned to a known public port. */
 export interface Tunnel {
   relay: Child;
@@ -117,27 +153,34 @@ export interface Tunnel {
 }
 
 /**
- * Starts a relay and an agent that publishes `services` (id → backend port); resolves once a
- * byte echoes through the `echo` service, which must be among them.
+ * Starts a relay and an agent that publishes `services` (id → backend port), over plain TCP or,
+ * with `tls`, over TLS with a pinned self-signed certificate; resolves once a byte echoes
+ * through the `echo` service, which must be among them.
  */
 export async function startTunnel(
   services: Record<string, number>,
   secret: string,
+  tls = false,
 ): Promise<Tunnel> {
+  const trust = tls
+    ? await tlsSetup(secret)
+    : { relay: [PLAIN_TCP], agent: [PLAIN_TCP], remove: () => Promise.resolve() };
   // The agent registers its services in order, so once `echo`, the last, answers, all are up.
   const ids = [...Object.keys(services).filter((id) => id !== "echo"), "echo"];
   const [relayPort, ...publicPorts] = freePorts(ids.length + 1);
   const ports = Object.fromEntries(ids.map((id, i) => [id, publicPorts[i]]));
   const relay = startPorthole("relay", [
-    ...["--listen", `127.0.0.1:${relayPort}`, "--log-level", "warn", PLAIN_TCP],
+    ...["--listen", `127.0.0.1:${relayPort}`, "--log-level", "warn", ...trust.relay],
     ...ids.flatMap((id) => ["--expose", `${id}=127.0.0.1:${ports[id]}`]),
   ], secret);
   const children = [relay];
-  const stop = () => Promise.all(children.map((child) => child.stop())).then(() => {});
+  const stop = () =>
+    Promise.all(children.map((child) => child.stop())).then(trust.remove).then(() => {});
   try {
     await retryUntil("the relay", () => connect(relayPort).then((conn) => conn.close()), children);
     children.push(startPorthole("agent", [
-      ...["--relay", `127.0.0.1:${relayPort}`, "--id", "bench", "--log-level", "warn", PLAIN_TCP],
+      ...["--relay", `127.0.0.1:${relayPort}`, "--id", "bench", "--log-level", "warn"],
+      ...trust.agent,
       ...ids.flatMap((id) => ["--service", `${id}=127.0.0.1:${services[id]}`]),
     ], secret));
     await retryUntil("the tunnel", () => echoOnce(ports.echo), children);
