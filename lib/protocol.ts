@@ -184,7 +184,7 @@ function checkField(value: unknown, kind: FieldKind): string | undefined {
  */
 export class FrameReader {
   #conn: Deno.Conn;
-  #buffer = new Uint8Array(1024);
+  #buffer = new Uint8Array(256);
   #start = 0;
   #end = 0;
 
