@@ -32,8 +32,16 @@ function returnLarge(buffer: Uint8Array): void {
   if (pool.length < MAX_POOLED_BUFFERS) pool.push(buffer);
 }
 
+/** A read from a connection that was started before the splice and that the splice takes over. */
+export interface StartedRead {
+  buffer: Uint8Array;
+  result: Promise<number | null>;
+}
+
 /** How {@link splice} runs. */
 export interface SpliceOptions {
+  /** A read already under way on `a` (e.g. the relay holding a client's first bytes). */
+  startedReadA?: StartedRead;
   /** Close both connections once no byte has moved either way for this long (default: never). */
   idleTimeoutMs?: number;
 }
@@ -62,13 +70,15 @@ async function pump(
   to: Deno.Conn,
   counter: { bytes: number },
   state: SpliceState,
+  started?: StartedRead,
 ) {
   const small = new Uint8Array(SMALL_BUFFER_BYTES);
   let large: Uint8Array | undefined;
   try {
     while (true) {
-      const buffer = large ?? small;
-      const count = await from.read(buffer);
+      const buffer = started?.buffer ?? large ?? small;
+      const count = await (started?.result ?? from.read(buffer));
+      started = undefined;
       if (count === null) break;
       state.last = performance.now();
       await writeAll(to, buffer.subarray(0, count));
@@ -120,7 +130,7 @@ export async function splice(
     timer = setTimeout(check, limitMs);
   }
   await Promise.all([
-    pump(a, b, aToB, state).catch(closeBoth),
+    pump(a, b, aToB, state, options.startedReadA).catch(closeBoth),
     pump(b, a, bToA, state).catch(closeBoth),
   ]);
   clearTimeout(timer);

@@ -4,6 +4,8 @@
  * expires after a deadline.
  */
 
+import type { StartedRead } from "../splice.ts";
+
 /** A client waiting for its data channel. */
 export interface PendingClient {
   conn: Deno.TcpConn;
@@ -16,6 +18,21 @@ export interface PendingClient {
   client: string;
   /** When the client connected (`performance.now()`). */
   since: number;
+  /** The read that holds the client's first bytes while it waits (S6). */
+  held: HeldRead;
+}
+
+/** A read started on a waiting client; `outcome` is set once it has completed. */
+export interface HeldRead extends StartedRead {
+  outcome?: number | null;
+}
+
+/** Starts reading a client's first bytes into a buffer of `size`, so they can go out with `ready`. */
+export function holdFirstBytes(conn: Deno.Conn, size: number): HeldRead {
+  const buffer = new Uint8Array(size);
+  const held: HeldRead = { buffer, result: conn.read(buffer) };
+  held.result.then((count) => held.outcome = count, () => {}); // a failure shows in the splice
+  return held;
 }
 
 /** Why a data channel's connection id was not accepted. */

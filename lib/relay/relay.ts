@@ -32,12 +32,12 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from "../protocol.ts";
-import { splice } from "../splice.ts";
+import { SMALL_BUFFER_BYTES, splice } from "../splice.ts";
 import { LogThrottle } from "../throttle.ts";
 import { type CertifiedKey, listenForAgents } from "../tls.ts";
 import { AccessControl } from "./access.ts";
 import { EMPTY_CONFIG, portAllowed, type RelayConfig } from "./config.ts";
-import { PendingTable } from "./pending.ts";
+import { holdFirstBytes, PendingTable } from "./pending.ts";
 import { type PortRange, ServiceTable } from "./services.ts";
 
 /** Default time a client is held while its agent opens the data channel; the id then expires. */
@@ -446,6 +446,7 @@ export function startRelay(options: RelayOptions): Relay {
         agent: session.agentId,
         client,
         since: performance.now(),
+        held: holdFirstBytes(conn, SMALL_BUFFER_BYTES),
       },
       connectTimeoutMs,
       (expired) => {
@@ -473,12 +474,22 @@ export function startRelay(options: RelayOptions): Relay {
       return refuse(conn, `data channel with a connection id ${claimed}`);
     }
     authenticated();
-    const { client, service, agent } = claimed;
+    const { client, service, agent, held } = claimed;
     try {
-      await writeAll(conn, encodeFrame({ type: "ready" }));
+      // S11: the bytes the client sent while it waited go out with `ready`, in one write.
+      const ready = encodeFrame({ type: "ready" });
+      const heldBytes = held.outcome ? held.buffer.subarray(0, held.outcome) : new Uint8Array();
+      const greeting = new Uint8Array(ready.length + heldBytes.length);
+      greeting.set(ready);
+      greeting.set(heldBytes, ready.length);
+      await writeAll(conn, greeting);
       const early = reader.takeRest();
       if (early.length > 0) await writeAll(claimed.conn, early);
-      const moved = await splice(claimed.conn, conn, { idleTimeoutMs: options.idleTimeoutMs });
+      const moved = await splice(claimed.conn, conn, {
+        idleTimeoutMs: options.idleTimeoutMs,
+        startedReadA: held.outcome ? undefined : held,
+      });
+      moved.aToB += heldBytes.length;
       log.info(
         `connection closed${moved.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
           `service=${service} agent=${agent} client=${client} ` +
