@@ -72,11 +72,12 @@ async function pump(
   state: SpliceState,
   started?: StartedRead,
 ) {
-  const small = new Uint8Array(SMALL_BUFFER_BYTES);
+  // A read started before the splice brings its own buffer, which then serves as the small one.
+  const small = started?.buffer ?? new Uint8Array(SMALL_BUFFER_BYTES);
   let large: Uint8Array | undefined;
   try {
     while (true) {
-      const buffer = started?.buffer ?? large ?? small;
+      const buffer = large ?? small;
       const count = await (started?.result ?? from.read(buffer));
       started = undefined;
       if (count === null) break;

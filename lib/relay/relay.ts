@@ -40,6 +40,16 @@ import { EMPTY_CONFIG, portAllowed, type RelayConfig } from "./config.ts";
 import { holdFirstBytes, PendingTable } from "./pending.ts";
 import { type PortRange, ServiceTable } from "./services.ts";
 
+const READY_FRAME = encodeFrame({ type: "ready" });
+
+/** The `ready` frame followed by `bytes`, as one buffer for one write. */
+function withReady(bytes: Uint8Array): Uint8Array {
+  const greeting = new Uint8Array(READY_FRAME.length + bytes.length);
+  greeting.set(READY_FRAME);
+  greeting.set(bytes, READY_FRAME.length);
+  return greeting;
+}
+
 /** Default time a client is held while its agent opens the data channel; the id then expires. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -474,30 +484,26 @@ export function startRelay(options: RelayOptions): Relay {
       return refuse(conn, `data channel with a connection id ${claimed}`);
     }
     authenticated();
-    const { client, service, agent, held } = claimed;
+    const { conn: clientConn, client, service, agent, since, held } = claimed;
     try {
-      // S11: the bytes the client sent while it waited go out with `ready`, in one write.
-      const ready = encodeFrame({ type: "ready" });
-      const heldBytes = held.outcome ? held.buffer.subarray(0, held.outcome) : new Uint8Array();
-      const greeting = new Uint8Array(ready.length + heldBytes.length);
-      greeting.set(ready);
-      greeting.set(heldBytes, ready.length);
-      await writeAll(conn, greeting);
+      // S11: the bytes the client sent while it waited go out with `ready`, in one write; a read
+      // still under way is handed to the splice (which reuses its buffer).
+      const heldCount = held.outcome ?? 0;
+      await writeAll(conn, withReady(held.buffer.subarray(0, heldCount)));
       const early = reader.takeRest();
-      if (early.length > 0) await writeAll(claimed.conn, early);
-      const moved = await splice(claimed.conn, conn, {
+      if (early.length > 0) await writeAll(clientConn, early);
+      const moved = await splice(clientConn, conn, {
         idleTimeoutMs: options.idleTimeoutMs,
-        startedReadA: held.outcome ? undefined : held,
+        startedReadA: heldCount > 0 ? undefined : held,
       });
-      moved.aToB += heldBytes.length;
       log.info(
         `connection closed${moved.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
           `service=${service} agent=${agent} client=${client} ` +
-          `from_client=${moved.aToB} to_client=${moved.bToA + early.length} ` +
-          `duration_ms=${Math.round(performance.now() - claimed.since)}`,
+          `from_client=${moved.aToB + heldCount} to_client=${moved.bToA + early.length} ` +
+          `duration_ms=${Math.round(performance.now() - since)}`,
       );
     } finally {
-      release(claimed.conn);
+      release(clientConn);
       release(conn);
     }
   }
