@@ -189,21 +189,16 @@ async function handshake(
   channel: Channel,
   options: AgentOptions,
 ): Promise<Extract<RelayMessage, { type: "welcome" }>> {
+  const key = secretKey(options.secret);
   const nonce = randomToken();
   channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: options.id, nonce });
   const challenge = await expect(channel, "challenge");
   channel.send({
     type: "auth",
-    proof: computeProof(secretKey(options.secret), "agent", options.id, nonce, challenge.nonce),
+    proof: computeProof(key, "agent", options.id, nonce, challenge.nonce),
   });
   const welcome = await expect(channel, "welcome");
-  const relayProof = computeProof(
-    secretKey(options.secret),
-    "relay",
-    options.id,
-    nonce,
-    challenge.nonce,
-  );
+  const relayProof = computeProof(key, "relay", options.id, nonce, challenge.nonce);
   if (!sameToken(relayProof, challenge.proof)) {
     throw new AgentFatalError(
       `the relay at ${formatHostPort(options.dialer.relay)} could not prove it holds the secret: ` +

@@ -171,22 +171,34 @@ export function startRelay(options: RelayOptions): Relay {
     return all.length;
   }
 
+  /** Closes the listeners and every agent session; client and data connections stay. */
+  function stopAccepting(reason: string): void {
+    closeQuietly(listener);
+    services.close();
+    for (const session of sessions.values()) endSession(session, reason);
+  }
+
   /** Logs at most once per interval per address and kind of event. */
   function warnThrottled(log_: LogThrottle, ip: string, kind: string, message: string) {
     log_.pass(`${ip} ${kind}`, (note) => log.warn(message + note));
   }
 
+  /** A throttled warning about a connection on the agent port; `message` gets its address. */
+  function warnAgentPort(conn: Deno.Conn, kind: string, message: (from: string) => string) {
+    const { hostname } = conn.remoteAddr as Deno.NetAddr;
+    warnThrottled(agentPortLog, hostname, kind, message(formatAddr(conn.remoteAddr)));
+  }
+
   /** Counts the connection as unauthenticated until its handshake ends, within the limit. */
   function acceptAgentConnection(conn: Deno.Conn): void {
-    const from = formatAddr(conn.remoteAddr);
     if (unauthenticated >= config.limits.maxUnauthenticated) {
       closeQuietly(conn);
-      warnThrottled(
-        agentPortLog,
-        (conn.remoteAddr as Deno.NetAddr).hostname,
+      warnAgentPort(
+        conn,
         "busy",
-        `refused agent connection from ${from}: ${config.limits.maxUnauthenticated} connections ` +
-          "are already in their handshake (limits.max_unauthenticated)",
+        (from) =>
+          `refused agent connection from ${from}: ${config.limits.maxUnauthenticated} ` +
+          "connections are already in their handshake (limits.max_unauthenticated)",
       );
       return;
     }
@@ -202,12 +214,7 @@ export function startRelay(options: RelayOptions): Relay {
       const hint = /corrupt message|InvalidContentType/.test(why) && options.tls
         ? " (not TLS: is the agent running with --insecure? use TLS on both sides, or --insecure on both)"
         : "";
-      warnThrottled(
-        agentPortLog,
-        (conn.remoteAddr as Deno.NetAddr).hostname,
-        "failed",
-        `agent connection from ${from}: ${why}${hint}`,
-      );
+      warnAgentPort(conn, "failed", (from) => `agent connection from ${from}: ${why}${hint}`);
       release(conn);
     });
   }
@@ -236,11 +243,10 @@ export function startRelay(options: RelayOptions): Relay {
 
   /** Sends an error frame, logs why, and closes. */
   function refuse(conn: Deno.Conn, why: string): void {
-    warnThrottled(
-      agentPortLog,
-      (conn.remoteAddr as Deno.NetAddr).hostname,
+    warnAgentPort(
+      conn,
       why.slice(0, 40),
-      `refused agent connection from ${formatAddr(conn.remoteAddr)}: ${why}`,
+      (from) => `refused agent connection from ${from}: ${why}`,
     );
     writeAll(conn, encodeFrame({ type: "error", message: why }))
       .catch(() => {})
@@ -253,10 +259,9 @@ export function startRelay(options: RelayOptions): Relay {
       "run the same porthole version on agent and relay";
   }
 
-  /** The key `agentId` must prove it holds; a random one for an unknown agent (so it fails alike). */
-  function keyFor(agentId: string): Uint8Array {
-    const known = config.agents ? config.agents.get(agentId)?.key : sharedKey;
-    return known ?? crypto.getRandomValues(new Uint8Array(32));
+  /** The key `agentId` may authenticate with under `cfg`: its own, the shared one, or none. */
+  function configuredKey(cfg: RelayConfig, agentId: string): Uint8Array | undefined {
+    return cfg.agents ? cfg.agents.get(agentId)?.key : sharedKey;
   }
 
   /** S1–S2: authenticate, then S3–S4 and S7–S8 until the channel ends. */
@@ -269,7 +274,8 @@ export function startRelay(options: RelayOptions): Relay {
     const badVersion = versionProblem(hello.version);
     if (badVersion) return refuse(conn, badVersion);
     const channel = new ControlChannel(conn, decodeAgentMessage, reader);
-    const key = keyFor(hello.agent);
+    // An unknown agent gets a random key, so it fails exactly like a wrong secret.
+    const key = configuredKey(config, hello.agent) ?? crypto.getRandomValues(new Uint8Array(32));
     const relayNonce = randomToken();
     channel.send({
       type: "challenge",
@@ -512,8 +518,7 @@ export function startRelay(options: RelayOptions): Relay {
     config = next;
     access.setRules(next.services);
     for (const session of [...sessions.values()]) {
-      const entry = next.agents?.get(session.agentId);
-      const key = next.agents ? entry?.key : sharedKey;
+      const key = configuredKey(next, session.agentId);
       if (!key || !sameBytes(key, session.key)) {
         log.warn(
           `agent ${session.agentId} is no longer allowed with its secret by the configuration; ` +
@@ -544,15 +549,11 @@ export function startRelay(options: RelayOptions): Relay {
     }),
     reload,
     close() {
-      closeQuietly(listener);
-      services.close();
-      for (const session of sessions.values()) endSession(session, "the relay is stopping");
+      stopAccepting("the relay is stopping");
       releaseAll();
     },
     async shutdown(timeoutMs) {
-      closeQuietly(listener);
-      services.close();
-      for (const session of sessions.values()) endSession(session, "the relay is shutting down");
+      stopAccepting("the relay is shutting down");
       await drain(open, releaseAll, timeoutMs, log);
     },
   };
