@@ -4,6 +4,7 @@
  */
 
 import { closeQuietly } from "./net.ts";
+import { whenQuiet } from "./quiet.ts";
 import { FrameReader, FrameWriter, HEARTBEAT_MISSES, type Message } from "./protocol.ts";
 
 /** One end of a control channel; `In` is the type of the messages the peer sends. */
@@ -15,7 +16,7 @@ export class ControlChannel<In extends Message> {
   #decode: (payload: Uint8Array) => In;
   #lastHeard = performance.now();
   #heartbeat?: ReturnType<typeof setInterval>;
-  #watchdog?: ReturnType<typeof setTimeout>;
+  #stopWatching?: () => void;
   /** Why this end closed the channel, reported by a pending or later `receive`. */
   #closedBecause?: Error;
 
@@ -64,24 +65,18 @@ export class ControlChannel<In extends Message> {
     this.#heartbeat = setInterval(() => this.send({ type: "ping" }), intervalMs);
     // Checked when the limit would be reached rather than on the ping ticks, so a silent peer
     // is noticed after exactly HEARTBEAT_MISSES intervals, not up to one interval later.
-    const watch = () => {
-      const silentMs = performance.now() - this.#lastHeard;
-      if (silentMs < limitMs) {
-        this.#watchdog = setTimeout(watch, limitMs - silentMs);
-        return;
-      }
+    this.#stopWatching = whenQuiet(() => this.#lastHeard, limitMs, (silentMs) => {
       this.close(
         `nothing heard for ${Math.round(silentMs)} ms (${HEARTBEAT_MISSES} heartbeat intervals)`,
       );
       onSilent(silentMs);
-    };
-    this.#watchdog = setTimeout(watch, limitMs);
+    });
   }
 
   /** Stops the heartbeat and closes the connection; `reason` is what `receive` then throws. */
   close(reason?: string): void {
     clearInterval(this.#heartbeat);
-    clearTimeout(this.#watchdog);
+    this.#stopWatching?.();
     if (reason !== undefined) this.#closedBecause ??= new Error(reason);
     closeQuietly(this.conn);
   }

@@ -14,6 +14,7 @@
  */
 
 import { closeQuietly, writeAll } from "./net.ts";
+import { whenQuiet } from "./quiet.ts";
 
 /** Buffer each direction owns: enough for a request, a keystroke, a small reply. */
 export const SMALL_BUFFER_BYTES = 1024;
@@ -115,26 +116,17 @@ export async function splice(
     closeQuietly(b);
   };
   let idle = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limitMs = options.idleTimeoutMs;
-  if (limitMs !== undefined) {
-    // One timer per connection, re-armed only when it fires: nothing to do per read.
-    const check = () => {
-      const quietMs = performance.now() - state.last;
-      if (quietMs < limitMs) {
-        timer = setTimeout(check, limitMs - quietMs);
-      } else {
-        idle = true;
-        closeBoth();
-      }
-    };
-    timer = setTimeout(check, limitMs);
-  }
+  const stopWatching = options.idleTimeoutMs === undefined
+    ? undefined
+    : whenQuiet(() => state.last, options.idleTimeoutMs, () => {
+      idle = true;
+      closeBoth();
+    });
   await Promise.all([
     pump(a, b, aToB, state, options.startedReadA).catch(closeBoth),
     pump(b, a, bToA, state).catch(closeBoth),
   ]);
-  clearTimeout(timer);
+  stopWatching?.();
   closeBoth();
   return { aToB: aToB.bytes, bToA: bToA.bytes, idle };
 }
