@@ -1,6 +1,6 @@
 /** End to end: real relay and agent processes carrying real TCP traffic on loopback. */
 
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import {
   connect,
   echo,
@@ -227,5 +227,4 @@ Deno.test("a 1-byte echo through the tunnel takes well under a millisecond (Nagl
   const median = times[times.length / 2];
   // A delayed-ACK/Nagle stall costs ~40 ms; a busy shared machine costs a little.
   assert(median < 1, `median 1-byte echo took ${median.toFixed(3)} ms`);
-  assertMatch(String(median), /\d/);
 });
