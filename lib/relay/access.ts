@@ -15,6 +15,8 @@ export type Admission =
   | { admitted: true; release: () => void }
   | { admitted: false; reason: string };
 
+const UNRULED: Admission = { admitted: true, release: () => {} };
+
 /** Applies access rules to clients as they arrive. */
 export class AccessControl {
   #rules: Map<string, AccessRule>;
@@ -34,7 +36,7 @@ export class AccessControl {
   /** Decides whether a client at `hostname` may reach `service` now. */
   admit(service: string, hostname: string): Admission {
     const rule = this.#rules.get(service) ?? this.#rules.get("*");
-    if (!rule) return { admitted: true, release: () => {} };
+    if (!rule) return UNRULED; // the common case: nothing to count, nothing to allocate
     let address: ipaddr.IPv4 | ipaddr.IPv6;
     try {
       address = ipaddr.process(hostname);
