@@ -141,7 +141,7 @@ Deno.exit(
     // Installed before the relay says it listens: a signal listener takes a moment to take effect.
     const status: { of?: () => object } = {};
     onStatusSignal(log, () => status.of?.() ?? {});
-    const relay = startRelay({
+    const relay = await startRelay({
       tls,
       config,
       listen: parseAddress(flags.listen, "--listen"),

@@ -3,14 +3,14 @@
  * and sent automatically, and a dead peer noticed within {@link HEARTBEAT_MISSES} intervals.
  */
 
-import { closeQuietly } from "./net.ts";
+import { closeQuietly, type Conn } from "./net.ts";
 import { whenQuiet } from "./quiet.ts";
 import { FrameReader, FrameWriter, HEARTBEAT_MISSES, type Message } from "./protocol.ts";
 
 /** One end of a control channel; `In` is the type of the messages the peer sends. */
 export class ControlChannel<In extends Message> {
   /** The underlying connection. */
-  readonly conn: Deno.Conn;
+  readonly conn: Conn;
   #reader: FrameReader;
   #writer: FrameWriter;
   #decode: (payload: Uint8Array) => In;
@@ -21,7 +21,7 @@ export class ControlChannel<In extends Message> {
   #closedBecause?: Error;
 
   constructor(
-    conn: Deno.Conn,
+    conn: Conn,
     decode: (payload: Uint8Array) => In,
     reader = new FrameReader(conn),
   ) {

@@ -10,16 +10,16 @@
  */
 
 import type { Logger } from "./log.ts";
-import { closeQuietly } from "./net.ts";
+import { closeQuietly, type Conn } from "./net.ts";
 
 /** Default time active connections get to finish after a shutdown signal. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /** A map from connections to what goes with each, that can tell when it becomes empty. */
-export class ConnectionMap<V> extends Map<Deno.Conn, V> {
+export class ConnectionMap<V> extends Map<Conn, V> {
   #waiters = new Set<() => void>();
 
-  override delete(conn: Deno.Conn): boolean {
+  override delete(conn: Conn): boolean {
     const removed = super.delete(conn);
     if (this.size === 0) { for (const wake of this.#waiters) wake(); }
     return removed;
@@ -49,7 +49,7 @@ export class ConnectionMap<V> extends Map<Deno.Conn, V> {
 /** A set of connections (nothing goes with them) that can tell when it becomes empty. */
 export class ConnectionSet extends ConnectionMap<undefined> {
   /** Adds a connection. */
-  add(conn: Deno.Conn): this {
+  add(conn: Conn): this {
     return this.set(conn, undefined);
   }
 

@@ -3,6 +3,22 @@
  * formatting peers for logs, and the socket options every porthole connection uses.
  */
 
+/**
+ * The part of a connection porthole uses. Deno's TCP and TLS connections are such, and so are the
+ * relay's TLS connections from `lib/tls_listener.ts`.
+ */
+export type Conn = Pick<
+  Deno.Conn,
+  "read" | "write" | "closeWrite" | "close" | "localAddr" | "remoteAddr"
+>;
+
+/** The part of a listener porthole uses. */
+export interface Listener<C extends Conn = Conn> {
+  readonly addr: Deno.Addr;
+  accept(): Promise<C>;
+  close(): void;
+}
+
 /** A TCP endpoint as given on the command line. */
 export interface HostPort {
   hostname: string;
@@ -43,7 +59,7 @@ export function isUnspecified(hostname: string): boolean {
 }
 
 /** Turns off Nagle (interactive bytes go out at once) and turns on TCP keepalive. */
-export function tune<C extends Deno.Conn>(conn: C): C {
+export function tune<C extends Conn>(conn: C): C {
   const tcp = conn as Partial<Deno.TcpConn>; // a TLS connection has no such methods
   try {
     tcp.setNoDelay?.(true);
@@ -62,8 +78,8 @@ export const ACCEPT_RETRY_MS = 100;
  * {@link tune}. An accept error other than the listener closing (such as running out of file
  * descriptors) goes to `onError`, and accepting resumes after {@link ACCEPT_RETRY_MS}.
  */
-export async function acceptEach<C extends Deno.Conn>(
-  listener: Deno.Listener<C>,
+export async function acceptEach<C extends Conn>(
+  listener: Listener<C>,
   handle: (conn: C) => void,
   onError: (error: Error) => void,
 ): Promise<void> {
@@ -114,7 +130,7 @@ export async function dial(
 export async function deadline<T>(
   work: Promise<T>,
   ms: number,
-  conn: Deno.Conn,
+  conn: Conn,
   what: string,
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -132,14 +148,14 @@ export async function deadline<T>(
 }
 
 /** Writes every byte of `data`, however many writes it takes. */
-export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+export async function writeAll(conn: Conn, data: Uint8Array): Promise<void> {
   for (let done = 0; done < data.length;) {
     done += await conn.write(data.subarray(done));
   }
 }
 
 /** Closes a connection, ignoring that it may already be closed. */
-export function closeQuietly(conn: Deno.Conn | Deno.Listener): void {
+export function closeQuietly(conn: Conn | Listener): void {
   if (closed.has(conn)) return; // a second close would cost a thrown (and caught) error
   closed.add(conn);
   try {
@@ -149,7 +165,7 @@ export function closeQuietly(conn: Deno.Conn | Deno.Listener): void {
   }
 }
 
-const closed = new WeakSet<Deno.Conn | Deno.Listener>();
+const closed = new WeakSet<Conn | Listener>();
 
 /** A short reason for a socket error, for log lines ("connection refused", "timed out"). */
 export function describeError(error: unknown): string {

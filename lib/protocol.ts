@@ -11,7 +11,7 @@
  * The S-numbers refer to the steps of the connection flow in the mission.
  */
 
-import { writeAll } from "./net.ts";
+import { type Conn, writeAll } from "./net.ts";
 
 /** Version spoken by this build; `hello` and `data` carry it, and a mismatch is refused. */
 export const PROTOCOL_VERSION = 1;
@@ -183,12 +183,12 @@ function checkField(value: unknown, kind: FieldKind): string | undefined {
  * into a raw data channel.
  */
 export class FrameReader {
-  #conn: Deno.Conn;
+  #conn: Conn;
   #buffer = new Uint8Array(256);
   #start = 0;
   #end = 0;
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Conn) {
     this.#conn = conn;
   }
 
@@ -255,10 +255,10 @@ export class FrameReader {
  * interleave. A failed write closes nothing; it shows up on the reading side.
  */
 export class FrameWriter {
-  #conn: Deno.Conn;
+  #conn: Conn;
   #tail: Promise<void> = Promise.resolve();
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Conn) {
     this.#conn = conn;
   }
 

@@ -13,7 +13,7 @@
  * get large reads and writes.
  */
 
-import { closeQuietly, writeAll } from "./net.ts";
+import { closeQuietly, type Conn, writeAll } from "./net.ts";
 import { whenQuiet } from "./quiet.ts";
 
 /** Buffer each direction owns: enough for a request, a keystroke, a small reply. */
@@ -67,8 +67,8 @@ interface SpliceState {
 
 /** Copies `from` into `to` until end-of-stream, then half-closes `to`. Returns the byte count. */
 async function pump(
-  from: Deno.Conn,
-  to: Deno.Conn,
+  from: Conn,
+  to: Conn,
   counter: { bytes: number },
   state: SpliceState,
   started?: StartedRead,
@@ -104,8 +104,8 @@ async function pump(
  * Resolves with the byte counts; never rejects (a reset is an ordinary way for a connection to end).
  */
 export async function splice(
-  a: Deno.Conn,
-  b: Deno.Conn,
+  a: Conn,
+  b: Conn,
   options: SpliceOptions = {},
 ): Promise<SpliceResult> {
   const aToB = { bytes: 0 };

@@ -7,7 +7,15 @@
 
 import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
-import { closeQuietly, deadline, dial, formatHostPort, type HostPort } from "./net.ts";
+import {
+  closeQuietly,
+  deadline,
+  dial,
+  formatHostPort,
+  type HostPort,
+  type Listener,
+} from "./net.ts";
+import { listenTls } from "./tls_listener.ts";
 
 /** Name of the generated certificate and key files in the relay's state directory. */
 export const CERT_FILE = "relay-cert.pem";
@@ -108,12 +116,12 @@ async function createSelfSigned(): Promise<CertifiedKey> {
 }
 
 /** The relay's agent listener: TLS with `certified`, or plain TCP when it is undefined. */
-export function listenForAgents(
+export async function listenForAgents(
   address: HostPort,
   certified: CertifiedKey | undefined,
-): Deno.Listener {
+): Promise<Listener> {
   return certified
-    ? Deno.listenTls({ hostname: address.hostname, port: address.port, ...certified })
+    ? await listenTls(address, certified)
     : Deno.listen({ hostname: address.hostname, port: address.port });
 }
 

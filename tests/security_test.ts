@@ -209,17 +209,9 @@ max_unauthenticated = 20
 max_pending_per_agent = 3
 max_services_per_agent = 2
 `);
-  // Plain TCP here: Deno cannot close a TLS connection whose TLS handshake never started (see
-  // the README's security notes); the TLS case is the next test.
-  await using relay = await startRelayProcess([
-    "--config",
-    config,
-    "--connect-timeout",
-    "30",
-    "--insecure",
-  ]);
-  // Slowloris: 25 connections that send nothing. 5 are over the limit and closed at once; the
-  // rest are closed at the handshake deadline.
+  await using relay = await startRelayProcess(["--config", config, "--connect-timeout", "30"]);
+  // Slowloris: 25 connections that send nothing, not even a TLS hello. 5 are over the limit and
+  // closed at once; the rest are closed at the handshake deadline.
   const started = performance.now();
   const idle = await Promise.all(Array.from({ length: 25 }, () => connect(relay.port)));
   const endings = await closedAfter(idle, started);

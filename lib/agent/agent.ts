@@ -15,6 +15,7 @@ import { ConnectionSet, drain, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
 import { createLogger } from "../log.ts";
 import {
   closeQuietly,
+  type Conn,
   deadline,
   describeError,
   dial,
@@ -134,7 +135,7 @@ async function runSession(
   state: { connected: boolean },
 ): Promise<{ reason: string; established: boolean }> {
   const relayName = formatHostPort(options.dialer.relay);
-  let conn: Deno.Conn;
+  let conn: Conn;
   try {
     conn = await options.dialer.dial(DIAL_TIMEOUT_MS);
   } catch (error) {
@@ -280,7 +281,7 @@ async function serveClient(
   }
   const upstream = service.value;
   open.add(upstream);
-  let data: Deno.Conn | undefined;
+  let data: Conn | undefined;
   try {
     if (relay.status === "rejected") throw relay.reason;
     data = relay.value;

@@ -4,7 +4,7 @@
  * opened for it (S2, S4, S6, S7, S11).
  *
  * @example
- * const relay = startRelay({ listen: { hostname: "127.0.0.1", port: 0 }, secret, portRange });
+ * const relay = await startRelay({ listen: { hostname: "127.0.0.1", port: 0 }, secret, portRange });
  * // ... later
  * relay.close();
  */
@@ -16,11 +16,13 @@ import { createLogger } from "../log.ts";
 import {
   acceptEach,
   closeQuietly,
+  type Conn,
   deadline,
   describeError,
   formatAddr,
   formatHostPort,
   type HostPort,
+  type Listener,
   writeAll,
 } from "../net.ts";
 import {
@@ -112,7 +114,7 @@ interface AgentSession {
 const log = createLogger("relay");
 
 /** Starts a relay; throws if its agent port or a pinned service address cannot be bound. */
-export function startRelay(options: RelayOptions): Relay {
+export async function startRelay(options: RelayOptions): Promise<Relay> {
   const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
   const sharedKey = options.secret === undefined ? undefined : secretKey(options.secret);
@@ -136,9 +138,9 @@ export function startRelay(options: RelayOptions): Relay {
     onAcceptError,
   });
   services.openPinned();
-  let listener: Deno.Listener;
+  let listener: Listener;
   try {
-    listener = listenForAgents(options.listen, options.tls);
+    listener = await listenForAgents(options.listen, options.tls);
   } catch (error) {
     services.close();
     throw new Error(
@@ -155,10 +157,10 @@ export function startRelay(options: RelayOptions): Relay {
     log.info(`service ${id} pinned to ${formatHostPort(at)}`);
   }
 
-  function track(conn: Deno.Conn, onRelease?: () => void): void {
+  function track(conn: Conn, onRelease?: () => void): void {
     open.set(conn, onRelease);
   }
-  function release(conn: Deno.Conn): void {
+  function release(conn: Conn): void {
     const onRelease = open.get(conn);
     open.delete(conn);
     closeQuietly(conn);
@@ -184,13 +186,13 @@ export function startRelay(options: RelayOptions): Relay {
   }
 
   /** A throttled warning about a connection on the agent port; `message` gets its address. */
-  function warnAgentPort(conn: Deno.Conn, kind: string, message: (from: string) => string) {
+  function warnAgentPort(conn: Conn, kind: string, message: (from: string) => string) {
     const { hostname } = conn.remoteAddr as Deno.NetAddr;
     warnThrottled(agentPortLog, hostname, kind, message(formatAddr(conn.remoteAddr)));
   }
 
   /** Counts the connection as unauthenticated until its handshake ends, within the limit. */
-  function acceptAgentConnection(conn: Deno.Conn): void {
+  function acceptAgentConnection(conn: Conn): void {
     if (unauthenticated >= config.limits.maxUnauthenticated) {
       closeQuietly(conn);
       warnAgentPort(
@@ -220,7 +222,7 @@ export function startRelay(options: RelayOptions): Relay {
   }
 
   /** First frame decides: `hello` opens a control channel, `data` a data channel. */
-  async function handleAgentConnection(conn: Deno.Conn, authenticated: () => void) {
+  async function handleAgentConnection(conn: Conn, authenticated: () => void) {
     const reader = new FrameReader(conn);
     let message: AgentMessage;
     try {
@@ -242,7 +244,7 @@ export function startRelay(options: RelayOptions): Relay {
   }
 
   /** Sends an error frame, logs why, and closes. */
-  function refuse(conn: Deno.Conn, why: string): void {
+  function refuse(conn: Conn, why: string): void {
     warnAgentPort(
       conn,
       why.slice(0, 40),
@@ -266,7 +268,7 @@ export function startRelay(options: RelayOptions): Relay {
 
   /** S1–S2: authenticate, then S3–S4 and S7–S8 until the channel ends. */
   async function runControl(
-    conn: Deno.Conn,
+    conn: Conn,
     reader: FrameReader,
     hello: Extract<AgentMessage, { type: "hello" }>,
     authenticated: () => void,
@@ -478,7 +480,7 @@ export function startRelay(options: RelayOptions): Relay {
 
   /** S11: match a data channel to its held client and splice them. */
   async function acceptDataChannel(
-    conn: Deno.Conn,
+    conn: Conn,
     reader: FrameReader,
     message: Extract<AgentMessage, { type: "data" }>,
     authenticated: () => void,

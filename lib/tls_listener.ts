@@ -1,0 +1,185 @@
+/**
+ * The relay's TLS listener for agents, built on `node:tls` instead of `Deno.listenTls`.
+ *
+ * Why: a `Deno.TlsConn` cannot turn Nagle's algorithm off (it has no `setNoDelay`). On the relay
+ * that cost ~40 ms on every new tunneled connection: its first small write after the TLS 1.3
+ * session tickets waited for the agent's delayed ACK; and later, any small write that followed
+ * another unacknowledged one waited the same way. The sockets here have Nagle off and TCP
+ * keepalive on, like every other porthole socket, and are served to the relay as {@link Conn}s
+ * that do their TLS handshake on first use, as a `Deno.TlsConn` does.
+ *
+ * One workaround of Deno 2.9's `node:tls` is kept here: a TLS socket paused for backpressure
+ * (`pause()`, or reading in paused mode) loses the peer's end-of-stream, so reading is paused on
+ * the TCP handle under it instead (`tests/tls_listener_test.ts` checks that such a transfer still
+ * ends). A Deno without that handle gets `pause()`/`resume()`.
+ */
+
+import net from "node:net";
+import tls from "node:tls";
+import type { Conn, HostPort, Listener } from "./net.ts";
+
+/** Plaintext a connection buffers before it stops reading from its socket. */
+export const READ_BUFFER_BYTES = 64 * 1024;
+
+/** The TCP handle under a `node:tls` socket in Deno 2.9 (an internal, not a public API). */
+interface TcpHandle {
+  readStop(): unknown;
+  readStart(): unknown;
+}
+
+function tcpHandleOf(socket: tls.TLSSocket): TcpHandle | undefined {
+  // deno-lint-ignore no-explicit-any
+  const handle = (socket as any)._handle?._nativeTcpHandle;
+  return typeof handle?.readStop === "function" ? handle : undefined;
+}
+
+function netAddr(hostname: string | undefined, port: number | undefined): Deno.NetAddr {
+  return { transport: "tcp", hostname: hostname ?? "", port: port ?? 0 };
+}
+
+/** A server-side TLS connection over a TCP socket that has Nagle off. */
+class NodeTlsConn implements Conn {
+  readonly remoteAddr: Deno.NetAddr;
+  readonly localAddr: Deno.NetAddr;
+  #socket: tls.TLSSocket;
+  #tcp: TcpHandle;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #stopped = false;
+  #ended = false;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(raw: net.Socket, secureContext: tls.SecureContext) {
+    raw.setNoDelay(true);
+    raw.setKeepAlive(true);
+    this.remoteAddr = netAddr(raw.remoteAddress, raw.remotePort);
+    this.localAddr = netAddr(raw.localAddress, raw.localPort);
+    const socket = new tls.TLSSocket(raw, { isServer: true, secureContext });
+    this.#socket = socket;
+    this.#tcp = tcpHandleOf(socket) ??
+      { readStop: () => socket.pause(), readStart: () => socket.resume() };
+    socket.on("data", (chunk: Uint8Array) => {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered > READ_BUFFER_BYTES && !this.#stopped) {
+        this.#stopped = true;
+        this.#tcp.readStop();
+      }
+      this.#wakeReader();
+    });
+    socket.on("error", (error: Error) => {
+      this.#error ??= error;
+      this.#wakeReader();
+    });
+    const end = () => {
+      this.#ended = true;
+      this.#wakeReader();
+    };
+    socket.on("end", end);
+    socket.on("close", end);
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Reads decrypted bytes, as `Deno.Conn.read` does: a count, or null at end-of-stream. */
+  async read(into: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#error) throw this.#error;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    const head = this.#chunks[0];
+    const count = Math.min(into.length, head.length);
+    into.set(head.subarray(0, count));
+    if (count < head.length) this.#chunks[0] = head.subarray(count);
+    else this.#chunks.shift();
+    this.#buffered -= count;
+    if (this.#stopped && this.#buffered <= READ_BUFFER_BYTES / 2) {
+      this.#stopped = false;
+      this.#tcp.readStart();
+    }
+    return count;
+  }
+
+  /** Writes all of `data`; resolves once the socket has taken it (so `data` may be reused). */
+  write(data: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#socket.write(data, (error) => error ? reject(error) : resolve(data.length));
+    });
+  }
+
+  /** Ends the sending direction (TLS close_notify, then FIN); reading goes on. */
+  closeWrite(): Promise<void> {
+    if (this.#socket.destroyed) return Promise.reject(new Deno.errors.NotConnected());
+    return new Promise((resolve) => {
+      this.#socket.once("close", resolve);
+      this.#socket.end(resolve);
+    });
+  }
+
+  /** Closes the connection at once, releasing its socket; a pending read throws, as Deno's do. */
+  close(): void {
+    this.#error ??= new Deno.errors.BadResource("the connection is closed");
+    this.#socket.destroy();
+    this.#wakeReader();
+  }
+}
+
+/**
+ * Listens for TLS connections with `certified`; each comes out of `accept()` as soon as TCP has
+ * it, and does its handshake on first read or write (a failed handshake fails that call).
+ */
+export async function listenTls(
+  address: HostPort,
+  certified: { cert: string; key: string },
+): Promise<Listener> {
+  const secureContext = tls.createSecureContext(certified);
+  const accepted: Conn[] = [];
+  let waiting: { resolve: (conn: Conn) => void; reject: (error: Error) => void } | undefined;
+  let failure: Error | undefined;
+  const server = net.createServer({ allowHalfOpen: true }, (raw) => {
+    const conn = new NodeTlsConn(raw, secureContext);
+    if (waiting) waiting.resolve(conn);
+    else accepted.push(conn);
+    waiting = undefined;
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: address.hostname, port: address.port }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  let closed = false;
+  const fail = (error: Error) => {
+    if (waiting) waiting.reject(error);
+    else failure = error;
+    waiting = undefined;
+  };
+  server.on("error", fail);
+  const bound = server.address() as net.AddressInfo;
+  return {
+    addr: netAddr(bound.address, bound.port),
+    accept(): Promise<Conn> {
+      const conn = accepted.shift();
+      if (conn) return Promise.resolve(conn);
+      if (closed) return Promise.reject(new Deno.errors.BadResource("the listener is closed"));
+      if (failure) {
+        const error = failure;
+        failure = undefined;
+        return Promise.reject(error);
+      }
+      return new Promise((resolve, reject) => waiting = { resolve, reject });
+    },
+    close(): void {
+      closed = true;
+      server.close();
+      fail(new Deno.errors.BadResource("the listener is closed"));
+    },
+  };
+}
