@@ -33,15 +33,18 @@ function returnLarge(buffer: Uint8Array): void {
   if (pool.length < MAX_POOLED_BUFFERS) pool.push(buffer);
 }
 
-/** A read from a connection that was started before the splice and that the splice takes over. */
+/**
+ * A buffer that a splice takes over for its reads from a connection (it then allocates no small
+ * buffer of its own), and the read into it that is already under way, if any.
+ */
 export interface StartedRead {
   buffer: Uint8Array;
-  result: Promise<number | null>;
+  result?: Promise<number | null>;
 }
 
 /** How {@link splice} runs. */
 export interface SpliceOptions {
-  /** A read already under way on `a` (e.g. the relay holding a client's first bytes). */
+  /** A buffer for reads from `a`, maybe with a read under way (the relay's held client read). */
   startedReadA?: StartedRead;
   /** Close both connections once no byte has moved either way for this long (default: never). */
   idleTimeoutMs?: number;
@@ -103,11 +106,13 @@ async function pump(
  * Splices `a` and `b` until both directions end or one fails, then closes both.
  * Resolves with the byte counts; never rejects (a reset is an ordinary way for a connection to end).
  */
-export async function splice(
+export function splice(
   a: Conn,
   b: Conn,
   options: SpliceOptions = {},
 ): Promise<SpliceResult> {
+  // Not an async function: a held connection would keep its suspended frame (and every
+  // variable in it) alive for as long as it stays open.
   const aToB = { bytes: 0 };
   const bToA = { bytes: 0 };
   const state: SpliceState = { last: performance.now(), ended: 0 };
@@ -122,11 +127,12 @@ export async function splice(
       idle = true;
       closeBoth();
     });
-  await Promise.all([
+  return Promise.all([
     pump(a, b, aToB, state, options.startedReadA).catch(closeBoth),
     pump(b, a, bToA, state).catch(closeBoth),
-  ]);
-  stopWatching?.();
-  closeBoth();
-  return { aToB: aToB.bytes, bToA: bToA.bytes, idle };
+  ]).then(() => {
+    stopWatching?.();
+    closeBoth();
+    return { aToB: aToB.bytes, bToA: bToA.bytes, idle };
+  });
 }

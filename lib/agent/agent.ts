@@ -305,24 +305,47 @@ async function serveClient(
           : "the relay closed the data channel before accepting it",
       );
     }
-    const started = performance.now();
     const early = reader.takeRest();
     if (early.length > 0) await writeAll(upstream, early);
-    const moved = await splice(data, upstream, { idleTimeoutMs: options.idleTimeoutMs });
-    log.info(
-      `connection closed${moved.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
-        `service=${request.service} client=${request.client} ` +
-        `to_service=${moved.aToB + early.length} from_service=${moved.bToA} ` +
-        `duration_ms=${Math.round(performance.now() - started)}`,
-    );
+    spliceService(request, data, upstream, early.length, options.idleTimeoutMs, open);
   } catch (error) {
     log.warn(`${label}: ${describeError(error)}`);
-  } finally {
-    for (const conn of [upstream, data]) {
-      if (conn) {
-        open.delete(conn);
-        closeQuietly(conn);
-      }
+    forget(open, upstream, data);
+  }
+}
+
+/**
+ * Splices a data channel with its service connection, then logs the connection (`early`: bytes
+ * that reached the service before the splice) and closes both. Not awaited by
+ * `serveClient`: its frame (the frame reader, the relay's answer) would stay alive as long as the
+ * connection.
+ */
+function spliceService(
+  { service, client }: Extract<RelayMessage, { type: "connect" }>,
+  data: Deno.Conn,
+  upstream: Deno.Conn,
+  early: number,
+  idleTimeoutMs: number | undefined,
+  open: ConnectionSet,
+): void {
+  const started = performance.now();
+  splice(data, upstream, { idleTimeoutMs }).then((moved) => {
+    log.info(
+      `connection closed${moved.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
+        `service=${service} client=${client} ` +
+        `to_service=${moved.aToB + early} from_service=${moved.bToA} ` +
+        `duration_ms=${Math.round(performance.now() - started)}`,
+    );
+    forget(open, data, upstream);
+  });
+}
+
+/** Closes connections and takes them out of `open`. */
+function forget(open: ConnectionSet, ...conns: (Deno.Conn | undefined)[]): void {
+  for (const conn of conns) {
+    if (conn) {
+      open.delete(conn);
+      closeQuietly(conn);
     }
   }
 }

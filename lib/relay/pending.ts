@@ -30,8 +30,9 @@ export interface HeldRead extends StartedRead {
 /** Starts reading a client's first bytes into a buffer of `size`, so they can go out with `ready`. */
 export function holdFirstBytes(conn: Deno.Conn, size: number): HeldRead {
   const buffer = new Uint8Array(size);
-  const held: HeldRead = { buffer, result: conn.read(buffer) };
-  held.result.then((count) => held.outcome = count, () => {}); // a failure shows in the splice
+  const result = conn.read(buffer);
+  const held: HeldRead = { buffer, result };
+  result.then((count) => held.outcome = count, () => {}); // a failure shows in the splice
   return held;
 }
 

@@ -34,12 +34,12 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from "../protocol.ts";
-import { SMALL_BUFFER_BYTES, splice } from "../splice.ts";
+import { SMALL_BUFFER_BYTES, splice, type StartedRead } from "../splice.ts";
 import { LogThrottle } from "../throttle.ts";
 import { type CertifiedKey, listenForAgents } from "../tls.ts";
 import { AccessControl } from "./access.ts";
 import { EMPTY_CONFIG, portAllowed, type RelayConfig } from "./config.ts";
-import { holdFirstBytes, PendingTable } from "./pending.ts";
+import { holdFirstBytes, type PendingClient, PendingTable } from "./pending.ts";
 import { type PortRange, ServiceTable } from "./services.ts";
 
 const READY_FRAME = encodeFrame({ type: "ready" });
@@ -492,28 +492,48 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       return refuse(conn, `data channel with a connection id ${claimed}`);
     }
     authenticated();
-    const { conn: clientConn, client, service, agent, since, held } = claimed;
+    const { conn: clientConn, held } = claimed;
     try {
       // S11: the bytes the client sent while it waited go out with `ready`, in one write; a read
-      // still under way is handed to the splice (which reuses its buffer).
+      // still under way is handed to the splice, and either way the splice reads into its buffer.
       const heldCount = held.outcome ?? 0;
       await writeAll(conn, withReady(held.buffer.subarray(0, heldCount)));
       const early = reader.takeRest();
       if (early.length > 0) await writeAll(clientConn, early);
-      const moved = await splice(clientConn, conn, {
-        idleTimeoutMs: options.idleTimeoutMs,
-        startedReadA: heldCount > 0 ? undefined : held,
+      spliceClient(claimed, conn, heldCount > 0 ? { buffer: held.buffer } : held, {
+        fromClient: heldCount,
+        toClient: early.length,
       });
-      log.info(
-        `connection closed${moved.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
-          `service=${service} agent=${agent} client=${client} ` +
-          `from_client=${moved.aToB + heldCount} to_client=${moved.bToA + early.length} ` +
-          `duration_ms=${Math.round(performance.now() - since)}`,
-      );
-    } finally {
+    } catch (error) {
       release(clientConn);
       release(conn);
+      throw error;
     }
+  }
+
+  /**
+   * Splices a client with its data channel until both ends are done, then logs the connection
+   * (`moved`: bytes that went across before the splice) and releases both. Not awaited by
+   * `acceptDataChannel`: the frames of the handshake would stay alive as long as the connection.
+   */
+  function spliceClient(
+    { conn: clientConn, client, service, agent, since }: PendingClient,
+    conn: Deno.Conn,
+    clientRead: StartedRead,
+    moved: { fromClient: number; toClient: number },
+  ): void {
+    splice(clientConn, conn, { idleTimeoutMs: options.idleTimeoutMs, startedReadA: clientRead })
+      .then((spliced) => {
+        log.info(
+          `connection closed${spliced.idle ? ` (idle for ${options.idleTimeoutMs} ms)` : ""}: ` +
+            `service=${service} agent=${agent} client=${client} ` +
+            `from_client=${spliced.aToB + moved.fromClient} ` +
+            `to_client=${spliced.bToA + moved.toClient} ` +
+            `duration_ms=${Math.round(performance.now() - since)}`,
+        );
+        release(clientConn);
+        release(conn);
+      });
   }
 
   function reload(next: RelayConfig): void {
