@@ -1,13 +1,13 @@
 /** The relay's configuration file, access rules and log throttling, in-process. */
 
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { secretKey } from "../lib/auth.ts";
 import { AccessControl } from "../lib/relay/access.ts";
 import { DEFAULT_LIMITS, parseRelayConfig } from "../lib/relay/config.ts";
 import { LogThrottle } from "../lib/throttle.ts";
 
-Deno.test("config: agents with secrets or their hashes, services, ports, rules and limits", () => {
-  const config = parseRelayConfig(
+Deno.test("config: agents with secrets or their hashes, services, ports, rules and limits", async () => {
+  const config = await parseRelayConfig(
     `
 [agents.office]
 secret = "correct-horse-battery-staple"
@@ -44,10 +44,10 @@ max_unauthenticated = 10
     handshakeTimeoutMs: 2500,
     maxUnauthenticated: 10,
   });
-  assertEquals(parseRelayConfig("", "empty.toml").agents, undefined);
+  assertEquals((await parseRelayConfig("", "empty.toml")).agents, undefined);
 });
 
-Deno.test("config: every mistake names the file, the key and what is expected", () => {
+Deno.test("config: every mistake names the file, the key and what is expected", async () => {
   const cases: [string, RegExp][] = [
     ["[agents.a]\nservices = []", /relay.toml: agents.a needs exactly one of secret/],
     ['[agents.a]\nsecret = "short"', /agents.a.secret must be a string of at least 16/],
@@ -67,18 +67,20 @@ Deno.test("config: every mistake names the file, the key and what is expected", 
     ["x = ", /relay.toml: Invalid TOML/],
   ];
   for (const [text, pattern] of cases) {
-    assertThrows(() => parseRelayConfig(text, "relay.toml"), pattern);
+    await assertRejects(parseRelayConfig(text, "relay.toml"), pattern);
   }
 });
 
-const rules = (text: string) => parseRelayConfig(text, "test.toml").services;
+const rules = async (text: string) => (await parseRelayConfig(text, "test.toml")).services;
 
-Deno.test("access: deny wins over allow; IPv4-mapped IPv6 addresses count as IPv4", () => {
-  const access = new AccessControl(rules(`
+Deno.test("access: deny wins over allow; IPv4-mapped IPv6 addresses count as IPv4", async () => {
+  const access = new AccessControl(
+    await rules(`
 [services.web]
 allow = ["10.0.0.0/8", "2001:db8::/32"]
 deny = ["10.6.6.6/32"]
-`));
+`),
+  );
   assert(access.admit("web", "10.1.2.3").admitted);
   assert(access.admit("web", "::ffff:10.1.2.3").admitted);
   assert(access.admit("web", "2001:db8::1").admitted);
@@ -93,12 +95,14 @@ deny = ["10.6.6.6/32"]
   assert(access.admit("other", "192.0.2.1").admitted, "services without rules are open");
 });
 
-Deno.test("access: connection caps per service and per client are released when clients go", () => {
-  const access = new AccessControl(rules(`
+Deno.test("access: connection caps per service and per client are released when clients go", async () => {
+  const access = new AccessControl(
+    await rules(`
 [services."*"]
 max_connections = 3
 max_connections_per_client = 2
-`));
+`),
+  );
   const a1 = access.admit("web", "192.0.2.1");
   const a2 = access.admit("web", "192.0.2.1");
   assert(a1.admitted && a2.admitted);
@@ -113,8 +117,10 @@ max_connections_per_client = 2
   assertEquals(access.admit("web", "192.0.2.4").admitted, false);
 });
 
-Deno.test("access: new connections per second per client", () => {
-  const access = new AccessControl(rules("[services.web]\nmax_new_per_second_per_client = 5"));
+Deno.test("access: new connections per second per client", async () => {
+  const access = new AccessControl(
+    await rules("[services.web]\nmax_new_per_second_per_client = 5"),
+  );
   const verdicts = Array.from({ length: 8 }, () => access.admit("web", "192.0.2.1").admitted);
   assertEquals(verdicts.filter(Boolean).length, 5);
   assert(access.admit("web", "192.0.2.2").admitted, "another address has its own budget");

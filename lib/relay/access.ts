@@ -4,7 +4,7 @@
  * connections per second per client address (a token bucket with a one-second burst).
  */
 
-import ipaddr from "ipaddr.js";
+import type ipaddr from "ipaddr.js";
 import type { AccessRule } from "./config.ts";
 
 /** Client addresses whose rate and connection counts are tracked at most; oldest forgotten first. */
@@ -39,7 +39,7 @@ export class AccessControl {
     if (!rule) return UNRULED; // the common case: nothing to count, nothing to allocate
     let address: ipaddr.IPv4 | ipaddr.IPv6;
     try {
-      address = ipaddr.process(hostname);
+      address = rule.parseAddress(hostname);
     } catch {
       return { admitted: false, reason: "its address cannot be parsed" };
     }

@@ -22,8 +22,7 @@
  * ```
  */
 
-import ipaddr from "ipaddr.js";
-import { parse } from "smol-toml";
+import type ipaddr from "ipaddr.js";
 import { keyFromHex, secretKey } from "../auth.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../protocol.ts";
 import type { PortRange } from "./services.ts";
@@ -47,6 +46,8 @@ export interface AgentEntry {
 
 /** Who may reach a service, from a `[services.ID]` table (`"*"`: services without their own). */
 export interface AccessRule {
+  /** Parses a client's address (with ipaddr.js, which is loaded only for a file). */
+  parseAddress: (hostname: string) => ipaddr.IPv4 | ipaddr.IPv6;
   allow: [ipaddr.IPv4 | ipaddr.IPv6, number][];
   deny: [ipaddr.IPv4 | ipaddr.IPv6, number][];
   maxConnections?: number;
@@ -95,7 +96,13 @@ export async function loadRelayConfig(path: string): Promise<RelayConfig> {
 type Table = Record<string, unknown>;
 
 /** Parses and checks the TOML text of a configuration file. */
-export function parseRelayConfig(text: string, source: string): RelayConfig {
+export async function parseRelayConfig(text: string, source: string): Promise<RelayConfig> {
+  // Loaded only now: a relay without a file never needs them, and at start they would cost it
+  // ~2 MiB of memory (ipaddr.js, being CommonJS, brings Deno's Node.js module loader with it).
+  const [{ parse }, { default: ipaddr }] = await Promise.all([
+    import("smol-toml"),
+    import("ipaddr.js"),
+  ]);
   let document: Table;
   try {
     document = parse(text) as Table;
@@ -195,6 +202,7 @@ export function parseRelayConfig(text: string, source: string): RelayConfig {
           }
         });
       config.services.set(id, {
+        parseAddress: (hostname) => ipaddr.process(hostname),
         allow: cidrs("allow"),
         deny: cidrs("deny"),
         maxConnections: count(rule.max_connections, `${key}.max_connections`),
