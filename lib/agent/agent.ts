@@ -322,8 +322,8 @@ async function serveClient(
  */
 function spliceService(
   { service, client }: Extract<RelayMessage, { type: "connect" }>,
-  data: Deno.Conn,
-  upstream: Deno.Conn,
+  data: Conn,
+  upstream: Conn,
   early: number,
   idleTimeoutMs: number | undefined,
   open: ConnectionSet,
@@ -341,7 +341,7 @@ function spliceService(
 }
 
 /** Closes connections and takes them out of `open`. */
-function forget(open: ConnectionSet, ...conns: (Deno.Conn | undefined)[]): void {
+function forget(open: ConnectionSet, ...conns: (Conn | undefined)[]): void {
   for (const conn of conns) {
     if (conn) {
       open.delete(conn);

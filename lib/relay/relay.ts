@@ -518,7 +518,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
    */
   function spliceClient(
     { conn: clientConn, client, service, agent, since }: PendingClient,
-    conn: Deno.Conn,
+    conn: Conn,
     clientRead: StartedRead,
     moved: { fromClient: number; toClient: number },
   ): void {
