@@ -16,7 +16,7 @@ import {
 } from "./probes.ts";
 import { openFds, openFileLimit, sleep, watchFds, watchRss } from "./procs.ts";
 import type { Measure, Target } from "./report.ts";
-import { type Backends, startIperfServer, startTunnel, type Tunnel } from "./tunnel.ts";
+import { type Backends, startFloor, startIperfServer, startTunnel, type Tunnel } from "./tunnel.ts";
 
 /** Times each throughput probe runs, taking turns direct and tunneled; the median counts. */
 export const ROUNDS = 3;
@@ -318,6 +318,22 @@ async function tunneledRun(bench: Bench, tunnel: Tunnel, count: number): Promise
 }
 
 /**
+ * {@link SEQUENTIAL_CONNECTIONS} through bench/floor.ts (porthole's hops on bare sockets), with
+ * the CPU its relay and agent used.
+ */
+async function floorRun(bench: Bench, echo: number) {
+  const floor = await startFloor(echo);
+  try {
+    await sequentialConnections(floor.port, WARMUP_CONNECTIONS);
+    const ticks = floor.cpuTicks();
+    const result = await sequentialConnections(floor.port, SEQUENTIAL_CONNECTIONS);
+    return { result, cpuSeconds: (floor.cpuTicks() - ticks) / bench.ticksPerSecond };
+  } finally {
+    await floor.stop();
+  }
+}
+
+/**
  * Sequential connections the TLS tunnel can take within the open-file limits of relay and agent,
  * should every closed TLS data channel stay open until the run ends (each holds one descriptor
  * in each).
@@ -338,6 +354,7 @@ export function setup(bench: Bench): Promise<Measure[]> {
     await sequentialConnections(tunnels.plain.ports.echo, WARMUP_CONNECTIONS);
     const direct = await sequentialConnections(echo, SEQUENTIAL_CONNECTIONS);
     const plain = await tunneledRun(bench, tunnels.plain, SEQUENTIAL_CONNECTIONS);
+    const floor = await floorRun(bench, echo);
     // TLS last, so that its sockets, however long they linger, weigh on no other run.
     await sequentialConnections(tunnels.tls.ports.echo, WARMUP_CONNECTIONS);
     const tls = await tunneledRun(bench, tunnels.tls, tlsSequentialLimit(tunnels.tls));
@@ -353,6 +370,7 @@ export function setup(bench: Bench): Promise<Measure[]> {
       direct: summary(direct),
       tunnel: run(plain),
       cpuSeconds: plain.cpuSeconds,
+      floor: { ...summary(floor.result), cpuSeconds: floor.cpuSeconds },
       tls: { connections: tls.result.latenciesMs.length + tls.result.failed, ...run(tls) },
     };
     const rate = (result: SetupResult) => result.latenciesMs.length / result.seconds;
@@ -396,10 +414,33 @@ export function setup(bench: Bench): Promise<Measure[]> {
         target: TARGETS.failures,
       },
     ];
+    const floorRows: Measure[] = [
+      {
+        name: "setup: the same hops on bare sockets (floor.ts)",
+        unit: "conn/s",
+        better: "higher",
+        direct: rate(direct),
+        tunnel: rate(floor.result),
+      },
+      {
+        name: "setup: bare sockets, latency p50",
+        unit: "ms",
+        better: "lower",
+        direct: percentile(direct.latenciesMs, 0.5),
+        tunnel: percentile(floor.result.latenciesMs, 0.5),
+      },
+      {
+        name: "setup: bare sockets, CPU per connection",
+        unit: "µs",
+        better: "lower",
+        tunnel: floor.cpuSeconds / SEQUENTIAL_CONNECTIONS * 1e6,
+      },
+    ];
     const [connections, p50, , p99, cpu, failed] = rows;
     const tlsCount = tls.result.latenciesMs.length + tls.result.failed;
     return [
       ...rows,
+      ...floorRows,
       {
         ...overTls(connections, rate(tls.result), TARGETS.tlsConnectionsPerSecond),
         name: `TLS: setup: ${tlsCount.toLocaleString("en")} sequential connections`,

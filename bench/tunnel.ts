@@ -6,6 +6,7 @@
  */
 
 import { connect, echoOnce } from "./probes.ts";
+import { V8_FLAGS } from "../lib/launch.ts";
 import { Child, cpuTicks, removeLater, sleep, startPorthole } from "./procs.ts";
 
 /**
@@ -199,4 +200,42 @@ export async function startTunnel(
     cpuTicks: () => cpuTicks(relay.pid) + cpuTicks(agent.pid),
     stop,
   };
+}
+
+/** The bare-socket floor of the same flow (bench/floor.ts), in front of the `echo` backend. */
+export interface Floor {
+  /** The floor relay's public port. */
+  port: number;
+  /** CPU ticks used so far by its relay and agent together. */
+  cpuTicks(): number;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/floor.ts as relay and agent, with porthole's V8 flags, in front of `echo`. */
+export async function startFloor(echo: number): Promise<Floor> {
+  const [port, agentPort] = freePorts(2);
+  const script = new URL("floor.ts", import.meta.url).pathname;
+  const run = (name: string, args: string[]) =>
+    new Child(name, Deno.execPath(), [
+      "run",
+      "-q",
+      "--allow-net=127.0.0.1",
+      `--v8-flags=${V8_FLAGS}`,
+      script,
+      ...args,
+    ]);
+  const relay = run("floor relay", ["relay", String(port), String(agentPort)]);
+  const children = [relay];
+  const stop = () => Promise.all(children.map((child) => child.stop())).then(() => {});
+  try {
+    await relay.waitForLine(/^ready$/, READY_TIMEOUT_MS);
+    const agent = run("floor agent", ["agent", String(agentPort), String(echo)]);
+    children.push(agent);
+    await agent.waitForLine(/^ready$/, READY_TIMEOUT_MS);
+    await retryUntil("the floor tunnel", () => echoOnce(port), children);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { port, cpuTicks: () => cpuTicks(relay.pid) + cpuTicks(children[1].pid), stop };
 }
