@@ -488,14 +488,7 @@ export function concurrency(
     if (count <= atLeast) return [];
     const backend = watchRss({ echo: bench.backends.child.pid });
     const direct = await holdConnections(echo, count, HOLD_PAUSE_MS).finally(backend.stop);
-    await sequentialConnections(tunnel.ports.echo, WARMUP_CONNECTIONS);
-    await sleep(1_000);
-    const rss = watchRss({ relay: tunnel.relay.pid, agent: tunnel.agent.pid });
-    const ticks = tunnel.cpuTicks();
-    const held = await holdConnections(tunnel.ports.echo, count, HOLD_PAUSE_MS)
-      .finally(rss.stop);
-    const cpuSeconds = (tunnel.cpuTicks() - ticks) / bench.ticksPerSecond;
-    const { idle, peak } = rss;
+    const { held, idle, peak, cpuSeconds } = await holdThrough(bench, tunnel, count);
     bench.details[`held ${count}`] = {
       direct,
       tunnel: held,
@@ -521,7 +514,7 @@ export function concurrency(
       tunnel: (peak[who] - idle[who]) / KIB / count,
       target: budget ? TARGETS.perConnectionKiB : undefined,
     }];
-    return [
+    const rows: Measure[] = [
       {
         name: `${label}: opened in`,
         unit: "s",
@@ -541,5 +534,34 @@ export function concurrency(
       ...memory("relay"),
       ...memory("agent"),
     ];
+    if (!budget) return rows;
+    // 6: the same through a TLS tunnel, per connection against the plain one.
+    const tls = await withTunnel(
+      bench,
+      `held ${count} over TLS`,
+      { echo },
+      (tlsTunnel) => holdThrough(bench, tlsTunnel, count),
+      true,
+    );
+    bench.details[`held ${count} over TLS`] = tls;
+    const perConnectionOverTls = (who: "relay" | "agent") =>
+      overTls(memory(who)[1], (tls.peak[who] - tls.idle[who]) / KIB / count);
+    return [
+      ...rows,
+      perConnectionOverTls("relay"),
+      perConnectionOverTls("agent"),
+      { ...overTls(rows[1], tls.held.failed, TARGETS.failures), problem: tls.held.firstError },
+    ];
   });
+}
+
+/** Holds `count` connections through `tunnel` (after a warm-up), watching relay and agent. */
+async function holdThrough(bench: Bench, tunnel: Tunnel, count: number) {
+  await sequentialConnections(tunnel.ports.echo, WARMUP_CONNECTIONS);
+  await sleep(1_000);
+  const rss = watchRss({ relay: tunnel.relay.pid, agent: tunnel.agent.pid });
+  const ticks = tunnel.cpuTicks();
+  const held = await holdConnections(tunnel.ports.echo, count, HOLD_PAUSE_MS).finally(rss.stop);
+  const cpuSeconds = (tunnel.cpuTicks() - ticks) / bench.ticksPerSecond;
+  return { held, idle: rss.idle, peak: rss.peak, cpuSeconds };
 }
