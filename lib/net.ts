@@ -5,7 +5,7 @@
 
 /**
  * The part of a connection porthole uses. Deno's TCP and TLS connections are such, and so are the
- * relay's TLS connections from `lib/tls_listener.ts`.
+ * relay's TLS connections from `lib/node_tls.ts`.
  */
 export type Conn = Pick<
   Deno.Conn,
@@ -172,8 +172,14 @@ export function describeError(error: unknown): string {
   if (error instanceof DOMException && error.name === "TimeoutError") {
     return "timed out";
   }
-  if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
-  if (error instanceof Deno.errors.ConnectionReset) return "connection reset";
+  // Deno's errors, and node:net's codes (TLS connections, lib/node_tls.ts)
+  const code = (error as { code?: unknown })?.code;
+  if (error instanceof Deno.errors.ConnectionRefused || code === "ECONNREFUSED") {
+    return "connection refused";
+  }
+  if (error instanceof Deno.errors.ConnectionReset || code === "ECONNRESET") {
+    return "connection reset";
+  }
   if (error instanceof Error && /without sending TLS close_notify/.test(error.message)) {
     return "the peer closed the connection abruptly (no TLS close_notify)";
   }

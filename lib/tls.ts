@@ -7,15 +7,17 @@
 
 import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
+import tls from "node:tls";
 import {
   closeQuietly,
+  type Conn,
   deadline,
   dial,
   formatHostPort,
   type HostPort,
   type Listener,
 } from "./net.ts";
-import { listenTls } from "./tls_listener.ts";
+import { connectTls, listenTls, type TlsClientOptions } from "./node_tls.ts";
 
 /** Name of the generated certificate and key files in the relay's state directory. */
 export const CERT_FILE = "relay-cert.pem";
@@ -89,8 +91,8 @@ function toPem(der: Uint8Array, label: string): string {
   }\n-----END ${label}-----\n`;
 }
 
-// The X.509 and node:tls modules are loaded only when needed (making a certificate, fetching a
-// pinned one): they cost a relay or agent that never uses them about 12 MiB of memory.
+// The X.509 module is loaded only to make a certificate: it costs a relay or agent that never
+// makes one several MiB of memory.
 
 async function createSelfSigned(): Promise<CertifiedKey> {
   const x509 = await import("@peculiar/x509");
@@ -132,13 +134,13 @@ export class UntrustedRelayError extends Error {
 
 /**
  * Opens connections to the relay as `trust` requires. With a pinned fingerprint, the relay's
- * certificate is fetched once, checked against the pin, and from then on used as the only root
- * the connection may chain to.
+ * certificate is fetched once, checked against the pin, and from then on is the only root the
+ * connection may chain to.
  */
 export class RelayDialer {
   readonly relay: HostPort;
   #trust: RelayTrust;
-  #pinnedPem?: string;
+  #pinned?: Promise<TlsClientOptions>;
 
   constructor(relay: HostPort, trust: RelayTrust) {
     this.relay = relay;
@@ -146,17 +148,32 @@ export class RelayDialer {
   }
 
   /** A connection to the relay (TLS unless insecure), failing after `timeoutMs`. */
-  async dial(timeoutMs: number): Promise<Deno.Conn> {
-    const options: Deno.StartTlsOptions = { hostname: this.relay.hostname };
-    if (this.#trust.kind === "ca") options.caCerts = [this.#trust.pem];
-    if (this.#trust.kind === "fingerprint") {
-      this.#pinnedPem ??= await this.#fetchPinned(this.#trust.sha256);
-      options.caCerts = [this.#pinnedPem];
-      options.unsafelyDisableHostnameVerification = true; // the pin is the identity
-    }
+  async dial(timeoutMs: number): Promise<Conn> {
+    const trust = this.#trust;
+    if (trust.kind === "insecure") return await dial(this.relay, timeoutMs);
+    if (trust.kind === "system") return await this.#dialSystemTrust(timeoutMs);
+    // Pinned or CA: node:tls, one secure context holding just that root for every connection
+    // (Deno's TLS would build a trust store per connection: ~107 KiB, kept while it is open).
+    this.#pinned ??= this.#clientOptions(trust);
+    const options = await this.#pinned.catch((error) => {
+      this.#pinned = undefined; // fetch the certificate again next time
+      throw error;
+    });
+    return await connectTls(this.relay, options, timeoutMs).catch((error) => {
+      throw this.#explain(error);
+    });
+  }
+
+  async #clientOptions(trust: Extract<RelayTrust, { kind: "ca" | "fingerprint" }>) {
+    const ca = trust.kind === "ca" ? trust.pem : await this.#fetchPinned(trust.sha256);
+    // A pinned certificate is the relay's identity, whatever names it holds.
+    return { secureContext: tls.createSecureContext({ ca }), checkName: trust.kind === "ca" };
+  }
+
+  /** Deno's TLS with the system's roots (which it shares between connections). */
+  async #dialSystemTrust(timeoutMs: number): Promise<Conn> {
     const tcp = await dial(this.relay, timeoutMs);
-    if (this.#trust.kind === "insecure") return tcp;
-    const conn = await Deno.startTls(tcp, options);
+    const conn = await Deno.startTls(tcp, { hostname: this.relay.hostname });
     try {
       await deadline(conn.handshake(), timeoutMs, conn, "the TLS handshake");
     } catch (error) {
@@ -168,7 +185,6 @@ export class RelayDialer {
 
   /** Fetches the relay's certificate without trusting it, and keeps it only if it matches. */
   async #fetchPinned(expected: string): Promise<string> {
-    const { default: tls } = await import("node:tls");
     const der = await new Promise<Uint8Array>((resolve, reject) => {
       const socket = tls.connect({
         host: this.relay.hostname,

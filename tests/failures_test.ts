@@ -17,7 +17,7 @@ import {
 } from "./helpers.ts";
 import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
-import { writeAll } from "../lib/net.ts";
+import { type Conn, writeAll } from "../lib/net.ts";
 import {
   decodeAgentMessage,
   decodeRelayMessage,
@@ -114,7 +114,7 @@ async function openDataChannel(
   relay: { port: number; fingerprint: string },
   session: string,
   conn: string,
-): Promise<{ answer: RelayMessage | null; channel: Deno.Conn; rest: Uint8Array }> {
+): Promise<{ answer: RelayMessage | null; channel: Conn; rest: Uint8Array }> {
   const channel = await relayDialer(relay).dial(WAIT_MS);
   await writeAll(
     channel,

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { assert } from "./assert.ts";
 import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
-import { closeQuietly, writeAll } from "../lib/net.ts";
+import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
 import { decodeRelayMessage, PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
 import { RelayDialer } from "../lib/tls.ts";
 
@@ -229,7 +229,7 @@ export async function echo(conn: Deno.TcpConn): Promise<void> {
 }
 
 /** Reads until end-of-stream. */
-export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+export async function readAll(conn: Conn): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   const buffer = new Uint8Array(64 * 1024);
   for (let n; (n = await conn.read(buffer)) !== null;) chunks.push(buffer.slice(0, n));

@@ -16,7 +16,7 @@ import {
   WAIT_MS,
 } from "./helpers.ts";
 import { createHash } from "node:crypto";
-import { writeAll } from "../lib/net.ts";
+import { type Conn, writeAll } from "../lib/net.ts";
 
 const OFFICE_SECRET = "office-secret-0123456789";
 const LAB_SECRET = "lab-secret-0123456789abc";
@@ -47,7 +47,7 @@ function agentAs(
 }
 
 /** For each connection, the ms from `started` until the relay closed it (sorted). */
-function closedAfter(conns: Deno.Conn[], started: number): Promise<number[]> {
+function closedAfter(conns: Conn[], started: number): Promise<number[]> {
   return Promise.all(conns.map(async (conn) => {
     try {
       await conn.read(new Uint8Array(1));

@@ -1,16 +1,18 @@
 /**
- * The relay's TLS listener for agents, built on `node:tls` instead of `Deno.listenTls`.
+ * porthole's TLS connections, on `node:tls` rather than Deno's own TLS, served as {@link Conn}s.
  *
- * Why: a `Deno.TlsConn` cannot turn Nagle's algorithm off (it has no `setNoDelay`). On the relay
- * that cost ~40 ms on every new tunneled connection: its first small write after the TLS 1.3
- * session tickets waited for the agent's delayed ACK; and later, any small write that followed
- * another unacknowledged one waited the same way. The sockets here have Nagle off and TCP
- * keepalive on, like every other porthole socket, and are served to the relay as {@link Conn}s
- * that do their TLS handshake on first use, as a `Deno.TlsConn` does.
+ * Why not `Deno.listenTls`: its sockets cannot turn Nagle's algorithm off (a `Deno.TlsConn` has no
+ * `setNoDelay`). On the relay that cost ~40 ms on every new tunneled connection: its first small
+ * write after the TLS 1.3 session tickets waited for the agent's delayed ACK.
+ * Why not `Deno.startTls` on the agent: given the certificate to trust (`caCerts`), it builds a
+ * trust store for every connection, ~107 KiB each, which a held connection keeps (~130 KiB per
+ * held connection in all); here one secure context serves every connection (~45 KiB each).
+ *
+ * Sockets here have Nagle off and TCP keepalive on, like every other porthole socket.
  *
  * One workaround of Deno 2.9's `node:tls` is kept here: a TLS socket paused for backpressure
  * (`pause()`, or reading in paused mode) loses the peer's end-of-stream, so reading is paused on
- * the TCP handle under it instead (`tests/tls_listener_test.ts` checks that such a transfer still
+ * the TCP handle under it instead (`tests/node_tls_test.ts` checks that such a transfer still
  * ends). A Deno without that handle gets `pause()`/`resume()`.
  */
 
@@ -37,7 +39,7 @@ function netAddr(hostname: string | undefined, port: number | undefined): Deno.N
   return { transport: "tcp", hostname: hostname ?? "", port: port ?? 0 };
 }
 
-/** A server-side TLS connection over a TCP socket that has Nagle off. */
+/** A TLS connection (either side) over a TCP socket that has Nagle off. */
 class NodeTlsConn implements Conn {
   readonly remoteAddr: Deno.NetAddr;
   readonly localAddr: Deno.NetAddr;
@@ -50,12 +52,12 @@ class NodeTlsConn implements Conn {
   #error: Error | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(raw: net.Socket, secureContext: tls.SecureContext) {
+  /** `socket` is TLS over `raw`, connected (its addresses are read now). */
+  constructor(raw: net.Socket, socket: tls.TLSSocket) {
     raw.setNoDelay(true);
     raw.setKeepAlive(true);
     this.remoteAddr = netAddr(raw.remoteAddress, raw.remotePort);
     this.localAddr = netAddr(raw.localAddress, raw.localPort);
-    const socket = new tls.TLSSocket(raw, { isServer: true, secureContext });
     this.#socket = socket;
     this.#tcp = tcpHandleOf(socket) ??
       { readStop: () => socket.pause(), readStart: () => socket.resume() };
@@ -143,7 +145,7 @@ export async function listenTls(
   let waiting: { resolve: (conn: Conn) => void; reject: (error: Error) => void } | undefined;
   let failure: Error | undefined;
   const server = net.createServer({ allowHalfOpen: true }, (raw) => {
-    const conn = new NodeTlsConn(raw, secureContext);
+    const conn = new NodeTlsConn(raw, new tls.TLSSocket(raw, { isServer: true, secureContext }));
     if (waiting) waiting.resolve(conn);
     else accepted.push(conn);
     waiting = undefined;
@@ -182,4 +184,48 @@ export async function listenTls(
       fail(new Deno.errors.BadResource("the listener is closed"));
     },
   };
+}
+
+/** How {@link connectTls} checks the server. */
+export interface TlsClientOptions {
+  /** The roots to trust (a `tls.createSecureContext({ ca })`, or one with the system's). */
+  secureContext: tls.SecureContext;
+  /** Check that the certificate names the host; off when the certificate itself is pinned. */
+  checkName: boolean;
+}
+
+/**
+ * Connects to `address` over TLS and completes the handshake, failing after `timeoutMs`; the
+ * error of a failed handshake says why (an untrusted certificate, a peer not speaking TLS).
+ */
+export function connectTls(
+  address: HostPort,
+  options: TlsClientOptions,
+  timeoutMs: number,
+): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect({ host: address.hostname, port: address.port, allowHalfOpen: true });
+    const socket = tls.connect({
+      socket: raw,
+      host: address.hostname,
+      servername: net.isIP(address.hostname) ? undefined : address.hostname,
+      secureContext: options.secureContext,
+      checkServerIdentity: options.checkName ? tls.checkServerIdentity : () => undefined,
+    });
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(
+      () => fail(new DOMException("timed out", "TimeoutError")),
+      timeoutMs,
+    );
+    socket.once("error", fail);
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      socket.off("error", fail);
+      resolve(new NodeTlsConn(raw, socket));
+    });
+  });
 }
