@@ -145,6 +145,10 @@ export async function listenTls(
   let waiting: { resolve: (conn: Conn) => void; reject: (error: Error) => void } | undefined;
   let failure: Error | undefined;
   const server = net.createServer({ allowHalfOpen: true }, (raw) => {
+    if (raw.remoteAddress === undefined) {
+      raw.destroy(); // reset by the peer before it was accepted: nothing to serve
+      return;
+    }
     const conn = new NodeTlsConn(raw, new tls.TLSSocket(raw, { isServer: true, secureContext }));
     if (waiting) waiting.resolve(conn);
     else accepted.push(conn);
