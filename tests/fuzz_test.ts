@@ -13,14 +13,16 @@ import {
   randomBytes,
   readAll,
   readExactly,
+  relayDialer,
   request,
   startAgentProcess,
   startRelayProcess,
   startServer,
+  WAIT_MS,
 } from "./helpers.ts";
 import { createHash } from "node:crypto";
 import { randomToken } from "../lib/auth.ts";
-import { closeQuietly, writeAll } from "../lib/net.ts";
+import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
 import {
   type AgentMessage,
   decodeAgentMessage,
@@ -112,60 +114,70 @@ Deno.test(`fuzz (seed ${SEED}): the decoders accept or reject every input with a
   }
 });
 
-Deno.test(`fuzz (seed ${SEED}): a live relay survives hostile agents while another tunnel carries a bulk transfer`, async () => {
-  const rand = prng(SEED + 1);
-  await using server = startServer(echo);
-  const config = Deno.makeTempFileSync({ suffix: ".toml" });
-  Deno.writeTextFileSync(config, "[limits]\nhandshake_timeout = 0.5\n");
-  // Plain TCP, so the raw bytes reach the parser rather than the TLS layer.
-  await using relay = await startRelayProcess(["--insecure", "--config", config]);
-  await using agent = await startAgentProcess(relay, { bulk: server.port });
-  const baseline = relay.socketCount();
+for (const mode of ["insecure", "tls"] as const) {
+  Deno.test(`fuzz (seed ${SEED}, ${mode}): a live relay survives hostile agents while another tunnel carries a bulk transfer`, async () => {
+    const rand = prng(SEED + 1);
+    await using server = startServer(echo);
+    const config = Deno.makeTempFileSync({ suffix: ".toml" });
+    Deno.writeTextFileSync(config, "[limits]\nhandshake_timeout = 0.5\n");
+    await using relay = await startRelayProcess([
+      ...(mode === "insecure" ? ["--insecure"] : []),
+      "--config",
+      config,
+    ]);
+    // Over TLS, every other stranger speaks TLS, so its bytes reach the parser; the rest send
+    // their bytes raw, to the TLS layer.
+    const dialer = relayDialer(relay);
+    const stranger = (i: number): Promise<Conn> =>
+      mode === "tls" && i % 2 === 0 ? dialer.dial(WAIT_MS) : connect(relay.port);
+    await using agent = await startAgentProcess(relay, { bulk: server.port });
+    const baseline = relay.socketCount();
 
-  // The bulk transfer runs, 1 MiB round trip after round trip, until the fuzzing is over.
-  let fuzzing = true;
-  const bulk = (async () => {
-    const conn = await connect(agent.publicPort.bulk);
-    const sent = createHash("sha256");
-    const received = createHash("sha256");
-    let rounds = 0;
-    for (; fuzzing || rounds < 8; rounds++) {
-      const chunk = randomBytes(1024 * 1024);
-      sent.update(chunk);
-      await writeAll(conn, chunk);
-      received.update(await readExactly(conn, chunk.length));
-    }
-    conn.close();
-    return { rounds, sent: sent.digest("hex"), received: received.digest("hex") };
-  })();
-
-  // Strangers: 1,500 connections, each sending one hostile input, 50 at a time.
-  for (let batch = 0; batch < 30; batch++) {
-    await Promise.all(Array.from({ length: 50 }, async () => {
-      const conn = await connect(relay.port);
-      try {
-        await writeAll(conn, hostileBytes(rand));
-        await readAll(conn); // the relay answers with an error frame or closes
-      } catch {
-        // reset: also a clean refusal
-      } finally {
-        closeQuietly(conn);
+    // The bulk transfer runs, 1 MiB round trip after round trip, until the fuzzing is over.
+    let fuzzing = true;
+    const bulk = (async () => {
+      const conn = await connect(agent.publicPort.bulk);
+      const sent = createHash("sha256");
+      const received = createHash("sha256");
+      let rounds = 0;
+      for (; fuzzing || rounds < 8; rounds++) {
+        const chunk = randomBytes(1024 * 1024);
+        sent.update(chunk);
+        await writeAll(conn, chunk);
+        received.update(await readExactly(conn, chunk.length));
       }
-    }));
-  }
-  // Authenticated agents sending hostile frames on their control channels, then vanishing.
-  for (let i = 0; i < 100; i++) {
-    const hostile = await fakeAgent(relay, `hostile-${i}`);
-    await writeAll(hostile.channel.conn, hostileBytes(rand)).catch(() => {});
-    hostile.channel.close();
-  }
+      conn.close();
+      return { rounds, sent: sent.digest("hex"), received: received.digest("hex") };
+    })();
 
-  fuzzing = false;
-  const { rounds, sent, received } = await bulk;
-  assertEquals(received, sent, `bulk transfer corrupted after ${rounds} MiB`);
-  assertEquals(relay.lines.filter((line) => /Uncaught|panicked|error: /.test(line)), []);
-  await eventually(() => relay.socketCount() === baseline, "relay sockets back to baseline");
-  const after = await request(agent.publicPort.bulk, new TextEncoder().encode("still here"));
-  assertEquals(new TextDecoder().decode(after), "still here");
-  Deno.removeSync(config);
-});
+    // Strangers: 1,500 connections, each sending one hostile input, 50 at a time.
+    for (let batch = 0; batch < 30; batch++) {
+      await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+        const conn = await stranger(i);
+        try {
+          await writeAll(conn, hostileBytes(rand));
+          await readAll(conn); // the relay answers with an error frame or closes
+        } catch {
+          // reset: also a clean refusal
+        } finally {
+          closeQuietly(conn);
+        }
+      }));
+    }
+    // Authenticated agents sending hostile frames on their control channels, then vanishing.
+    for (let i = 0; i < 100; i++) {
+      const hostile = await fakeAgent(relay, `hostile-${i}`);
+      await writeAll(hostile.channel.conn, hostileBytes(rand)).catch(() => {});
+      hostile.channel.close();
+    }
+
+    fuzzing = false;
+    const { rounds, sent, received } = await bulk;
+    assertEquals(received, sent, `bulk transfer corrupted after ${rounds} MiB`);
+    assertEquals(relay.lines.filter((line) => /Uncaught|panicked|error: /.test(line)), []);
+    await eventually(() => relay.socketCount() === baseline, "relay sockets back to baseline");
+    const after = await request(agent.publicPort.bulk, new TextEncoder().encode("still here"));
+    assertEquals(new TextDecoder().decode(after), "still here");
+    Deno.removeSync(config);
+  });
+}
