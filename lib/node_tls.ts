@@ -1,12 +1,10 @@
 /**
- * porthole's TLS connections, on `node:tls` rather than Deno's own TLS, served as {@link Conn}s.
+ * The relay's TLS listener for agents, on `node:tls` rather than `Deno.listenTls`, serving
+ * {@link Conn}s that do their TLS handshake on first use, as a `Deno.TlsConn` does.
  *
  * Why not `Deno.listenTls`: its sockets cannot turn Nagle's algorithm off (a `Deno.TlsConn` has no
  * `setNoDelay`). On the relay that cost ~40 ms on every new tunneled connection: its first small
  * write after the TLS 1.3 session tickets waited for the agent's delayed ACK.
- * Why not `Deno.startTls` on the agent: given the certificate to trust (`caCerts`), it builds a
- * trust store for every connection, ~107 KiB each, which a held connection keeps (~130 KiB per
- * held connection in all); here one secure context serves every connection (~45 KiB each).
  *
  * Sockets here have Nagle off and TCP keepalive on, like every other porthole socket.
  *
@@ -39,7 +37,7 @@ function netAddr(hostname: string | undefined, port: number | undefined): Deno.N
   return { transport: "tcp", hostname: hostname ?? "", port: port ?? 0 };
 }
 
-/** A TLS connection (either side) over a TCP socket that has Nagle off. */
+/** A server-side TLS connection over a TCP socket that has Nagle off. */
 class NodeTlsConn implements Conn {
   readonly remoteAddr: Deno.NetAddr;
   readonly localAddr: Deno.NetAddr;
@@ -188,48 +186,4 @@ export async function listenTls(
       fail(new Deno.errors.BadResource("the listener is closed"));
     },
   };
-}
-
-/** How {@link connectTls} checks the server. */
-export interface TlsClientOptions {
-  /** The roots to trust (a `tls.createSecureContext({ ca })`, or one with the system's). */
-  secureContext: tls.SecureContext;
-  /** Check that the certificate names the host; off when the certificate itself is pinned. */
-  checkName: boolean;
-}
-
-/**
- * Connects to `address` over TLS and completes the handshake, failing after `timeoutMs`; the
- * error of a failed handshake says why (an untrusted certificate, a peer not speaking TLS).
- */
-export function connectTls(
-  address: HostPort,
-  options: TlsClientOptions,
-  timeoutMs: number,
-): Promise<Conn> {
-  return new Promise((resolve, reject) => {
-    const raw = net.connect({ host: address.hostname, port: address.port, allowHalfOpen: true });
-    const socket = tls.connect({
-      socket: raw,
-      host: address.hostname,
-      servername: net.isIP(address.hostname) ? undefined : address.hostname,
-      secureContext: options.secureContext,
-      checkServerIdentity: options.checkName ? tls.checkServerIdentity : () => undefined,
-    });
-    const fail = (error: Error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(error);
-    };
-    const timer = setTimeout(
-      () => fail(new DOMException("timed out", "TimeoutError")),
-      timeoutMs,
-    );
-    socket.once("error", fail);
-    socket.once("secureConnect", () => {
-      clearTimeout(timer);
-      socket.off("error", fail);
-      resolve(new NodeTlsConn(raw, socket));
-    });
-  });
 }

@@ -10,14 +10,13 @@ import { join } from "node:path";
 import tls from "node:tls";
 import {
   closeQuietly,
-  type Conn,
   deadline,
   dial,
   formatHostPort,
   type HostPort,
   type Listener,
 } from "./net.ts";
-import { connectTls, listenTls, type TlsClientOptions } from "./node_tls.ts";
+import { listenTls } from "./node_tls.ts";
 
 /** Name of the generated certificate and key files in the relay's state directory. */
 export const CERT_FILE = "relay-cert.pem";
@@ -134,13 +133,13 @@ export class UntrustedRelayError extends Error {
 
 /**
  * Opens connections to the relay as `trust` requires. With a pinned fingerprint, the relay's
- * certificate is fetched once, checked against the pin, and from then on is the only root the
- * connection may chain to.
+ * certificate is fetched once, checked against the pin, and from then on used as the only root
+ * the connection may chain to.
  */
 export class RelayDialer {
   readonly relay: HostPort;
   #trust: RelayTrust;
-  #pinned?: Promise<TlsClientOptions>;
+  #pinnedPem?: string;
 
   constructor(relay: HostPort, trust: RelayTrust) {
     this.relay = relay;
@@ -148,32 +147,17 @@ export class RelayDialer {
   }
 
   /** A connection to the relay (TLS unless insecure), failing after `timeoutMs`. */
-  async dial(timeoutMs: number): Promise<Conn> {
-    const trust = this.#trust;
-    if (trust.kind === "insecure") return await dial(this.relay, timeoutMs);
-    if (trust.kind === "system") return await this.#dialSystemTrust(timeoutMs);
-    // Pinned or CA: node:tls, one secure context holding just that root for every connection
-    // (Deno's TLS would build a trust store per connection: ~107 KiB, kept while it is open).
-    this.#pinned ??= this.#clientOptions(trust);
-    const options = await this.#pinned.catch((error) => {
-      this.#pinned = undefined; // fetch the certificate again next time
-      throw error;
-    });
-    return await connectTls(this.relay, options, timeoutMs).catch((error) => {
-      throw this.#explain(error);
-    });
-  }
-
-  async #clientOptions(trust: Extract<RelayTrust, { kind: "ca" | "fingerprint" }>) {
-    const ca = trust.kind === "ca" ? trust.pem : await this.#fetchPinned(trust.sha256);
-    // A pinned certificate is the relay's identity, whatever names it holds.
-    return { secureContext: tls.createSecureContext({ ca }), checkName: trust.kind === "ca" };
-  }
-
-  /** Deno's TLS with the system's roots (which it shares between connections). */
-  async #dialSystemTrust(timeoutMs: number): Promise<Conn> {
+  async dial(timeoutMs: number): Promise<Deno.Conn> {
+    const options: Deno.StartTlsOptions = { hostname: this.relay.hostname };
+    if (this.#trust.kind === "ca") options.caCerts = [this.#trust.pem];
+    if (this.#trust.kind === "fingerprint") {
+      this.#pinnedPem ??= await this.#fetchPinned(this.#trust.sha256);
+      options.caCerts = [this.#pinnedPem];
+      options.unsafelyDisableHostnameVerification = true; // the pin is the identity
+    }
     const tcp = await dial(this.relay, timeoutMs);
-    const conn = await Deno.startTls(tcp, { hostname: this.relay.hostname });
+    if (this.#trust.kind === "insecure") return tcp;
+    const conn = await Deno.startTls(tcp, options);
     try {
       await deadline(conn.handshake(), timeoutMs, conn, "the TLS handshake");
     } catch (error) {
