@@ -5,8 +5,7 @@
 
 import config from "../deno.json" with { type: "json" };
 import { type Logger, type LogLevel, parseLogLevel, setLogLevel } from "./log.ts";
-import { type HostPort, parseHostPort } from "./net.ts";
-import type { PortRange } from "./relay/services.ts";
+import { type HostPort, parseHostPort, type PortRange, portRangeOf } from "./net.ts";
 
 /** porthole's version, from deno.json. */
 export const VERSION: string = config.version;
@@ -108,15 +107,13 @@ export function parseAddress(text: string, flag: string): HostPort {
 
 /** Parses `FIRST-LAST` as given to `--port-range`. */
 export function parsePortRange(text: string): PortRange {
-  const match = /^(\d+)-(\d+)$/.exec(text);
-  const first = Number(match?.[1]);
-  const last = Number(match?.[2]);
-  if (!match || first < 1 || last > 65535 || first > last) {
+  const range = text.includes("-") ? portRangeOf(text) : undefined;
+  if (!range) {
     throw new UsageError(
       `--port-range "${text}" is not FIRST-LAST within 1-65535 (example: 20000-20999)`,
     );
   }
-  return { first, last };
+  return range;
 }
 
 /** Parses a positive number of seconds into milliseconds. */

@@ -25,6 +25,25 @@ export interface HostPort {
   port: number;
 }
 
+/** An inclusive range of ports. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+/**
+ * Reads `FIRST-LAST` or a single port as a range within 1-65535; undefined if it is neither.
+ *
+ * @example
+ * portRangeOf("20000-20999"); // { first: 20000, last: 20999 }
+ */
+export function portRangeOf(text: string): PortRange | undefined {
+  const match = /^(\d+)(?:-(\d+))?$/.exec(text);
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2] ?? match?.[1]);
+  return match && first >= 1 && last <= 65535 && first <= last ? { first, last } : undefined;
+}
+
 /**
  * Parses `host:port`, `[v6]:port` or a host name with a port.
  *

@@ -25,7 +25,7 @@
 import type ipaddr from "ipaddr.js";
 import { keyFromHex, secretKey } from "../auth.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../protocol.ts";
-import type { PortRange } from "./services.ts";
+import { type PortRange, portRangeOf } from "../net.ts";
 
 /** Default for `limits.max_pending_per_agent`: clients waiting for one agent's data channels. */
 export const MAX_PENDING_PER_AGENT = 1_000;
@@ -255,20 +255,13 @@ function parsePorts(
     fail(key, 'must be a list of ports and ranges, e.g. [8080, "20000-20010"]');
   }
   return (value as unknown[]).map((item) => {
-    const match = typeof item === "number"
-      ? [String(item), String(item), String(item)]
-      : typeof item === "string"
-      ? /^(\d+)(?:-(\d+))?$/.exec(item)
-      : null;
-    const first = Number(match?.[1]);
-    const last = Number(match?.[2] ?? match?.[1]);
-    if (!match || !(first >= 1 && last <= 65535 && first <= last)) {
-      fail(
-        key,
-        `has ${JSON.stringify(item)}, which is not a port (1-65535) or a range "FIRST-LAST"`,
-      );
-    }
-    return { first, last };
+    const range = typeof item === "number" || typeof item === "string"
+      ? portRangeOf(String(item))
+      : undefined;
+    return range ?? fail(
+      key,
+      `has ${JSON.stringify(item)}, which is not a port (1-65535) or a range "FIRST-LAST"`,
+    );
   });
 }
 

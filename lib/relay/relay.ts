@@ -23,6 +23,7 @@ import {
   formatHostPort,
   type HostPort,
   type Listener,
+  type PortRange,
   writeAll,
 } from "../net.ts";
 import {
@@ -40,7 +41,7 @@ import { type CertifiedKey, listenForAgents } from "../tls.ts";
 import { AccessControl } from "./access.ts";
 import { EMPTY_CONFIG, portAllowed, type RelayConfig } from "./config.ts";
 import { holdFirstBytes, type PendingClient, PendingTable } from "./pending.ts";
-import { type PortRange, ServiceTable } from "./services.ts";
+import { ServiceTable } from "./services.ts";
 
 const READY_FRAME = encodeFrame({ type: "ready" });
 

@@ -6,13 +6,7 @@
  * the port it was given for the relay's lifetime, so an agent that reconnects finds it again.
  */
 
-import { acceptEach, closeQuietly, formatHostPort, type HostPort } from "../net.ts";
-
-/** An inclusive range of ports for services that are not pinned. */
-export interface PortRange {
-  first: number;
-  last: number;
-}
+import { acceptEach, closeQuietly, formatHostPort, type HostPort, type PortRange } from "../net.ts";
 
 /** Called for every client accepted on a service's public listener. */
 export type ClientHandler = (service: string, conn: Deno.TcpConn) => void;
