@@ -126,6 +126,11 @@ export async function listenForAgents(
     : Deno.listen({ hostname: address.hostname, port: address.port });
 }
 
+/** True if a TLS error says the peer does not speak TLS (it runs with `--insecure`). */
+export function peerSpeaksNoTls(error: Error): boolean {
+  return /corrupt message|InvalidContentType|wrong version|packet length/i.test(error.message);
+}
+
 /** Thrown when the relay's certificate is not the one the agent trusts. */
 export class UntrustedRelayError extends Error {
   override name = "UntrustedRelayError";
@@ -204,7 +209,7 @@ export class RelayDialer {
           "that signed its certificate",
       );
     }
-    if (/corrupt message|InvalidContentType|wrong version|packet length/i.test(text)) {
+    if (peerSpeaksNoTls(error)) {
       return new UntrustedRelayError(
         `${where} did not answer with TLS (${text}): it probably runs with --insecure; ` +
           "use TLS on both sides (recommended) or --insecure on both",

@@ -37,7 +37,7 @@ import {
 } from "../protocol.ts";
 import { SMALL_BUFFER_BYTES, splice, type StartedRead } from "../splice.ts";
 import { LogThrottle } from "../throttle.ts";
-import { type CertifiedKey, listenForAgents } from "../tls.ts";
+import { type CertifiedKey, listenForAgents, peerSpeaksNoTls } from "../tls.ts";
 import { AccessControl } from "./access.ts";
 import { EMPTY_CONFIG, portAllowed, type RelayConfig } from "./config.ts";
 import { holdFirstBytes, type PendingClient, PendingTable } from "./pending.ts";
@@ -214,7 +214,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     track(conn, authenticated);
     handleAgentConnection(conn, authenticated).catch((error) => {
       const why = describeError(error);
-      const hint = /corrupt message|InvalidContentType/.test(why) && options.tls
+      const hint = options.tls && error instanceof Error && peerSpeaksNoTls(error)
         ? " (not TLS: is the agent running with --insecure? use TLS on both sides, or --insecure on both)"
         : "";
       warnAgentPort(conn, "failed", (from) => `agent connection from ${from}: ${why}${hint}`);
