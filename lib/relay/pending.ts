@@ -41,7 +41,7 @@ export type ClaimRefusal = "unknown, expired or already used" | "issued to anoth
 
 /** The table of held clients, keyed by connection id. */
 export class PendingTable {
-  #entries = new Map<string, PendingClient & { timer: ReturnType<typeof setTimeout> }>();
+  #entries = new Map<string, { client: PendingClient; timer: ReturnType<typeof setTimeout> }>();
   #perSession = new Map<string, number>();
 
   /** Number of clients held now. */
@@ -62,7 +62,7 @@ export class PendingTable {
     onExpire: (client: PendingClient) => void,
   ): void {
     const timer = setTimeout(() => onExpire(this.take(token)!), ttlMs);
-    this.#entries.set(token, { ...client, timer });
+    this.#entries.set(token, { client, timer });
     this.#perSession.set(client.session, this.countForSession(client.session) + 1);
   }
 
@@ -74,7 +74,7 @@ export class PendingTable {
   claim(token: string, session: string): PendingClient | ClaimRefusal {
     const entry = this.#entries.get(token);
     if (!entry) return "unknown, expired or already used";
-    if (entry.session !== session) return "issued to another agent session";
+    if (entry.client.session !== session) return "issued to another agent session";
     return this.take(token)!;
   }
 
@@ -84,16 +84,16 @@ export class PendingTable {
     if (!entry) return undefined;
     clearTimeout(entry.timer);
     this.#entries.delete(token);
-    const left = this.countForSession(entry.session) - 1;
-    if (left > 0) this.#perSession.set(entry.session, left);
-    else this.#perSession.delete(entry.session);
-    const { timer: _, ...client } = entry;
+    const { client } = entry;
+    const left = this.countForSession(client.session) - 1;
+    if (left > 0) this.#perSession.set(client.session, left);
+    else this.#perSession.delete(client.session);
     return client;
   }
 
   /** Removes and returns every client held for `session`. */
   takeSession(session: string): PendingClient[] {
-    const tokens = [...this.#entries].filter(([, e]) => e.session === session)
+    const tokens = [...this.#entries].filter(([, e]) => e.client.session === session)
       .map(([token]) => token);
     return tokens.map((token) => this.take(token)!);
   }
