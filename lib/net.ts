@@ -191,7 +191,7 @@ export function describeError(error: unknown): string {
   if (error instanceof DOMException && error.name === "TimeoutError") {
     return "timed out";
   }
-  // Deno's errors, and node:net's codes (TLS connections, lib/node_tls.ts)
+  // Deno's errors, and node:net's codes (relay TLS connections, the agent's certificate fetch)
   const code = (error as { code?: unknown })?.code;
   if (error instanceof Deno.errors.ConnectionRefused || code === "ECONNREFUSED") {
     return "connection refused";

@@ -50,12 +50,12 @@ class NodeTlsConn implements Conn {
   #error: Error | undefined;
   #wake: (() => void) | undefined;
 
-  /** `socket` is TLS over `raw`, connected (its addresses are read now). */
-  constructor(raw: net.Socket, socket: tls.TLSSocket) {
+  constructor(raw: net.Socket, secureContext: tls.SecureContext) {
     raw.setNoDelay(true);
     raw.setKeepAlive(true);
     this.remoteAddr = netAddr(raw.remoteAddress, raw.remotePort);
     this.localAddr = netAddr(raw.localAddress, raw.localPort);
+    const socket = new tls.TLSSocket(raw, { isServer: true, secureContext });
     this.#socket = socket;
     this.#tcp = tcpHandleOf(socket) ??
       { readStop: () => socket.pause(), readStart: () => socket.resume() };
@@ -147,7 +147,7 @@ export async function listenTls(
       raw.destroy(); // reset by the peer before it was accepted: nothing to serve
       return;
     }
-    const conn = new NodeTlsConn(raw, new tls.TLSSocket(raw, { isServer: true, secureContext }));
+    const conn = new NodeTlsConn(raw, secureContext);
     if (waiting) waiting.resolve(conn);
     else accepted.push(conn);
     waiting = undefined;
@@ -160,12 +160,11 @@ export async function listenTls(
     });
   });
   let closed = false;
-  const fail = (error: Error) => {
+  server.on("error", (error: Error) => { // an accept failure, e.g. out of descriptors
     if (waiting) waiting.reject(error);
     else failure = error;
     waiting = undefined;
-  };
-  server.on("error", fail);
+  });
   const bound = server.address() as net.AddressInfo;
   return {
     addr: netAddr(bound.address, bound.port),
@@ -183,7 +182,8 @@ export async function listenTls(
     close(): void {
       closed = true;
       server.close();
-      fail(new Deno.errors.BadResource("the listener is closed"));
+      waiting?.reject(new Deno.errors.BadResource("the listener is closed"));
+      waiting = undefined;
     },
   };
 }
