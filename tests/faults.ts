@@ -123,18 +123,21 @@ export async function finishTransfers(
  * A TCP forwarder on loopback to `targetPort`, standing in for the network between agent and
  * relay. {@link blackhole} makes it drop every byte of the connections it carries without
  * closing them (a cable pulled, a VM suspended) and close new ones at once; {@link restore}
- * forwards new connections again.
+ * forwards new connections again. `onBytes`, if given, sees every chunk it forwards, as someone
+ * on the network path could.
  */
 export class Shim implements AsyncDisposable {
   readonly port: number;
   #listener: Deno.TcpListener;
   #targetPort: number;
+  #onBytes?: (chunk: Uint8Array) => void;
   #dark = false;
   #links = new Set<{ conns: Deno.Conn[]; dark: boolean }>();
   #accepting: Promise<void>;
 
-  constructor(targetPort: number) {
+  constructor(targetPort: number, onBytes?: (chunk: Uint8Array) => void) {
     this.#targetPort = targetPort;
+    this.#onBytes = onBytes;
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.port = this.#listener.addr.port;
     this.#accepting = this.#accept();
@@ -168,7 +171,9 @@ export class Shim implements AsyncDisposable {
     const forward = async (from: Deno.Conn, to: Deno.Conn) => {
       const buffer = new Uint8Array(64 * 1024);
       for (let n; (n = await from.read(buffer)) !== null;) {
-        if (!link.dark) await writeAll(to, buffer.subarray(0, n));
+        if (link.dark) continue;
+        this.#onBytes?.(buffer.slice(0, n));
+        await writeAll(to, buffer.subarray(0, n));
       }
       if (!link.dark) await to.closeWrite();
     };

@@ -12,8 +12,8 @@ import {
   startServer,
   tempStateDir,
 } from "./helpers.ts";
-import { closeQuietly, writeAll } from "../lib/net.ts";
-import { splice } from "../lib/splice.ts";
+import { writeAll } from "../lib/net.ts";
+import { Shim } from "./faults.ts";
 
 /** An agent expected to stop at once; returns its exit code and output. */
 async function agentOutcome(relayPort: number, args: string[]) {
@@ -149,70 +149,35 @@ Deno.test("plain TCP on one side and TLS on the other fails with a message that 
   assertMatch(systemAgent.output, /did not answer with TLS.*--insecure/);
 });
 
-/**
- * A forwarding shim between agent and relay that records every byte it passes, as someone on
- * the network path could.
- */
-function recordingShim(relayPort: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const seen: Uint8Array[] = [];
-  const record = (conn: Deno.Conn): Deno.Conn => {
-    const read = conn.read.bind(conn);
-    conn.read = async (buffer) => {
-      const n = await read(buffer);
-      if (n !== null) seen.push(buffer.slice(0, n));
-      return n;
-    };
-    return conn;
-  };
-  const loop = (async () => {
-    for await (const inbound of listener) {
-      const outbound = await Deno.connect({ hostname: "127.0.0.1", port: relayPort });
-      splice(record(inbound), record(outbound));
-    }
-  })().catch(() => {});
-  return {
-    port: listener.addr.port,
-    contains(needle: Uint8Array): boolean {
-      const all = new Uint8Array(seen.reduce((n, c) => n + c.length, 0));
-      let at = 0;
-      for (const chunk of seen) all.set(chunk, (at += chunk.length) - chunk.length);
-      const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-      return hex(all).includes(hex(needle));
-    },
-    async close() {
-      closeQuietly(listener);
-      await loop;
-    },
-  };
+/** Whether `needle` occurs in the bytes of `chunks` taken together. */
+function containsBytes(chunks: Uint8Array[], needle: Uint8Array): boolean {
+  const hex = (bytes: Uint8Array) =>
+    Array.from(bytes, (x) => x.toString(16).padStart(2, "0")).join("");
+  return chunks.map(hex).join("").includes(hex(needle));
 }
 
 for (const mode of ["tls", "insecure"] as const) {
   Deno.test(`on the wire between agent and relay, a known payload is ${mode === "tls" ? "not readable (TLS)" : "readable with --insecure"}`, async () => {
     await using server = startServer(echo);
     await using relay = await startRelayProcess(mode === "tls" ? [] : ["--insecure"]);
-    const shim = recordingShim(relay.port);
-    try {
-      await using agent = await startAgentProcess(relay, { echo: server.port }, [
-        "--relay",
-        `127.0.0.1:${shim.port}`,
-      ]);
-      const payload = new TextEncoder().encode("attack at dawn, the password is swordfish");
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: agent.publicPort.echo });
-      await writeAll(conn, payload);
-      await conn.closeWrite();
-      const reply = new Uint8Array(payload.length);
-      for (let at = 0; at < reply.length;) at += (await conn.read(reply.subarray(at)))!;
-      conn.close();
-      assertEquals(reply, payload);
-      assertEquals(shim.contains(payload), mode === "insecure");
-      assertEquals(
-        shim.contains(new TextEncoder().encode('"type":"register"')),
-        mode === "insecure",
-      );
-    } finally {
-      await shim.close();
-    }
+    const seen: Uint8Array[] = [];
+    await using shim = new Shim(relay.port, (chunk) => seen.push(chunk));
+    await using agent = await startAgentProcess(relay, { echo: server.port }, [
+      "--relay",
+      `127.0.0.1:${shim.port}`,
+    ]);
+    const payload = new TextEncoder().encode("attack at dawn, the password is swordfish");
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: agent.publicPort.echo });
+    await writeAll(conn, payload);
+    await conn.closeWrite();
+    const reply = await readExactly(conn, payload.length);
+    conn.close();
+    assertEquals(reply, payload);
+    assertEquals(containsBytes(seen, payload), mode === "insecure");
+    assertEquals(
+      containsBytes(seen, new TextEncoder().encode('"type":"register"')),
+      mode === "insecure",
+    );
   });
 }
 
