@@ -17,6 +17,7 @@ import {
   parseAgentServices,
   parseOptionalSeconds,
   parseSeconds,
+  readFlagFile,
   runCommand,
   SERVICE_ID_PATTERN,
   UsageError,
@@ -91,13 +92,7 @@ async function relayTrust(
     }
     return { kind: "fingerprint", sha256: flags.fingerprint };
   }
-  if (flags.ca) {
-    try {
-      return { kind: "ca", pem: await Deno.readTextFile(flags.ca) };
-    } catch (error) {
-      throw new UsageError(`--ca: cannot read ${flags.ca}: ${(error as Error).message}`);
-    }
-  }
+  if (flags.ca) return { kind: "ca", pem: await readFlagFile(flags.ca, "--ca") };
   return { kind: "system" };
 }
 

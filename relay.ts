@@ -16,6 +16,7 @@ import {
   parsePortRange,
   parseSeconds,
   parseServiceSpecs,
+  readFlagFile,
   runCommand,
   UsageError,
   VERSION,
@@ -88,8 +89,8 @@ async function loadCertificate(
   let certified;
   if (flags.cert && flags.key) {
     certified = {
-      cert: await readFileFor(flags.cert, "--cert"),
-      key: await readFileFor(flags.key, "--key"),
+      cert: await readFlagFile(flags.cert, "--cert"),
+      key: await readFlagFile(flags.key, "--key"),
     };
   } else {
     const stateDir = flags["state-dir"] ?? defaultStateDir();
@@ -103,14 +104,6 @@ async function loadCertificate(
   }
   log.info(`TLS certificate fingerprint (SHA-256): ${fingerprintOf(certified.cert)}`);
   return { cert: certified.cert, key: certified.key };
-}
-
-async function readFileFor(path: string, flag: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
-  }
 }
 
 Deno.exit(

@@ -45,6 +45,15 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** Reads the file a flag names; a failure is a {@link UsageError} naming the flag. */
+export async function readFlagFile(path: string, flag: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
 /** Parses `ID=HOST:PORT` as given to `--service` or `--expose`. */
 export function parseServiceSpec(text: string, flag: string): [string, HostPort] {
   const at = text.indexOf("=");
