@@ -8,9 +8,9 @@
  *
  * Buffers: an idle connection is the common case, and a pending read holds its buffer, so each
  * direction reads into a small buffer of its own; only when a read fills it (bulk data is waiting)
- * does it borrow a large buffer from a shared pool, and it gives it back as soon as a read no
- * longer fills it. Idle or interactive connections cost 2 × SMALL_BUFFER_BYTES; bulk transfers
- * get large reads and writes.
+ * does it borrow a large buffer from a shared pool, and it gives it back as soon as a read returns
+ * less than BULK_READ_BYTES (counting, for the first read into it, the small read before). Idle or interactive connections cost 2 × SMALL_BUFFER_BYTES; bulk
+ * transfers get large reads and writes.
  */
 
 import { closeQuietly, type Conn, writeAll } from "./net.ts";
@@ -20,6 +20,11 @@ import { whenQuiet } from "./quiet.ts";
 export const SMALL_BUFFER_BYTES = 1024;
 /** Buffer borrowed while bulk data flows. */
 export const LARGE_BUFFER_BYTES = 128 * 1024;
+/**
+ * A read at least this big means bulk data is still flowing, so the large buffer is kept. It is one
+ * TLS record's plaintext: a TLS read returns at most a record or two, never the whole buffer.
+ */
+export const BULK_READ_BYTES = 16 * 1024;
 /** Large buffers kept for reuse once returned; more are allocated (and collected) on demand. */
 export const MAX_POOLED_BUFFERS = 32;
 
@@ -79,6 +84,8 @@ async function pump(
   // A read started before the splice brings its own buffer, which then serves as the small one.
   const small = started?.buffer ?? new Uint8Array(SMALL_BUFFER_BYTES);
   let large: Uint8Array | undefined;
+  // Bytes of the small read that filled its buffer and so made this direction borrow `large`.
+  let ledToLarge = 0;
   try {
     while (true) {
       const buffer = large ?? small;
@@ -88,11 +95,15 @@ async function pump(
       state.last = performance.now();
       await writeAll(to, buffer.subarray(0, count));
       counter.bytes += count;
-      if (count < buffer.length) {
-        if (large) returnLarge(large);
-        large = undefined;
-      } else if (!large) {
+      if (large) {
+        if (ledToLarge + count < BULK_READ_BYTES) {
+          returnLarge(large);
+          large = undefined;
+        }
+        ledToLarge = 0;
+      } else if (count === small.length) {
         large = borrowLarge();
+        ledToLarge = count;
       }
     }
   } finally {

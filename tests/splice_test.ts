@@ -1,9 +1,10 @@
 /** Splicing in-process: half-close both ways, byte counts, large transfers, resets. */
 
 import { assert, assertEquals } from "./assert.ts";
-import { randomBytes, readAll, sha256, socketPair } from "./helpers.ts";
+import { eventually, randomBytes, readAll, sha256, socketPair } from "./helpers.ts";
 import { writeAll } from "../lib/net.ts";
-import { LARGE_BUFFER_BYTES, splice } from "../lib/splice.ts";
+import { BULK_READ_BYTES, LARGE_BUFFER_BYTES, SMALL_BUFFER_BYTES, splice } from "../lib/splice.ts";
+import type { Conn } from "../lib/net.ts";
 
 /** client ⇄ [a | splice | b] ⇄ server */
 async function splicedPair() {
@@ -64,4 +65,96 @@ Deno.test("splice: an idle timeout closes a quiet connection, and activity keeps
   assert(quietFor >= 290, `closed after only ${quietFor} ms of silence`);
   client.close();
   server.close();
+});
+
+const ADDR: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 0 };
+
+/**
+ * An in-memory connection that reads the way a TLS connection does: each read returns at most
+ * what is left of the current record, however large the buffer. It records every write's size and
+ * the size of every buffer it was asked to read into.
+ */
+class RecordConn implements Conn {
+  readonly localAddr = ADDR;
+  readonly remoteAddr = ADDR;
+  readonly writes: number[] = [];
+  readonly readBuffers: number[] = [];
+  #records: number[];
+  #more = Promise.withResolvers<void>();
+
+  constructor(records: number[]) {
+    this.#records = [...records];
+  }
+
+  /** Makes a read waiting for more records end the stream. */
+  end(): void {
+    this.#more.resolve();
+  }
+
+  async read(into: Uint8Array): Promise<number | null> {
+    this.readBuffers.push(into.length);
+    if (this.#records.length === 0) {
+      await this.#more.promise;
+      return null;
+    }
+    const count = Math.min(into.length, this.#records[0]);
+    if (count === this.#records[0]) this.#records.shift();
+    else this.#records[0] -= count;
+    return count;
+  }
+
+  write(data: Uint8Array): Promise<number> {
+    this.writes.push(data.length);
+    return Promise.resolve(data.length);
+  }
+
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.end();
+  }
+}
+
+Deno.test("splice: bulk data read a TLS record at a time is passed on a record per write", async () => {
+  const recordCount = 40;
+  const tail = 3000;
+  const tls = new RecordConn([...Array(recordCount).fill(BULK_READ_BYTES), tail]);
+  const server = new RecordConn([]);
+  const spliced = splice(tls, server);
+  // The first read fills the small buffer and so borrows a large one for the rest of the record;
+  // from then on each record arrives whole, and is written whole, never split in small pieces.
+  await eventually(
+    () => tls.readBuffers.length === recordCount + 3,
+    "every record is read and the next read waits",
+  );
+  assertEquals(server.writes, [
+    SMALL_BUFFER_BYTES,
+    BULK_READ_BYTES - SMALL_BUFFER_BYTES,
+    ...Array(recordCount - 1).fill(BULK_READ_BYTES),
+    tail,
+  ]);
+  // The burst is over (the last read was short), so the read now waiting holds a small buffer.
+  assertEquals(tls.readBuffers.at(-1), SMALL_BUFFER_BYTES);
+  assertEquals(tls.readBuffers.slice(1, -1).every((length) => length === LARGE_BUFFER_BYTES), true);
+  tls.end();
+  server.end();
+  const moved = await spliced;
+  assertEquals(moved.aToB, recordCount * BULK_READ_BYTES + tail);
+});
+
+Deno.test("splice: a short message borrows the large buffer for one read only", async () => {
+  const message = new RecordConn([SMALL_BUFFER_BYTES + 500]);
+  const server = new RecordConn([]);
+  const spliced = splice(message, server);
+  await eventually(
+    () => message.readBuffers.length === 3,
+    "the message is read and the next read waits",
+  );
+  assertEquals(server.writes, [SMALL_BUFFER_BYTES, 500]);
+  assertEquals(message.readBuffers, [SMALL_BUFFER_BYTES, LARGE_BUFFER_BYTES, SMALL_BUFFER_BYTES]);
+  message.end();
+  server.end();
+  await spliced;
 });
