@@ -11,7 +11,7 @@ BENCH_PACKAGES := iperf3
 DENO := $(shell command -v deno 2>/dev/null || echo .tools/node_modules/.bin/deno)
 export NO_COLOR := 1
 # Same as lib/launch.ts V8_FLAGS (why: see there).
-V8_FLAGS := --v8-flags=--max-semi-space-size=1,--optimize-for-size
+V8_FLAGS := --v8-flags=--max-semi-space-size=1,--optimize-for-size,--expose-gc
 
 .PHONY: demo test check bench build deps clean
 
