@@ -126,7 +126,7 @@ function withTunnels<T>(
 }
 
 /**
- * 1, 3 and 6: iperf3 with 1 and 4 streams, 1 GiB into the sink, and CPU per GiB, each directly,
+ * 1, 3 and 6: iperf3 with 1 and 4 streams and with 1 stream reversed, 1 GiB into the sink, and CPU per GiB, each directly,
  * through the plain tunnel and through the TLS tunnel.
  */
 export async function throughput(bench: Bench): Promise<Measure[]> {
@@ -146,6 +146,14 @@ export async function throughput(bench: Bench): Promise<Measure[]> {
         return [
           ...await iperfMeasures(bench, ports, 1, TARGETS.iperfSingleStream, TARGETS.tlsThroughput),
           ...await iperfMeasures(bench, ports, 4),
+          ...await iperfMeasures(
+            bench,
+            ports,
+            1,
+            TARGETS.iperfSingleStream,
+            TARGETS.tlsThroughput,
+            "reverse",
+          ),
           ...await sinkMeasures(bench, tunnels),
         ];
       },
@@ -191,21 +199,28 @@ function overTls(plain: Measure, tls: number, target?: Target): Measure {
   };
 }
 
+/**
+ * iperf3 with `streams` streams on each path: client to server, or with "reverse" server to client
+ * (what a tunnel mostly carries: downloads, pages, query results).
+ */
 async function iperfMeasures(
   bench: Bench,
   ports: Record<Path, number>,
   streams: number,
   target?: Target,
   tlsTarget?: Target,
+  direction: "forward" | "reverse" = "forward",
 ): Promise<Measure[]> {
-  const name = `iperf3, ${streams} stream${streams === 1 ? "" : "s"}`;
+  const name = `iperf3, ${streams} stream${streams === 1 ? "" : "s"}${
+    direction === "reverse" ? ", server to client (-R)" : ""
+  }`;
   const measure: Measure = { name, unit: "Gbit/s", better: "higher", tunnel: NaN, target };
   const rounds: Rounds = { direct: [], tunnel: [], tls: [] };
   bench.details[name] = rounds;
   let tls = NaN;
   try {
     const gbits = (path: Path) => async () =>
-      await iperf3(ports[path], streams, IPERF_SECONDS) / 1e9;
+      await iperf3(ports[path], streams, IPERF_SECONDS, direction === "reverse") / 1e9;
     const result = await medians(rounds, {
       direct: gbits("direct"),
       tunnel: gbits("tunnel"),

@@ -215,12 +215,19 @@ export async function sinkTransfer(
 
 /**
  * Runs `iperf3 -c` against `port` with `streams` parallel streams for `seconds` (after one
- * omitted warm-up second) and returns the receiver's bits per second.
+ * omitted warm-up second) and returns the receiver's bits per second. The client sends, or with
+ * `reverse` the server does (`-R`).
  */
-export async function iperf3(port: number, streams: number, seconds: number): Promise<number> {
+export async function iperf3(
+  port: number,
+  streams: number,
+  seconds: number,
+  reverse = false,
+): Promise<number> {
   const client = new Child("iperf3 -c", "iperf3", [
     ...["-c", "127.0.0.1", "-p", `${port}`, "-P", `${streams}`, "-t", `${seconds}`],
     ...["-O", "1", "-i", "0", "-J", "--connect-timeout", `${OP_TIMEOUT_MS}`],
+    ...reverse ? ["-R"] : [],
   ]);
   const timer = setTimeout(() => client.stop(), (seconds + 1) * 1000 + OP_TIMEOUT_MS * 2);
   await client.status;
