@@ -18,15 +18,18 @@ import { whenQuiet } from "./quiet.ts";
 
 /** Buffer each direction owns: enough for a request, a keystroke, a small reply. */
 export const SMALL_BUFFER_BYTES = 1024;
-/** Buffer borrowed while bulk data flows. */
-export const LARGE_BUFFER_BYTES = 128 * 1024;
+/**
+ * Buffer borrowed while bulk data flows. Over loopback, against 128 KiB, it cut relay + agent CPU
+ * per GiB by ~18 % (client to server) and ~25 % (server to client).
+ */
+export const LARGE_BUFFER_BYTES = 512 * 1024;
 /**
  * A read at least this big means bulk data is still flowing, so the large buffer is kept. It is one
  * TLS record's plaintext: a TLS read returns at most a record or two, never the whole buffer.
  */
 export const BULK_READ_BYTES = 16 * 1024;
 /** Large buffers kept for reuse once returned; more are allocated (and collected) on demand. */
-export const MAX_POOLED_BUFFERS = 32;
+export const MAX_POOLED_BUFFERS = 8;
 
 const pool: Uint8Array[] = [];
 
