@@ -23,6 +23,7 @@ import {
 } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
 import { loadRelayConfig } from "./lib/relay/config.ts";
+import { canCollectYoungGeneration } from "./lib/node_tls.ts";
 import { startRelay } from "./lib/relay/relay.ts";
 import { defaultStateDir, fingerprintOf, loadOrCreateCertificate } from "./lib/tls.ts";
 
@@ -103,6 +104,12 @@ async function loadCertificate(
     certified = loaded;
   }
   log.info(`TLS certificate fingerprint (SHA-256): ${fingerprintOf(certified.cert)}`);
+  if (!canCollectYoungGeneration) {
+    log.warn(
+      "started without V8's --expose-gc: receiving from agents over TLS will cost about 2.5 times " +
+        "the CPU; start the relay with `deno task relay` or the flags in lib/launch.ts",
+    );
+  }
   return { cert: certified.cert, key: certified.key };
 }
 

@@ -26,9 +26,15 @@ export class Proc {
   #waiters = new Set<() => void>();
   #drained: Promise<void>;
 
-  constructor(script: "relay" | "agent", args: string[], env: Record<string, string> = {}) {
+  /** `runArgs`: the `deno` arguments before the script's own, by default as lib/launch.ts has them. */
+  constructor(
+    script: "relay" | "agent",
+    args: string[],
+    env: Record<string, string> = {},
+    runArgs = denoRunArgs(script),
+  ) {
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: [...denoRunArgs(script), ...args],
+      args: [...runArgs, ...args],
       env: { PORTHOLE_SECRET: SECRET, NO_COLOR: "1", ...env },
       stdin: "null",
       stdout: "piped",

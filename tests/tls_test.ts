@@ -13,6 +13,7 @@ import {
   tempStateDir,
 } from "./helpers.ts";
 import { writeAll } from "../lib/net.ts";
+import { denoRunArgs } from "../lib/launch.ts";
 import { Shim } from "./faults.ts";
 
 /** An agent expected to stop at once; returns its exit code and output. */
@@ -200,4 +201,22 @@ Deno.test("over TLS, a new connection's first echo comes back in milliseconds, n
   // the TLS 1.3 session tickets waited for the agent's delayed ACK (40 ms on Linux).
   const median = times[10];
   assert(median < 20, `median connect + first echo took ${median.toFixed(1)} ms`);
+});
+
+Deno.test("a relay started without the V8 flags of lib/launch.ts says what that costs", async () => {
+  const GC_WARNING = /started without V8's --expose-gc: .* `deno task relay`/;
+  const bare = new Proc(
+    "relay",
+    ["--listen", "127.0.0.1:0", "--state-dir", tempStateDir()],
+    {},
+    denoRunArgs("relay").filter((arg) => !arg.startsWith("--v8-flags")),
+  );
+  const usual = await startRelayProcess();
+  try {
+    await bare.waitFor(GC_WARNING);
+    assert(!GC_WARNING.test(usual.output), usual.output);
+  } finally {
+    await bare.stop();
+    await usual.stop();
+  }
 });
