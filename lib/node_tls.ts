@@ -14,12 +14,12 @@
  * ends). A Deno without that handle gets `pause()`/`resume()`.
  *
  * And one of V8's: every read of a `node:tls` socket allocates fresh ArrayBuffers (for the TCP
- * read, then for the plaintext). They die young, but V8 runs a young
- * collection only when its small young heap of JS objects fills, and counts the dead buffers
- * against its global limit meanwhile; so it fell back on a full mark-compact every ~10 MiB
- * received, and the relay spent 2.8 s of CPU per GiB sent from a server to a client over TLS. So
- * when `gc` is exposed (`--expose-gc`, as lib/launch.ts runs the relay) the young generation is
- * collected every {@link YOUNG_GC_EVERY_BYTES} received: 1.1 s per GiB.
+ * read, then for the plaintext). They die young, but V8 runs a young collection only when its
+ * small young heap of JS objects fills, and counts the dead buffers against its global limit
+ * meanwhile; so it fell back on a full mark-compact every ~10 MiB received, and the relay spent
+ * 2.8 s of CPU per GiB sent from a server to a client over TLS. So when `gc` is exposed
+ * (`--expose-gc`, as lib/launch.ts runs the relay) the young generation is collected every
+ * {@link YOUNG_GC_EVERY_BYTES} received: 1.1 s per GiB.
  */
 
 import net from "node:net";

@@ -9,8 +9,9 @@
  * Buffers: an idle connection is the common case, and a pending read holds its buffer, so each
  * direction reads into a small buffer of its own; only when a read fills it (bulk data is waiting)
  * does it borrow a large buffer from a shared pool, and it gives it back as soon as a read returns
- * less than BULK_READ_BYTES (counting, for the first read into it, the small read before). Idle or interactive connections cost 2 × SMALL_BUFFER_BYTES; bulk
- * transfers get large reads and writes.
+ * less than BULK_READ_BYTES (counting, for the first read into it, the small read before). Idle
+ * or interactive connections cost 2 × SMALL_BUFFER_BYTES; bulk transfers get large reads and
+ * writes.
  */
 
 import { closeQuietly, type Conn, writeAll } from "./net.ts";
