@@ -1,6 +1,6 @@
 /**
  * How `relay.ts` and `agent.ts` are started with `deno run` by the demo, the tests and the
- * benchmarks; `make build` compiles them with the same flags (keep the two in step).
+ * benchmarks; `make build` and deno.json's tasks use the same flags (tests/cli_test.ts checks).
  *
  * - `-P=relay|agent`: the permission set declared for each in deno.json;
  * - `-q`: no Deno diagnostics (such as "permissions in the config file are experimental");

@@ -1,7 +1,8 @@
-/** Command-line values: addresses, service specs, ranges, durations. */
+/** Command-line values: addresses, service specs, ranges, durations; how the programs start. */
 
-import { assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { parsePortRange, parseSeconds, parseServiceSpecs } from "../lib/cli.ts";
+import { V8_FLAGS } from "../lib/launch.ts";
 import { formatHostPort, parseHostPort } from "../lib/net.ts";
 
 Deno.test("addresses: host names, IPv4 and bracketed IPv6, formatted back the same way", () => {
@@ -46,4 +47,18 @@ Deno.test("port ranges and durations", () => {
   assertEquals(parseSeconds("0.5", "--connect-timeout"), 500);
   assertThrows(() => parseSeconds("0", "--connect-timeout"), /not a positive number/);
   assertThrows(() => parseSeconds("soon", "--connect-timeout"), /not a positive number/);
+});
+
+Deno.test("deno.json's tasks and the Makefile start relay and agent with lib/launch.ts's V8 flags", async () => {
+  const flag = `--v8-flags=${V8_FLAGS}`;
+  const read = (name: string) => Deno.readTextFile(new URL(`../${name}`, import.meta.url));
+  const tasks: Record<string, string> = JSON.parse(await read("deno.json")).tasks;
+  const uses = (text: string) => text.split(flag).length - 1;
+  assertEquals(
+    { relay: uses(tasks.relay), agent: uses(tasks.agent), build: uses(tasks.build) },
+    { relay: 1, agent: 1, build: 2 },
+    `deno.json's tasks should each carry ${flag}`,
+  );
+  const makefile = await read("Makefile");
+  assert(makefile.includes(`\nV8_FLAGS := ${flag}\n`), `the Makefile's V8_FLAGS should be ${flag}`);
 });
