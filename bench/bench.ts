@@ -73,7 +73,7 @@ async function main(): Promise<void> {
         },
         settings: {
           iperfSeconds: data.IPERF_SECONDS,
-          sinkBytes: data.SINK_BYTES,
+          bulkBytes: data.BULK_BYTES,
           sequentialConnections: data.SEQUENTIAL_CONNECTIONS,
           warmupConnections: data.WARMUP_CONNECTIONS,
           heldConnections: data.HELD_CONNECTIONS,

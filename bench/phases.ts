@@ -13,6 +13,7 @@ import {
   sequentialConnections,
   type SetupResult,
   sinkTransfer,
+  sourceTransfer,
 } from "./probes.ts";
 import { openFds, openFileLimit, sleep, watchFds, watchRss } from "./procs.ts";
 import type { Measure, Target } from "./report.ts";
@@ -22,12 +23,12 @@ import { type Backends, startFloor, startIperfServer, startTunnel, type Tunnel }
 export const ROUNDS = 3;
 /** Length of each iperf3 run, after one omitted second of slow start. */
 export const IPERF_SECONDS = 5;
-/** Bytes sent one way into the sink. */
-export const SINK_BYTES = 2 ** 30;
+/** Bytes sent one way, into the sink or from the source. */
+export const BULK_BYTES = 2 ** 30;
 /** Bytes sent once before, so that both paths are warm (JIT, buffer pool). */
-export const SINK_WARMUP_BYTES = 64 * 2 ** 20;
-/** Longest a sink transfer may take. */
-export const SINK_TIMEOUT_MS = 120_000;
+export const BULK_WARMUP_BYTES = 64 * 2 ** 20;
+/** Longest a transfer to the sink or from the source may take. */
+export const BULK_TIMEOUT_MS = 120_000;
 /** Fresh connections measured one after another. */
 export const SEQUENTIAL_CONNECTIONS = 2_000;
 /** Connections made before measuring, so that JIT compilation is not measured. */
@@ -49,7 +50,7 @@ const KIB = 2 ** 10;
 /** The targets of the project's issue, in one place. */
 export const TARGETS = {
   iperfSingleStream: { of: "ratio", value: 0.45 },
-  sink: { of: "ratio", value: 0.3 },
+  bulkTransfer: { of: "ratio", value: 0.3 },
   connectionsPerSecond: { of: "ratio", value: 0.45 },
   latencyP50: { of: "ratio", value: 2.2 },
   latencyP99: { of: "ratio", value: 3 },
@@ -126,17 +127,18 @@ function withTunnels<T>(
 }
 
 /**
- * 1, 3 and 6: iperf3 with 1 and 4 streams and with 1 stream reversed, 1 GiB into the sink, and CPU per GiB, each directly,
+ * 1, 3 and 6: iperf3 with 1 and 4 streams and with 1 stream reversed, 1 GiB into the sink and 1 GiB
+ * from the source, and CPU per GiB, each directly,
  * through the plain tunnel and through the TLS tunnel.
  */
 export async function throughput(bench: Bench): Promise<Measure[]> {
   const iperf = await startIperfServer();
   try {
-    const { echo, sink } = bench.backends;
+    const { echo, sink, source } = bench.backends;
     return await withTunnels(
       bench,
       "throughput",
-      { iperf: iperf.port, sink, echo },
+      { iperf: iperf.port, sink, source, echo },
       async (tunnels) => {
         const ports: Record<Path, number> = {
           direct: iperf.port,
@@ -154,7 +156,8 @@ export async function throughput(bench: Bench): Promise<Measure[]> {
             TARGETS.tlsThroughput,
             "reverse",
           ),
-          ...await sinkMeasures(bench, tunnels),
+          ...await bulkMeasures(bench, tunnels, "sink"),
+          ...await bulkMeasures(bench, tunnels, "source"),
         ];
       },
     );
@@ -235,59 +238,72 @@ async function iperfMeasures(
   return [measure, overTls(measure, tls, tlsTarget)];
 }
 
-async function sinkMeasures(bench: Bench, tunnels: Tunnels): Promise<Measure[]> {
+/**
+ * 1 GiB into the sink (client to server) or from the source (server to client) on each path: MiB/s,
+ * and CPU of relay and agent per GiB.
+ */
+async function bulkMeasures(
+  bench: Bench,
+  tunnels: Tunnels,
+  backend: "sink" | "source",
+): Promise<Measure[]> {
+  const towardServer = backend === "sink";
   const transfer: Measure = {
-    name: "1 GiB one way into the sink",
+    name: towardServer ? "1 GiB one way into the sink" : "1 GiB one way from the source",
     unit: "MiB/s",
     better: "higher",
     tunnel: NaN,
-    target: TARGETS.sink,
+    target: TARGETS.bulkTransfer,
   };
   const cpu: Measure = {
-    name: "CPU per GiB, relay + agent",
+    name: `CPU per GiB, relay + agent${towardServer ? "" : ", server to client"}`,
     unit: "s",
     better: "lower",
     tunnel: NaN,
     target: TARGETS.cpuPerGiBSeconds,
   };
+  const move = towardServer ? sinkTransfer : sourceTransfer;
   const miscounts: string[] = [];
   const mibPerSecond: Rounds = { direct: [], tunnel: [], tls: [] };
   const cpuSeconds = { tunnel: 0, tls: 0 };
-  const details: Record<string, unknown> = { bytes: SINK_BYTES, mibPerSecond, cpuSeconds };
-  bench.details.sink = details;
+  const details: Record<string, unknown> = { bytes: BULK_BYTES, mibPerSecond, cpuSeconds };
+  bench.details[backend] = details;
   const ports: Record<Path, number> = {
-    direct: bench.backends.sink,
-    tunnel: tunnels.plain.ports.sink,
-    tls: tunnels.tls.ports.sink,
+    direct: bench.backends[backend],
+    tunnel: tunnels.plain.ports[backend],
+    tls: tunnels.tls.ports[backend],
   };
   /** MiB/s of one transfer along `path`; tunneled ones add to its `cpuSeconds`. */
   const rate = (path: Path) => async () => {
     const tunnel = path === "tunnel" ? tunnels.plain : path === "tls" ? tunnels.tls : undefined;
     const before = tunnel?.cpuTicks() ?? 0;
-    const result = await sinkTransfer(ports[path], SINK_BYTES, SINK_TIMEOUT_MS);
+    const result = await move(ports[path], BULK_BYTES, BULK_TIMEOUT_MS);
     if (tunnel && path !== "direct") {
       await sleep(SETTLE_MS);
       cpuSeconds[path] += (tunnel.cpuTicks() - before) / bench.ticksPerSecond;
     }
-    if (result.counted !== SINK_BYTES) {
-      miscounts.push(`${result.counted} of ${SINK_BYTES} (${path})`);
+    if (result.counted !== BULK_BYTES) {
+      miscounts.push(`${result.counted} of ${BULK_BYTES} (${path})`);
     }
-    return SINK_BYTES / MIB / result.seconds;
+    return BULK_BYTES / MIB / result.seconds;
   };
   let tls = { transfer: NaN, cpu: NaN };
   try {
-    for (const path of PATHS) await sinkTransfer(ports[path], SINK_WARMUP_BYTES, SINK_TIMEOUT_MS);
+    for (const path of PATHS) await move(ports[path], BULK_WARMUP_BYTES, BULK_TIMEOUT_MS);
     const result = await medians(mibPerSecond, {
       direct: rate("direct"),
       tunnel: rate("tunnel"),
       tls: rate("tls"),
     });
-    const gib = ROUNDS * SINK_BYTES / 2 ** 30;
+    const gib = ROUNDS * BULK_BYTES / 2 ** 30;
     transfer.direct = result.direct;
     transfer.tunnel = result.tunnel;
     cpu.tunnel = cpuSeconds.tunnel / gib;
     tls = { transfer: result.tls, cpu: cpuSeconds.tls / gib };
-    if (miscounts.length > 0) transfer.problem = `the sink counted ${miscounts.join(", ")} bytes`;
+    if (miscounts.length > 0) {
+      const counted = towardServer ? "the sink counted" : "the client received";
+      transfer.problem = `${counted} ${miscounts.join(", ")} bytes`;
+    }
   } catch (error) {
     transfer.problem = cpu.problem = (error as Error).message;
   }

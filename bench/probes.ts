@@ -169,11 +169,11 @@ export async function holdConnections(
   return { count, failed, firstError, openSeconds };
 }
 
-/** How a bulk transfer into the sink went. */
-export interface SinkResult {
-  /** Seconds from connect until the sink's answer arrived. */
+/** How a bulk transfer into the sink, or out of the source, went. */
+export interface BulkResult {
+  /** Seconds from connect until the transfer was over (the sink's answer, the source's end). */
   seconds: number;
-  /** Bytes the sink says it received. */
+  /** Bytes the sink says it received, or that arrived from the source. */
   counted: number;
 }
 
@@ -185,7 +185,7 @@ export async function sinkTransfer(
   port: number,
   bytes: number,
   timeoutMs: number,
-): Promise<SinkResult> {
+): Promise<BulkResult> {
   const chunk = crypto.getRandomValues(new Uint8Array(64 * 1024));
   const started = performance.now();
   const conn = await connect(port);
@@ -208,6 +208,36 @@ export async function sinkTransfer(
       })(),
     );
     return { seconds: (performance.now() - started) / 1000, counted: Number(answer.trim()) };
+  } finally {
+    closeQuietly(conn);
+  }
+}
+
+/**
+ * Asks the source at `port` for `bytes` and counts what arrives until it ends (which only happens
+ * if its half-close made it through).
+ */
+export async function sourceTransfer(
+  port: number,
+  bytes: number,
+  timeoutMs: number,
+): Promise<BulkResult> {
+  const buffer = new Uint8Array(256 * 1024);
+  const started = performance.now();
+  const conn = await connect(port);
+  try {
+    const counted = await within(
+      conn,
+      timeoutMs,
+      `receiving ${bytes} bytes`,
+      (async () => {
+        await writeAll(conn, new TextEncoder().encode(`${bytes}\n`));
+        let count = 0;
+        for (let n; (n = await conn.read(buffer)) !== null;) count += n;
+        return count;
+      })(),
+    );
+    return { seconds: (performance.now() - started) / 1000, counted };
   } finally {
     closeQuietly(conn);
   }

@@ -75,11 +75,12 @@ export async function retryUntil(
   }
 }
 
-/** The echo and sink servers of `backends.ts`, in a process of their own. */
+/** The echo, sink and source servers of `backends.ts`, in a process of their own. */
 export interface Backends {
   child: Child;
   echo: number;
   sink: number;
+  source: number;
 }
 
 /** Starts `backends.ts` and reads the ports it announces. */
@@ -92,7 +93,12 @@ export async function startBackends(): Promise<Backends> {
   ]);
   const port = async (name: string) =>
     Number((await child.waitForLine(new RegExp(`^${name} (\\d+)$`), READY_TIMEOUT_MS))[1]);
-  return { child, echo: await port("echo"), sink: await port("sink") };
+  return {
+    child,
+    echo: await port("echo"),
+    sink: await port("sink"),
+    source: await port("source"),
+  };
 }
 
 /** Starts `iperf3 -s` on a free loopback port. */
