@@ -177,70 +177,59 @@ export interface BulkResult {
   counted: number;
 }
 
-/**
- * Sends `bytes` to the sink at `port`, half-closes, and reads the count the sink answers with
- * (which only arrives if the half-close made it through).
- */
-export async function sinkTransfer(
+/** Connects to `port` and runs `work` on the connection within `timeoutMs`, timing it. */
+async function timedTransfer(
   port: number,
-  bytes: number,
   timeoutMs: number,
+  what: string,
+  work: (conn: Deno.Conn) => Promise<number>,
 ): Promise<BulkResult> {
-  const chunk = crypto.getRandomValues(new Uint8Array(64 * 1024));
   const started = performance.now();
   const conn = await connect(port);
   try {
-    const answer = await within(
-      conn,
-      timeoutMs,
-      `sending ${bytes} bytes`,
-      (async () => {
-        for (let sent = 0; sent < bytes; sent += chunk.length) {
-          await writeAll(conn, chunk.subarray(0, Math.min(chunk.length, bytes - sent)));
-        }
-        await conn.closeWrite();
-        let text = "";
-        const buffer = new Uint8Array(64);
-        for (let n; (n = await conn.read(buffer)) !== null;) {
-          text += new TextDecoder().decode(buffer.subarray(0, n));
-        }
-        return text;
-      })(),
-    );
-    return { seconds: (performance.now() - started) / 1000, counted: Number(answer.trim()) };
+    const counted = await within(conn, timeoutMs, what, work(conn));
+    return { seconds: (performance.now() - started) / 1000, counted };
   } finally {
     closeQuietly(conn);
   }
 }
 
 /**
+ * Sends `bytes` to the sink at `port`, half-closes, and reads the count the sink answers with
+ * (which only arrives if the half-close made it through).
+ */
+export function sinkTransfer(port: number, bytes: number, timeoutMs: number): Promise<BulkResult> {
+  const chunk = crypto.getRandomValues(new Uint8Array(64 * 1024));
+  return timedTransfer(port, timeoutMs, `sending ${bytes} bytes`, async (conn) => {
+    for (let sent = 0; sent < bytes; sent += chunk.length) {
+      await writeAll(conn, chunk.subarray(0, Math.min(chunk.length, bytes - sent)));
+    }
+    await conn.closeWrite();
+    let text = "";
+    const buffer = new Uint8Array(64);
+    for (let n; (n = await conn.read(buffer)) !== null;) {
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return Number(text.trim());
+  });
+}
+
+/**
  * Asks the source at `port` for `bytes` and counts what arrives until it ends (which only happens
  * if its half-close made it through).
  */
-export async function sourceTransfer(
+export function sourceTransfer(
   port: number,
   bytes: number,
   timeoutMs: number,
 ): Promise<BulkResult> {
   const buffer = new Uint8Array(256 * 1024);
-  const started = performance.now();
-  const conn = await connect(port);
-  try {
-    const counted = await within(
-      conn,
-      timeoutMs,
-      `receiving ${bytes} bytes`,
-      (async () => {
-        await writeAll(conn, new TextEncoder().encode(`${bytes}\n`));
-        let count = 0;
-        for (let n; (n = await conn.read(buffer)) !== null;) count += n;
-        return count;
-      })(),
-    );
-    return { seconds: (performance.now() - started) / 1000, counted };
-  } finally {
-    closeQuietly(conn);
-  }
+  return timedTransfer(port, timeoutMs, `receiving ${bytes} bytes`, async (conn) => {
+    await writeAll(conn, new TextEncoder().encode(`${bytes}\n`));
+    let count = 0;
+    for (let n; (n = await conn.read(buffer)) !== null;) count += n;
+    return count;
+  });
 }
 
 /**
