@@ -1,6 +1,6 @@
 /**
- * Helpers for the reliability tests: read a process's status line, its memory and its log from a
- * given point on, and a forwarding shim that can turn into a network black hole.
+ * Helpers for the reliability tests: read a process's status line and its memory, and a forwarding
+ * shim that can turn into a network black hole.
  */
 
 import { assertEquals } from "./assert.ts";
@@ -12,28 +12,8 @@ import { closeQuietly, writeAll } from "../lib/net.ts";
 export async function statusOf(proc: Proc): Promise<Record<string, string>> {
   const from = proc.lines.length;
   Deno.kill(proc.pid, STATUS_SIGNAL);
-  const [, fields] = await linesAfter(proc, from, / status: (.*)$/);
+  const [, fields] = await proc.waitFor(/ status: (.*)$/, { from });
   return Object.fromEntries(fields.split(" ").map((field) => field.split("=")));
-}
-
-/** Resolves with the first line at index `from` or later that matches `pattern`. */
-export async function linesAfter(
-  proc: Proc,
-  from: number,
-  pattern: RegExp,
-  timeoutMs?: number,
-): Promise<RegExpMatchArray> {
-  let match: RegExpMatchArray | null = null;
-  try {
-    await eventually(
-      () => proc.lines.slice(from).some((line) => (match = line.match(pattern)) !== null),
-      `a line matching ${pattern} appears`,
-      timeoutMs,
-    );
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; the output so far:\n${proc.output}`);
-  }
-  return match!;
 }
 
 /** Resident memory of a process in bytes, from /proc. */

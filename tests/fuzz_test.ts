@@ -18,6 +18,7 @@ import {
   startAgentProcess,
   startRelayProcess,
   startServer,
+  tempConfigFile,
   WAIT_MS,
 } from "./helpers.ts";
 import { createHash } from "node:crypto";
@@ -118,8 +119,7 @@ for (const mode of ["insecure", "tls"] as const) {
   Deno.test(`fuzz (seed ${SEED}, ${mode}): a live relay survives hostile agents while another tunnel carries a bulk transfer`, async () => {
     const rand = prng(SEED + 1);
     await using server = startServer(echo);
-    const config = Deno.makeTempFileSync({ suffix: ".toml" });
-    Deno.writeTextFileSync(config, "[limits]\nhandshake_timeout = 0.5\n");
+    const config = tempConfigFile("[limits]\nhandshake_timeout = 0.5\n");
     await using relay = await startRelayProcess([
       ...(mode === "insecure" ? ["--insecure"] : []),
       "--config",
@@ -178,6 +178,5 @@ for (const mode of ["insecure", "tls"] as const) {
     await eventually(() => relay.socketCount() === baseline, "relay sockets back to baseline");
     const after = await request(agent.publicPort.bulk, new TextEncoder().encode("still here"));
     assertEquals(new TextDecoder().decode(after), "still here");
-    Deno.removeSync(config);
   });
 }

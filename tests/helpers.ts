@@ -65,10 +65,16 @@ export class Proc {
     return this.lines.join("\n");
   }
 
-  /** Resolves with the first line (already seen or yet to come) matching `pattern`. */
-  waitFor(pattern: RegExp, timeoutMs = WAIT_MS): Promise<RegExpMatchArray> {
+  /**
+   * Resolves with the first line (already seen or yet to come) matching `pattern`; with `from`,
+   * the first at that index or later (`proc.lines.length` before an action: a line it causes).
+   */
+  waitFor(
+    pattern: RegExp,
+    { from = 0, timeoutMs = WAIT_MS }: { from?: number; timeoutMs?: number } = {},
+  ): Promise<RegExpMatchArray> {
     return new Promise((resolve, reject) => {
-      let seen = 0;
+      let seen = from;
       const check = () => {
         for (; seen < this.lines.length; seen++) {
           const match = this.lines[seen].match(pattern);
@@ -154,6 +160,14 @@ export function tempStateDir(): string {
   const dir = Deno.makeTempDirSync({ prefix: "porthole-test-" });
   globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
   return dir;
+}
+
+/** A relay configuration file holding `text`, removed when the tests end; returns its path. */
+export function tempConfigFile(text: string): string {
+  const path = Deno.makeTempFileSync({ suffix: ".toml" });
+  Deno.writeTextFileSync(path, text);
+  globalThis.addEventListener("unload", () => Deno.removeSync(path));
+  return path;
 }
 
 /**

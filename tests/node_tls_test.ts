@@ -6,13 +6,17 @@ import { type Conn, deadline, writeAll } from "../lib/net.ts";
 import { loadOrCreateCertificate } from "../lib/tls.ts";
 import { listenTls, READ_BUFFER_BYTES } from "../lib/node_tls.ts";
 
-async function tlsPair() {
+/** A client connected to a fresh TLS listener (speaking TLS unless `plain`), and its server side. */
+async function tlsPair(plain = false): Promise<{ client: Conn; server: Conn }> {
   const certified = await loadOrCreateCertificate(tempStateDir());
   const listener = await listenTls({ hostname: "127.0.0.1", port: 0 }, certified);
   const port = (listener.addr as Deno.NetAddr).port;
   const [client, server] = await Promise.all([
-    connect(port).then((tcp) =>
-      Deno.startTls(tcp, { caCerts: [certified.cert], unsafelyDisableHostnameVerification: true })
+    connect(port).then((tcp): Conn | Promise<Conn> =>
+      plain ? tcp : Deno.startTls(tcp, {
+        caCerts: [certified.cert],
+        unsafelyDisableHostnameVerification: true,
+      })
     ),
     listener.accept(),
   ]);
@@ -54,14 +58,7 @@ Deno.test("TLS listener: close() fails a pending read and frees the socket; the 
 });
 
 Deno.test("TLS listener: a client that is not speaking TLS fails the first read, with the reason", async () => {
-  const certified = await loadOrCreateCertificate(tempStateDir());
-  const listener = await listenTls({ hostname: "127.0.0.1", port: 0 }, certified);
-  const port = (listener.addr as Deno.NetAddr).port;
-  const [plain, server] = await Promise.all([
-    Deno.connect({ hostname: "127.0.0.1", port }),
-    listener.accept() as Promise<Conn>,
-  ]);
-  listener.close();
+  const { client: plain, server } = await tlsPair(true);
   await writeAll(plain, new TextEncoder().encode('\x00\x00\x00\x10{"type":"hello"}'));
   const error = await server.read(new Uint8Array(16)).then(() => undefined, (e: Error) => e);
   assert(error !== undefined, "the read should fail");

@@ -22,7 +22,6 @@ import {
 import {
   establishedConnections,
   finishTransfers,
-  linesAfter,
   refused,
   Shim,
   startTransfers,
@@ -131,21 +130,21 @@ Deno.test("kill -9 the relay: the agent reconnects when it is back, and the serv
   const seen = agent.lines.length;
   Deno.kill(first.pid, "SIGKILL");
   await first.status;
-  await linesAfter(
-    agent,
-    seen,
+  await agent.waitFor(
     /(closed the control channel|control channel to 127\.0\.0\.1:\d+ lost: [^;]+); reconnecting in \d+ ms \(attempt 1\)/,
+    { from: seen },
   );
-  await linesAfter(
-    agent,
-    seen,
+  await agent.waitFor(
     /cannot reach the relay at 127\.0\.0\.1:\d+: connection refused; reconnecting in \d+ ms \(attempt 2\)/,
+    { from: seen },
   );
   await refused(webPort);
 
   const restartedAt = performance.now();
   await using _second = await startRelayProcess(relayArgs);
-  const [, port] = await linesAfter(agent, seen, /service web \(.*\) is reachable at .*:(\d+)$/);
+  const [, port] = await agent.waitFor(/service web \(.*\) is reachable at .*:(\d+)$/, {
+    from: seen,
+  });
   const took = performance.now() - restartedAt;
   assertEquals(Number(port), webPort, "the same pinned address");
   assertEquals(await echoed(webPort, "after"), "after");
@@ -170,23 +169,25 @@ Deno.test("black hole between agent and relay: both notice within three heartbea
   shim.blackhole();
   const darkAt = performance.now();
   const [relayNoticed, agentNoticed] = await Promise.all([
-    linesAfter(relay, seen.relay, /agent cave silent for \d+ ms; dropping its session/)
+    relay.waitFor(/agent cave silent for \d+ ms; dropping its session/, { from: seen.relay })
       .then(() => performance.now() - darkAt),
-    linesAfter(agent, seen.agent, /the relay at 127\.0\.0\.1:\d+ has been silent for \d+ ms/)
+    agent.waitFor(/the relay at 127\.0\.0\.1:\d+ has been silent for \d+ ms/, { from: seen.agent })
       .then(() => performance.now() - darkAt),
   ]);
   // Up to three intervals of silence, plus a little for timers and the log pipe.
   const limit = 3 * HEARTBEAT_MS + 300;
   assert(relayNoticed <= limit, `the relay noticed after ${relayNoticed} ms`);
   assert(agentNoticed <= limit, `the agent noticed after ${agentNoticed} ms`);
-  await linesAfter(relay, seen.relay, /agent cave: control channel ended: nothing heard for/);
-  await linesAfter(relay, seen.relay, /agent cave: web offline/);
+  await relay.waitFor(/agent cave: control channel ended: nothing heard for/, { from: seen.relay });
+  await relay.waitFor(/agent cave: web offline/, { from: seen.relay });
   const status = await statusOf(relay);
   assertEquals([status.agents, status.services, status.pending], ["0", "0", "0"]);
   await refused(webPort);
 
   shim.restore();
-  const [, port] = await linesAfter(agent, seen.agent, /service web .* is reachable at .*:(\d+)$/);
+  const [, port] = await agent.waitFor(/service web .* is reachable at .*:(\d+)$/, {
+    from: seen.agent,
+  });
   assertEquals(Number(port), webPort, "the service gets its port back");
   assertEquals(await echoed(webPort, "back"), "back");
 });
@@ -235,7 +236,7 @@ Deno.test("a refused agent with --retry-refused keeps trying, and gets in once t
   const refusal =
     /the relay refused: agent patient failed authentication: wrong secret .*; trying again in 0\.2 s \(--retry-refused\)/;
   await agent.waitFor(refusal);
-  await linesAfter(agent, agent.lines.findIndex((line) => refusal.test(line)) + 1, refusal);
+  await agent.waitFor(refusal, { from: agent.lines.findIndex((line) => refusal.test(line)) + 1 });
   // The operator gives the relay the agent's secret and restarts it on the same port.
   await oldRelay.stop();
   await using _relay = await startRelayProcess(relayArgs, { PORTHOLE_SECRET: OTHER_SECRET });

@@ -13,6 +13,7 @@ import {
   startAgentProcess,
   startRelayProcess,
   startServer,
+  tempConfigFile,
   WAIT_MS,
 } from "./helpers.ts";
 import { createHash } from "node:crypto";
@@ -20,14 +21,6 @@ import { type Conn, writeAll } from "../lib/net.ts";
 
 const OFFICE_SECRET = "office-secret-0123456789";
 const LAB_SECRET = "lab-secret-0123456789abc";
-
-/** A config file in a fresh temporary directory; returns its path. */
-function writeConfig(text: string): string {
-  const path = Deno.makeTempFileSync({ suffix: ".toml" });
-  Deno.writeTextFileSync(path, text);
-  globalThis.addEventListener("unload", () => Deno.removeSync(path));
-  return path;
-}
 
 /** An agent with id `id` and secret `secret`, publishing `services` (`ID=HOST:PORT`). */
 function agentAs(
@@ -75,7 +68,7 @@ async function echoes(port: number): Promise<boolean> {
 
 Deno.test("per-agent secrets: listed agents connect, others are refused; a hashed secret works", async () => {
   await using server = startServer(echo);
-  const config = writeConfig(`
+  const config = tempConfigFile(`
 [agents.office]
 secret = "${OFFICE_SECRET}"
 services = ["web"]
@@ -100,7 +93,7 @@ services = ["*"]
 Deno.test("an agent cannot register a service id or claim a port it is not allowed", async () => {
   await using server = startServer(echo);
   const allowedPort = freePort();
-  const config = writeConfig(`
+  const config = tempConfigFile(`
 [agents.office]
 secret = "${OFFICE_SECRET}"
 services = ["web", "api"]
@@ -127,7 +120,7 @@ Deno.test("SIGHUP applies a changed config: a removed agent is disconnected, oth
   await using server = startServer(echo);
   const agentsFile = (ids: string[]) =>
     ids.map((id) => `[agents.${id}]\nsecret = "${OFFICE_SECRET}"\nservices = ["*"]\n`).join("");
-  const config = writeConfig(agentsFile(["keeper", "leaver"]));
+  const config = tempConfigFile(agentsFile(["keeper", "leaver"]));
   await using relay = await startRelayProcess(["--config", config]);
   const start = (id: string) =>
     agentAs(relay, id, OFFICE_SECRET, [`${id}=127.0.0.1:${server.port}`]);
@@ -153,7 +146,7 @@ Deno.test("SIGHUP applies a changed config: a removed agent is disconnected, oth
 
 Deno.test("client access rules: CIDR deny and allow, caps per service and per address, rate", async () => {
   await using server = startServer(echo);
-  const config = writeConfig(`
+  const config = tempConfigFile(`
 [services.denied]
 deny = ["127.0.0.0/8"]
 [services.outside]
@@ -202,7 +195,7 @@ max_new_per_second_per_client = 5
 });
 
 Deno.test("limits: handshake deadline (slowloris), connections in handshake, pending ids, services", async () => {
-  const config = writeConfig(`
+  const config = tempConfigFile(`
 [limits]
 handshake_timeout = 1
 max_unauthenticated = 20
@@ -245,7 +238,7 @@ max_services_per_agent = 2
 });
 
 Deno.test("TLS connections that never send their opening frame are closed at the handshake deadline", async () => {
-  const config = writeConfig("[limits]\nhandshake_timeout = 1\n");
+  const config = tempConfigFile("[limits]\nhandshake_timeout = 1\n");
   await using relay = await startRelayProcess(["--config", config]);
   const dialer = relayDialer(relay);
   const started = performance.now();

@@ -2,9 +2,8 @@
 
 import { assert, assertEquals } from "./assert.ts";
 import { eventually, randomBytes, readAll, sha256, socketPair } from "./helpers.ts";
-import { writeAll } from "../lib/net.ts";
+import { type Conn, writeAll } from "../lib/net.ts";
 import { BULK_READ_BYTES, LARGE_BUFFER_BYTES, SMALL_BUFFER_BYTES, splice } from "../lib/splice.ts";
-import type { Conn } from "../lib/net.ts";
 
 /** client ⇄ [a | splice | b] ⇄ server */
 async function splicedPair() {
@@ -137,7 +136,7 @@ Deno.test("splice: bulk data read a TLS record at a time is passed on a record p
   ]);
   // The burst is over (the last read was short), so the read now waiting holds a small buffer.
   assertEquals(tls.readBuffers.at(-1), SMALL_BUFFER_BYTES);
-  assertEquals(tls.readBuffers.slice(1, -1).every((length) => length === LARGE_BUFFER_BYTES), true);
+  assert(tls.readBuffers.slice(1, -1).every((length) => length === LARGE_BUFFER_BYTES));
   tls.end();
   server.end();
   const moved = await spliced;

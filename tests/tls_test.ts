@@ -168,12 +168,7 @@ for (const mode of ["tls", "insecure"] as const) {
       `127.0.0.1:${shim.port}`,
     ]);
     const payload = new TextEncoder().encode("attack at dawn, the password is swordfish");
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: agent.publicPort.echo });
-    await writeAll(conn, payload);
-    await conn.closeWrite();
-    const reply = await readExactly(conn, payload.length);
-    conn.close();
-    assertEquals(reply, payload);
+    assertEquals(await request(agent.publicPort.echo, payload), payload);
     assertEquals(containsBytes(seen, payload), mode === "insecure");
     assertEquals(
       containsBytes(seen, new TextEncoder().encode('"type":"register"')),
@@ -205,18 +200,13 @@ Deno.test("over TLS, a new connection's first echo comes back in milliseconds, n
 
 Deno.test("a relay started without the V8 flags of lib/launch.ts says what that costs", async () => {
   const GC_WARNING = /started without V8's --expose-gc: .* `deno task relay`/;
-  const bare = new Proc(
+  await using bare = new Proc(
     "relay",
     ["--listen", "127.0.0.1:0", "--state-dir", tempStateDir()],
     {},
     denoRunArgs("relay").filter((arg) => !arg.startsWith("--v8-flags")),
   );
-  const usual = await startRelayProcess();
-  try {
-    await bare.waitFor(GC_WARNING);
-    assert(!GC_WARNING.test(usual.output), usual.output);
-  } finally {
-    await bare.stop();
-    await usual.stop();
-  }
+  await using usual = await startRelayProcess();
+  await bare.waitFor(GC_WARNING);
+  assert(!GC_WARNING.test(usual.output), usual.output);
 });
