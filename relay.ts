@@ -104,12 +104,6 @@ async function loadCertificate(
     certified = loaded;
   }
   log.info(`TLS certificate fingerprint (SHA-256): ${fingerprintOf(certified.cert)}`);
-  if (!canCollectYoungGeneration) {
-    log.warn(
-      "started without V8's --expose-gc: receiving from agents over TLS will cost about 2.5 times " +
-        "the CPU; start the relay with `deno task relay` or the flags in lib/launch.ts",
-    );
-  }
   return { cert: certified.cert, key: certified.key };
 }
 
@@ -137,6 +131,12 @@ Deno.exit(
     const sharedSecretGiven = flags["secret-file"] !== undefined ||
       !!Deno.env.get("PORTHOLE_SECRET");
     const tls = await loadCertificate(flags);
+    if (tls && !canCollectYoungGeneration) {
+      log.warn(
+        "started without V8's --expose-gc: receiving from agents over TLS will cost about 2.5 " +
+          "times the CPU; start the relay with `deno task relay` or the flags in lib/launch.ts",
+      );
+    }
     const shutdownTimeoutMs = parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout");
     // Installed before the relay says it listens: a signal listener takes a moment to take effect.
     const status: { of?: () => object } = {};

@@ -195,7 +195,7 @@ export const STATUS_SIGNAL = "SIGUSR2";
  */
 export function onStatusSignal(log: Logger, read: () => object): void {
   Deno.addSignalListener(STATUS_SIGNAL, () => {
-    // Run with DENO_V8_FLAGS=--expose-gc to see the heap that is really in use, garbage collected.
+    // With gc exposed (lib/launch.ts), the heap reported is what is still referenced.
     (globalThis as { gc?: () => void }).gc?.();
     const memory = Deno.memoryUsage();
     const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
