@@ -29,13 +29,13 @@ async function main(): Promise<void> {
   const phases: [string, () => Promise<Measure[]>][] = [
     ["1. bulk throughput (and 3. CPU per GiB, 6. with TLS)", () => data.throughput(bench)],
     ["2. connection setup (and 3. CPU per connection, 6. with TLS)", () => data.setup(bench)],
-    ["4. concurrency", () => data.concurrency(bench, data.HELD_CONNECTIONS)],
+    ["4. concurrency (and 6. with TLS)", () => data.concurrency(bench, data.HELD_CONNECTIONS)],
     [
       "4. concurrency up to the fd limit",
       () => data.concurrency(bench, "fd limit", data.HELD_CONNECTIONS),
     ],
     ["5. control plane", () => controlPlane(bench)],
-    // 6. TLS overhead runs within 1 and 2, taking turns with the plain tunnel it is compared
+    // 6. TLS overhead runs within 1, 2 and the first 4, beside the plain tunnel it is compared
     // with; its rows come last.
   ];
   const measured: Measure[] = [];

@@ -58,10 +58,13 @@ async function relay(publicPort: number, agentPort: number): Promise<void> {
   (async () => {
     for await (const conn of agents) {
       const id = new Uint8Array(ID_BYTES);
-      if (!await readExactly(nodelay(conn), id)) continue;
-      const client = waiting.get(id.join());
-      waiting.delete(id.join());
-      if (client) splice(client, conn);
+      // A data connection that fails before its id costs that connection only, not the floor.
+      readExactly(nodelay(conn), id).then((complete) => {
+        const client = complete ? waiting.get(id.join()) : undefined;
+        waiting.delete(id.join());
+        if (client) splice(client, conn);
+        else conn.close();
+      }, () => conn.close());
     }
   })();
   for await (const client of clients) {
@@ -84,7 +87,7 @@ async function agent(agentPort: number, servicePort: number): Promise<void> {
     ]).then(async ([service, data]) => {
       await nodelay(data).write(claim);
       splice(data, nodelay(service));
-    });
+    }).catch(() => {}); // a failed dial costs that connection only (its client times out)
   }
 }
 

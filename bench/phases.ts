@@ -2,8 +2,8 @@
  * The data-plane measures (1–4 and 6 in bench/README.md). Each phase starts a relay and an agent
  * of its own, so one phase's leftovers (heap, buffers, TIME_WAIT sockets) do not weigh on the
  * next, runs a probe directly against the backend and then the same probe through the tunnel,
- * and returns the rows of the table. Phases 1 and 2 also start a second pair with TLS between
- * them (measure 6) and run the same probes through it, compared with the plain tunnel.
+ * and returns the rows of the table. Phases 1, 2 and the first of 4 also start a second pair with
+ * TLS between them (measure 6) and run the same probes through it, compared with the plain tunnel.
  */
 
 import {
@@ -337,15 +337,42 @@ async function tunneledRun(bench: Bench, tunnel: Tunnel, count: number): Promise
   const fds = watchFds({ relay: tunnel.relay.pid, agent: tunnel.agent.pid });
   const ticks = tunnel.cpuTicks();
   const result = await sequentialConnections(tunnel.ports.echo, count);
-  const ended = performance.now();
   await sleep(SETTLE_MS);
-  const settled = () =>
-    openFds(tunnel.relay.pid) <= fds.idle.relay && openFds(tunnel.agent.pid) <= fds.idle.agent;
-  while (!settled() && performance.now() - ended < LINGER_MAX_MS) await sleep(100);
+  const lingerSeconds = SETTLE_MS / 1000 + await fdsBackTo(tunnel, fds.idle);
   fds.stop();
-  const lingerSeconds = (performance.now() - ended) / 1000;
   const cpuSeconds = (tunnel.cpuTicks() - ticks) / bench.ticksPerSecond;
   return { result, cpuSeconds, fds: { before: fds.idle, peak: fds.peak }, lingerSeconds };
+}
+
+/** Connections a setup run made, whether they succeeded or failed. */
+function attempted(result: SetupResult): number {
+  return result.latenciesMs.length + result.failed;
+}
+
+/** Open descriptors of relay and agent now. */
+function fdsOf(tunnel: Tunnel): Record<"relay" | "agent", number> {
+  return { relay: openFds(tunnel.relay.pid), agent: openFds(tunnel.agent.pid) };
+}
+
+/**
+ * Waits until relay and agent hold no more descriptors than `baseline` (closed TLS sockets can
+ * linger for seconds), at most {@link LINGER_MAX_MS}; returns the seconds it waited.
+ */
+async function fdsBackTo(tunnel: Tunnel, baseline: Record<"relay" | "agent", number>) {
+  const started = performance.now();
+  const settled = () => {
+    const now = fdsOf(tunnel);
+    return now.relay <= baseline.relay && now.agent <= baseline.agent;
+  };
+  while (!settled() && performance.now() - started < LINGER_MAX_MS) await sleep(100);
+  return (performance.now() - started) / 1000;
+}
+
+/** A warm-up through `tunnel`, after which its sockets are closed again. */
+async function warmUp(tunnel: Tunnel): Promise<void> {
+  const before = fdsOf(tunnel);
+  await sequentialConnections(tunnel.ports.echo, WARMUP_CONNECTIONS);
+  await fdsBackTo(tunnel, before);
 }
 
 /**
@@ -382,12 +409,12 @@ export function setup(bench: Bench): Promise<Measure[]> {
   const { echo } = bench.backends;
   return withTunnels(bench, "setup", { echo }, async (tunnels) => {
     await sequentialConnections(echo, WARMUP_CONNECTIONS);
-    await sequentialConnections(tunnels.plain.ports.echo, WARMUP_CONNECTIONS);
+    await warmUp(tunnels.plain);
     const direct = await sequentialConnections(echo, SEQUENTIAL_CONNECTIONS);
     const plain = await tunneledRun(bench, tunnels.plain, SEQUENTIAL_CONNECTIONS);
     const floor = await floorRun(bench, echo);
     // TLS last, so that its sockets, however long they linger, weigh on no other run.
-    await sequentialConnections(tunnels.tls.ports.echo, WARMUP_CONNECTIONS);
+    await warmUp(tunnels.tls);
     const tls = await tunneledRun(bench, tunnels.tls, tlsSequentialLimit(tunnels.tls));
     const summary = (result: SetupResult) => ({
       seconds: result.seconds,
@@ -400,9 +427,8 @@ export function setup(bench: Bench): Promise<Measure[]> {
     bench.details.setup = {
       direct: summary(direct),
       tunnel: run(plain),
-      cpuSeconds: plain.cpuSeconds,
       floor: { ...summary(floor.result), cpuSeconds: floor.cpuSeconds },
-      tls: { connections: tls.result.latenciesMs.length + tls.result.failed, ...run(tls) },
+      tls: { connections: attempted(tls.result), ...run(tls) },
     };
     const rate = (result: SetupResult) => result.latenciesMs.length / result.seconds;
     const latency = (name: string, fraction: number, target?: Target): Measure => ({
@@ -415,8 +441,7 @@ export function setup(bench: Bench): Promise<Measure[]> {
     });
     const tlsLatency = (plainRow: Measure, fraction: number) =>
       overTls(plainRow, percentile(tls.result.latenciesMs, fraction));
-    const perConnection = (run: TunneledRun) =>
-      run.cpuSeconds / (run.result.latenciesMs.length + run.result.failed) * 1e6;
+    const perConnection = (run: TunneledRun) => run.cpuSeconds / attempted(run.result) * 1e6;
     const rows: Measure[] = [
       {
         name: `setup: ${SEQUENTIAL_CONNECTIONS.toLocaleString("en")} sequential connections`,
@@ -468,7 +493,7 @@ export function setup(bench: Bench): Promise<Measure[]> {
       },
     ];
     const [connections, p50, , p99, cpu, failed] = rows;
-    const tlsCount = tls.result.latenciesMs.length + tls.result.failed;
+    const tlsCount = attempted(tls.result);
     return [
       ...rows,
       ...floorRows,
@@ -588,8 +613,7 @@ export function concurrency(
 
 /** Holds `count` connections through `tunnel` (after a warm-up), watching relay and agent. */
 async function holdThrough(bench: Bench, tunnel: Tunnel, count: number) {
-  await sequentialConnections(tunnel.ports.echo, WARMUP_CONNECTIONS);
-  await sleep(1_000);
+  await warmUp(tunnel);
   const rss = watchRss({ relay: tunnel.relay.pid, agent: tunnel.agent.pid });
   const ticks = tunnel.cpuTicks();
   const held = await holdConnections(tunnel.ports.echo, count, HOLD_PAUSE_MS).finally(rss.stop);

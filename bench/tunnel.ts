@@ -233,9 +233,10 @@ export async function startFloor(echo: number): Promise<Floor> {
   const relay = run("floor relay", ["relay", String(port), String(agentPort)]);
   const children = [relay];
   const stop = () => Promise.all(children.map((child) => child.stop())).then(() => {});
+  let agent: Child;
   try {
     await relay.waitForLine(/^ready$/, READY_TIMEOUT_MS);
-    const agent = run("floor agent", ["agent", String(agentPort), String(echo)]);
+    agent = run("floor agent", ["agent", String(agentPort), String(echo)]);
     children.push(agent);
     await agent.waitForLine(/^ready$/, READY_TIMEOUT_MS);
     await retryUntil("the floor tunnel", () => echoOnce(port), children);
@@ -243,5 +244,5 @@ export async function startFloor(echo: number): Promise<Floor> {
     await stop();
     throw error;
   }
-  return { port, cpuTicks: () => cpuTicks(relay.pid) + cpuTicks(children[1].pid), stop };
+  return { port, cpuTicks: () => cpuTicks(relay.pid) + cpuTicks(agent.pid), stop };
 }
