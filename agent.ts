@@ -4,7 +4,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { AgentFatalError, runAgent } from "./lib/agent/agent.ts";
+import { AgentFatalError, startAgent } from "./lib/agent/agent.ts";
 import { readSecret } from "./lib/auth.ts";
 import {
   applyLogLevel,
@@ -24,7 +24,10 @@ import {
   VERSION,
 } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
-import { RelayDialer, type RelayTrust } from "./lib/tls.ts";
+import type { HostPort } from "./lib/net.ts";
+import { TcpDialer } from "./lib/transport/tcp.ts";
+import { TlsDialer } from "./lib/transport/tls.ts";
+import type { RelayDialer } from "./lib/transport/transport.ts";
 
 const HELP = `porthole agent ${VERSION}: the private end of a porthole tunnel.
 
@@ -67,10 +70,11 @@ Example:
 
 const log = createLogger("agent");
 
-/** How to trust the relay, from --fingerprint, --ca or --insecure (at most one). */
-async function relayTrust(
+/** How to reach and trust the relay, from --fingerprint, --ca or --insecure (at most one). */
+async function relayDialer(
+  relay: HostPort,
   flags: { fingerprint?: string; ca?: string; insecure: boolean },
-): Promise<RelayTrust> {
+): Promise<RelayDialer> {
   const chosen = [
     flags.fingerprint && "--fingerprint",
     flags.ca && "--ca",
@@ -82,7 +86,7 @@ async function relayTrust(
     log.warn(
       "TLS is off (--insecure): traffic to the relay can be read and changed by anyone on the path",
     );
-    return { kind: "insecure" };
+    return new TcpDialer(relay);
   }
   if (flags.fingerprint) {
     if (!/^([0-9a-f]{2}:?){31}[0-9a-f]{2}$/i.test(flags.fingerprint)) {
@@ -90,10 +94,12 @@ async function relayTrust(
         `--fingerprint "${flags.fingerprint}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`,
       );
     }
-    return { kind: "fingerprint", sha256: flags.fingerprint };
+    return new TlsDialer(relay, { kind: "fingerprint", sha256: flags.fingerprint });
   }
-  if (flags.ca) return { kind: "ca", pem: await readFlagFile(flags.ca, "--ca") };
-  return { kind: "system" };
+  if (flags.ca) {
+    return new TlsDialer(relay, { kind: "ca", pem: await readFlagFile(flags.ca, "--ca") });
+  }
+  return new TlsDialer(relay, { kind: "system" });
 }
 
 Deno.exit(
@@ -122,14 +128,8 @@ Deno.exit(
     if (!SERVICE_ID_PATTERN.test(id)) {
       throw new UsageError(`--id "${id}" may hold only letters, digits, '.', '_' and '-'`);
     }
-    const controller = new AbortController();
-    onShutdownSignal((signal) => {
-      log.info(`${signal}: shutting down`);
-      controller.abort();
-    }, () => Deno.exit(1));
-    const relay = parseAddress(flags.relay, "--relay");
-    await runAgent({
-      dialer: new RelayDialer(relay, await relayTrust(flags)),
+    const agent = startAgent({
+      dialer: await relayDialer(parseAddress(flags.relay, "--relay"), flags),
       secret: await readSecret(flags["secret-file"]),
       id,
       services: parseAgentServices(flags.service),
@@ -137,7 +137,12 @@ Deno.exit(
       retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
       shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
-      watch: (stats) => onStatusSignal(log, stats),
-    }, controller.signal);
+    });
+    onStatusSignal(log, agent.stats);
+    onShutdownSignal((signal) => {
+      log.info(`${signal}: shutting down`);
+      agent.shutdown();
+    }, () => Deno.exit(1));
+    await agent.done;
   }, (error) => error instanceof AgentFatalError ? EXIT_REFUSED : undefined),
 );

@@ -23,9 +23,14 @@ import {
 } from "./lib/cli.ts";
 import { createLogger } from "./lib/log.ts";
 import { loadRelayConfig } from "./lib/relay/config.ts";
-import { canCollectYoungGeneration } from "./lib/node_tls.ts";
 import { startRelay } from "./lib/relay/relay.ts";
-import { defaultStateDir, fingerprintOf, loadOrCreateCertificate } from "./lib/tls.ts";
+import {
+  defaultStateDir,
+  fingerprintOf,
+  loadOrCreateCertificate,
+} from "./lib/transport/certificate.ts";
+import { plainTcp } from "./lib/transport/tcp.ts";
+import { tlsTransport } from "./lib/transport/tls.ts";
 
 const HELP = `porthole relay ${VERSION}: the public end of a porthole tunnel.
 
@@ -131,18 +136,12 @@ Deno.exit(
     const sharedSecretGiven = flags["secret-file"] !== undefined ||
       !!Deno.env.get("PORTHOLE_SECRET");
     const tls = await loadCertificate(flags);
-    if (tls && !canCollectYoungGeneration) {
-      log.warn(
-        "started without V8's --expose-gc: receiving from agents over TLS will cost about 2.5 " +
-          "times the CPU; start the relay with `deno task relay` or the flags in lib/launch.ts",
-      );
-    }
     const shutdownTimeoutMs = parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout");
     // Installed before the relay says it listens: a signal listener takes a moment to take effect.
     const status: { of?: () => object } = {};
     onStatusSignal(log, () => status.of?.() ?? {});
     const relay = await startRelay({
-      tls,
+      transport: tls ? tlsTransport(tls) : plainTcp,
       config,
       listen: parseAddress(flags.listen, "--listen"),
       // With agents listed in --config, a shared secret is optional.

@@ -4,6 +4,7 @@
  */
 
 import config from "../deno.json" with { type: "json" };
+import type { AgentService } from "./agent/serve.ts";
 import { type Logger, type LogLevel, parseLogLevel, setLogLevel } from "./log.ts";
 import { type HostPort, parseHostPort, type PortRange, portRangeOf } from "./net.ts";
 
@@ -76,12 +77,6 @@ export function parseServiceSpecs(texts: string[], flag: string): Map<string, Ho
     specs.set(id, address);
   }
   return specs;
-}
-
-/** A service as the agent publishes it: where to dial it, and the public port it asks for. */
-export interface AgentService {
-  target: HostPort;
-  port?: number;
 }
 
 /**

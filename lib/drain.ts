@@ -4,9 +4,9 @@
  * whatever is left then is closed.
  *
  * @example
- * const open = new ConnectionSet();
- * open.add(conn); // ... open.delete(conn) when it ends
- * await drain(open, () => open.closeAll(), 10_000, log); // on SIGTERM, listeners closed
+ * const open = new OpenConnections();
+ * open.track(conn); // ... open.release(conn) when it ends
+ * await drain(open, 10_000, log); // on SIGTERM, listeners closed
  */
 
 import type { Logger } from "./log.ts";
@@ -15,22 +15,50 @@ import { closeQuietly, type Conn } from "./net.ts";
 /** Default time active connections get to finish after a shutdown signal. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
 
-/** A map from connections to what goes with each, that can tell when it becomes empty. */
-export class ConnectionMap<V> extends Map<Conn, V> {
+/**
+ * The open connections of a relay or an agent, each with what to do when it is released (such as
+ * giving back a client's place under an access rule), and a way to learn when none is left.
+ */
+export class OpenConnections {
+  #open = new Map<Conn, (() => void) | undefined>();
   #waiters = new Set<() => void>();
 
-  override delete(conn: Conn): boolean {
-    const removed = super.delete(conn);
-    if (this.size === 0) { for (const wake of this.#waiters) wake(); }
-    return removed;
+  /** How many connections are open. */
+  get size(): number {
+    return this.#open.size;
   }
 
-  override clear(): void {
-    super.clear();
-    for (const wake of this.#waiters) wake();
+  /** Counts `conn` as open until it is released; `onRelease` runs then. */
+  track(conn: Conn, onRelease?: () => void): void {
+    this.#open.set(conn, onRelease);
   }
 
-  /** Resolves once the map is empty, or after `timeoutMs`; true if it emptied. */
+  /** Stops counting `conn` without closing it (it lives on elsewhere, or was closed). */
+  forget(conn: Conn): void {
+    this.#open.delete(conn);
+    if (this.#open.size === 0) { for (const wake of this.#waiters) wake(); }
+  }
+
+  /**
+   * Stops counting `conn`, closes it (unless `close` is false: its new owner closes it), and runs
+   * its `onRelease`; a second release only closes.
+   */
+  release(conn: Conn, close = true): void {
+    const known = this.#open.has(conn);
+    const onRelease = this.#open.get(conn);
+    this.forget(conn);
+    if (close) closeQuietly(conn);
+    if (known) onRelease?.();
+  }
+
+  /** Releases every connection now; returns how many there were. */
+  releaseAll(): number {
+    const all = [...this.#open.keys()];
+    all.forEach((conn) => this.release(conn));
+    return all.length;
+  }
+
+  /** Resolves once none is open, or after `timeoutMs`; true if none is. */
   emptied(timeoutMs: number): Promise<boolean> {
     if (this.size === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -46,30 +74,12 @@ export class ConnectionMap<V> extends Map<Conn, V> {
   }
 }
 
-/** A set of connections (nothing goes with them) that can tell when it becomes empty. */
-export class ConnectionSet extends ConnectionMap<undefined> {
-  /** Adds a connection. */
-  add(conn: Conn): this {
-    return this.set(conn, undefined);
-  }
-
-  /** Closes every connection now and forgets them; returns how many there were. */
-  closeAll(): number {
-    const count = this.size;
-    for (const conn of this.keys()) closeQuietly(conn);
-    this.clear();
-    return count;
-  }
-}
-
 /**
- * Lets the connections in `open` finish for up to `timeoutMs`, then calls `closeRest` (which
- * returns how many it closed), saying on `log` what it waits for and what it cut short. Call it
- * after new connections have stopped.
+ * Lets the connections in `open` finish for up to `timeoutMs`, then releases the rest, saying on
+ * `log` what it waits for and what it cut short. Call it after new connections have stopped.
  */
 export async function drain(
-  open: ConnectionMap<unknown>,
-  closeRest: () => number,
+  open: OpenConnections,
   timeoutMs: number,
   log: Logger,
 ): Promise<void> {
@@ -82,7 +92,7 @@ export async function drain(
     log.info("all connections finished");
   } else {
     log.warn(
-      `closing ${closeRest()} connection(s) still open after ${timeoutMs / 1000} s ` +
+      `closing ${open.releaseAll()} connection(s) still open after ${timeoutMs / 1000} s ` +
         "(raise --shutdown-timeout to give them longer)",
     );
   }

@@ -10,7 +10,7 @@
  *   `--optimize-for-size`, which among other things lets the old generation grow less before a
  *   full collection: 2,000 connections opened 100 at a time then peak ~7 MiB lower (~15.5
  *   instead of ~18 KiB each), again at no measurable cost in connections per second. And
- *   `--expose-gc`, for the relay's young collections while it receives over TLS (lib/node_tls.ts).
+ *   `--expose-gc`, for the relay's young collections while it receives over TLS (lib/transport/node_tls.ts).
  */
 
 /** V8 flags for relay and agent. */

@@ -3,9 +3,24 @@
  * formatting peers for logs, and the socket options every porthole connection uses.
  */
 
+import { tlsProblem } from "./tls_errors.ts";
+
 /**
- * The part of a connection porthole uses. Deno's TCP and TLS connections are such, and so are the
- * relay's TLS connections from `lib/node_tls.ts`.
+ * A connection as every part of porthole sees it, whatever carries it (TCP, TLS, and the
+ * transports and fronts to come). Deno's TCP and TLS connections are such, and so are the relay's
+ * TLS connections from `lib/transport/node_tls.ts`. The contract every implementation keeps:
+ *
+ * - `read(buffer)` resolves with the number of bytes put at the start of `buffer` (at least 1), or
+ *   null once the peer has ended its sending direction; after null, reads keep returning null.
+ *   It rejects once the connection fails or is closed locally.
+ * - `write(data)` resolves with how many bytes of `data` it took (use {@link writeAll}); once it
+ *   resolves, `data` may be reused.
+ * - `closeWrite()` ends this side's sending direction only (half-close: TCP FIN, after TLS
+ *   close_notify), while reading goes on: the peer's `read` then returns null. Many protocols
+ *   send, half-close, and wait for the answer, so a transport without half-close of its own must
+ *   carry it.
+ * - `close()` releases the connection at once in both directions; pending reads and writes reject.
+ * - `remoteAddr` is the peer as the transport sees it (a front may know the real client better).
  */
 export type Conn = Pick<
   Deno.Conn,
@@ -199,7 +214,7 @@ export function describeError(error: unknown): string {
   if (error instanceof Deno.errors.ConnectionReset || code === "ECONNRESET") {
     return "connection reset";
   }
-  if (error instanceof Error && /without sending TLS close_notify/.test(error.message)) {
+  if (tlsProblem(error) === "abrupt close") {
     return "the peer closed the connection abruptly (no TLS close_notify)";
   }
   if (error instanceof Error) return error.message;

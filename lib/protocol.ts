@@ -269,3 +269,7 @@ export class FrameWriter {
     return this.#tail;
   }
 }
+
+// TEMPORARY until the shape-protocol branch lands.
+export type AgentMessageOf<T extends AgentMessage["type"]> = Extract<AgentMessage, { type: T }>;
+export type RelayMessageOf<T extends RelayMessage["type"]> = Extract<RelayMessage, { type: T }>;

@@ -42,19 +42,8 @@ function returnLarge(buffer: Uint8Array): void {
   if (pool.length < MAX_POOLED_BUFFERS) pool.push(buffer);
 }
 
-/**
- * A buffer that a splice takes over for its reads from a connection (it then allocates no small
- * buffer of its own), and the read into it that is already under way, if any.
- */
-export interface StartedRead {
-  buffer: Uint8Array;
-  result?: Promise<number | null>;
-}
-
 /** How {@link splice} runs. */
 export interface SpliceOptions {
-  /** A buffer for reads from `a`, maybe with a read under way (the relay's held client read). */
-  startedReadA?: StartedRead;
   /** Close both connections once no byte has moved either way for this long (default: never). */
   idleTimeoutMs?: number;
 }
@@ -83,18 +72,15 @@ async function pump(
   to: Conn,
   counter: { bytes: number },
   state: SpliceState,
-  started?: StartedRead,
 ) {
-  // A read started before the splice brings its own buffer, which then serves as the small one.
-  const small = started?.buffer ?? new Uint8Array(SMALL_BUFFER_BYTES);
+  const small = new Uint8Array(SMALL_BUFFER_BYTES);
   let large: Uint8Array | undefined;
   // Bytes of the small read that filled its buffer and so made this direction borrow `large`.
   let ledToLarge = 0;
   try {
     while (true) {
       const buffer = large ?? small;
-      const count = await (started?.result ?? from.read(buffer));
-      started = undefined;
+      const count = await from.read(buffer);
       if (count === null) break;
       state.last = performance.now();
       await writeAll(to, buffer.subarray(0, count));
@@ -143,7 +129,7 @@ export function splice(
       closeBoth();
     });
   return Promise.all([
-    pump(a, b, aToB, state, options.startedReadA).catch(closeBoth),
+    pump(a, b, aToB, state).catch(closeBoth),
     pump(b, a, bToA, state).catch(closeBoth),
   ]).then(() => {
     stopWatching?.();

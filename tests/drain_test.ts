@@ -2,7 +2,7 @@
 
 import { assert, assertEquals } from "./assert.ts";
 import { socketPair } from "./helpers.ts";
-import { ConnectionSet, drain } from "../lib/drain.ts";
+import { drain, OpenConnections } from "../lib/drain.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** A logger that keeps its lines for the test to check. */
@@ -19,16 +19,16 @@ function recordingLogger(): Logger & { lines: string[] } {
 }
 
 Deno.test("drain: resolves as soon as the last connection ends, before the deadline", async () => {
-  const open = new ConnectionSet();
+  const open = new OpenConnections();
   const [a, b] = await socketPair();
-  open.add(a);
+  open.track(a);
   setTimeout(() => {
     a.close();
-    open.delete(a);
+    open.forget(a);
   }, 50);
   const log = recordingLogger();
   const started = performance.now();
-  await drain(open, () => open.closeAll(), 10_000, log);
+  await drain(open, 10_000, log);
   const took = performance.now() - started;
   assert(took < 2_000, `drain took ${took} ms`);
   assertEquals(open.size, 0);
@@ -40,12 +40,12 @@ Deno.test("drain: resolves as soon as the last connection ends, before the deadl
 });
 
 Deno.test("drain: closes what is still open at the deadline", async () => {
-  const open = new ConnectionSet();
+  const open = new OpenConnections();
   const [a, b] = await socketPair();
-  open.add(a);
+  open.track(a);
   const log = recordingLogger();
   const started = performance.now();
-  await drain(open, () => open.closeAll(), 200, log);
+  await drain(open, 200, log);
   assert(performance.now() - started >= 190, "waited for the deadline");
   assertEquals(open.size, 0);
   assertEquals(
@@ -59,8 +59,8 @@ Deno.test("drain: closes what is still open at the deadline", async () => {
 Deno.test("drain: an empty set needs no waiting", async () => {
   const started = performance.now();
   const log = recordingLogger();
-  const open = new ConnectionSet();
-  await drain(open, () => open.closeAll(), 10_000, log);
+  const open = new OpenConnections();
+  await drain(open, 10_000, log);
   assert(performance.now() - started < 100);
   assertEquals(log.lines, []);
 });

@@ -10,7 +10,9 @@ import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
 import { decodeRelayMessage, PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
-import { RelayDialer } from "../lib/tls.ts";
+import { TcpDialer } from "../lib/transport/tcp.ts";
+import { type RelayDialer } from "../lib/transport/transport.ts";
+import { TlsDialer } from "../lib/transport/tls.ts";
 
 /** The secret every test process shares. */
 export const SECRET = "test-secret-0123456789abcdef";
@@ -330,10 +332,10 @@ export async function eventually(
 
 /** Connections to a test relay, trusting it as its agents would. */
 export function relayDialer(relay: { port: number; fingerprint: string }): RelayDialer {
-  return new RelayDialer(
-    { hostname: "127.0.0.1", port: relay.port },
-    relay.fingerprint ? { kind: "fingerprint", sha256: relay.fingerprint } : { kind: "insecure" },
-  );
+  const at = { hostname: "127.0.0.1", port: relay.port };
+  return relay.fingerprint
+    ? new TlsDialer(at, { kind: "fingerprint", sha256: relay.fingerprint })
+    : new TcpDialer(at);
 }
 
 /** An agent speaking the protocol from inside the test, to send what a real agent would not. */

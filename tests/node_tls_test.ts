@@ -3,8 +3,8 @@
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { connect, randomBytes, readAll, sha256, tempStateDir, WAIT_MS } from "./helpers.ts";
 import { type Conn, deadline, writeAll } from "../lib/net.ts";
-import { loadOrCreateCertificate } from "../lib/tls.ts";
-import { listenTls, READ_BUFFER_BYTES } from "../lib/node_tls.ts";
+import { loadOrCreateCertificate } from "../lib/transport/certificate.ts";
+import { listenTls, READ_BUFFER_BYTES } from "../lib/transport/node_tls.ts";
 
 /** A client connected to a fresh TLS listener (speaking TLS unless `plain`), and its server side. */
 async function tlsPair(plain = false): Promise<{ client: Conn; server: Conn }> {

@@ -1,15 +1,18 @@
 /**
- * Clients held by the relay (S6) while their agent opens a data channel. Each waits under a
+ * Clients held by the relay (S6 in docs/flow.md) while their agent opens a data channel. Each waits under a
  * one-time connection id that is bound to one agent session, is claimed at most once, and
  * expires after a deadline.
  */
 
-import type { StartedRead } from "../splice.ts";
+import type { Arrival } from "../front/front.ts";
+import type { HeldConn } from "./held.ts";
 
 /** A client waiting for its data channel. */
 export interface PendingClient {
-  conn: Deno.TcpConn;
-  service: string;
+  /** How the client arrived: the service it asked for, its front. */
+  arrival: Arrival;
+  /** Its connection, holding its first bytes. */
+  conn: HeldConn;
   /** Session id of the agent that was asked to serve it. */
   session: string;
   /** That agent's id, for logs. */
@@ -18,22 +21,6 @@ export interface PendingClient {
   client: string;
   /** When the client connected (`performance.now()`). */
   since: number;
-  /** The read that holds the client's first bytes while it waits (S6). */
-  held: HeldRead;
-}
-
-/** A read started on a waiting client; `outcome` is set once it has completed. */
-export interface HeldRead extends StartedRead {
-  outcome?: number | null;
-}
-
-/** Starts reading a client's first bytes into a buffer of `size`, so they can go out with `ready`. */
-export function holdFirstBytes(conn: Deno.Conn, size: number): HeldRead {
-  const buffer = new Uint8Array(size);
-  const result = conn.read(buffer);
-  const held: HeldRead = { buffer, result };
-  result.then((count) => held.outcome = count, () => {}); // a failure shows in the splice
-  return held;
 }
 
 /** Why a data channel's connection id was not accepted. */

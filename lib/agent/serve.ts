@@ -1,0 +1,113 @@
+/**
+ * Serving one client on the agent (S8–S13 in docs/flow.md): dial the service the relay named
+ * (C4) and open a data channel back to the relay for the client's connection id (C3), both at
+ * once, then splice the two until both ends are done.
+ */
+
+import type { OpenConnections } from "../drain.ts";
+import { openDataChannel } from "../handshake.ts";
+import { createLogger } from "../log.ts";
+import {
+  closeQuietly,
+  type Conn,
+  describeError,
+  dial,
+  formatHostPort,
+  type HostPort,
+  writeAll,
+} from "../net.ts";
+import type { RelayMessageOf } from "../protocol.ts";
+import { splice } from "../splice.ts";
+import type { RelayDialer } from "../transport/transport.ts";
+
+/** Time allowed to connect to the relay or to a service. */
+export const DIAL_TIMEOUT_MS = 5_000;
+
+/** A service as the agent publishes it: where to dial it, and the public port it asks for. */
+export interface AgentService {
+  target: HostPort;
+  port?: number;
+}
+
+/** What serving a client needs from the agent. */
+export interface ServeContext {
+  agentId: string;
+  services: ReadonlyMap<string, AgentService>;
+  dialer: RelayDialer;
+  /** The session the data channel belongs to. */
+  session: string;
+  /** The service and data connections, which outlive a session. */
+  open: OpenConnections;
+  idleTimeoutMs?: number;
+  /** Tells the relay this client will not be served, and why (S8). */
+  refuse(conn: string, reason: string): void;
+}
+
+const log = createLogger("agent");
+
+/** S8–S10: dials the service, opens a data channel for this client, and splices the two. */
+export async function serveClient(
+  request: RelayMessageOf<"connect">,
+  context: ServeContext,
+): Promise<void> {
+  const label = `service ${request.service} client ${request.client}`;
+  const target = context.services.get(request.service)?.target;
+  const refuse = (reason: string) => {
+    log.warn(`${label}: ${reason}`);
+    context.refuse(request.conn, reason);
+  };
+  if (!target) return refuse(`agent ${context.agentId} has no service ${request.service}`);
+  // S9 and S10 at once: the relay connection's handshake overlaps the service's.
+  const [service, relay] = await Promise.allSettled([
+    dial(target, DIAL_TIMEOUT_MS),
+    context.dialer.dial(DIAL_TIMEOUT_MS),
+  ]);
+  if (service.status === "rejected") {
+    if (relay.status === "fulfilled") closeQuietly(relay.value);
+    return refuse(
+      `cannot reach ${formatHostPort(target)}: ${describeError(service.reason)} ` +
+        "(is the service running?)",
+    );
+  }
+  const upstream = service.value;
+  const { open } = context;
+  open.track(upstream);
+  let data: Conn | undefined;
+  try {
+    if (relay.status === "rejected") throw relay.reason;
+    data = relay.value;
+    open.track(data);
+    const early = await openDataChannel(data, context.session, request.conn);
+    if (early.length > 0) await writeAll(upstream, early);
+    spliceService(request, data, upstream, early.length, context);
+  } catch (error) {
+    log.warn(`${label}: ${describeError(error)}`);
+    open.release(upstream);
+    if (data) open.release(data);
+  }
+}
+
+/**
+ * Splices a data channel with its service connection, then logs the connection (`early`: bytes
+ * that reached the service before the splice) and closes both. Not awaited by `serveClient`: its
+ * frame (the relay's answer) would stay alive as long as the connection.
+ */
+function spliceService(
+  { service, client }: RelayMessageOf<"connect">,
+  data: Conn,
+  upstream: Conn,
+  early: number,
+  { idleTimeoutMs, open }: ServeContext,
+): void {
+  const started = performance.now();
+  splice(data, upstream, { idleTimeoutMs }).then((moved) => {
+    log.info(
+      `connection closed${moved.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
+        `service=${service} client=${client} ` +
+        `to_service=${moved.aToB + early} from_service=${moved.bToA} ` +
+        `duration_ms=${Math.round(performance.now() - started)}`,
+    );
+    open.release(data);
+    open.release(upstream);
+  });
+}

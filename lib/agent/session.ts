@@ -1,0 +1,138 @@
+/**
+ * One control channel of the agent (C1 in docs/flow.md), from dialing the relay to its end: the
+ * handshake (S1–S2), the services' registration (S3–S4), and the relay's requests for clients
+ * (S7), each served by lib/agent/serve.ts.
+ */
+
+import { secretKey } from "../auth.ts";
+import { ControlChannel } from "../channel.ts";
+import type { OpenConnections } from "../drain.ts";
+import { greetRelay, HandshakeRefusedError } from "../handshake.ts";
+import { createLogger } from "../log.ts";
+import {
+  type Conn,
+  deadline,
+  describeError,
+  formatHostPort,
+  isUnspecified,
+  parseHostPort,
+} from "../net.ts";
+import {
+  decodeRelayMessage,
+  HANDSHAKE_TIMEOUT_MS,
+  ProtocolError,
+  type RelayMessage,
+} from "../protocol.ts";
+import { type RelayDialer, UntrustedRelayError } from "../transport/transport.ts";
+import { type AgentService, DIAL_TIMEOUT_MS, serveClient, type ServeContext } from "./serve.ts";
+
+/** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
+export class AgentFatalError extends Error {
+  override name = "AgentFatalError";
+}
+
+/** What a session is run with. */
+export interface SessionOptions {
+  dialer: RelayDialer;
+  secret: string;
+  agentId: string;
+  services: ReadonlyMap<string, AgentService>;
+  open: OpenConnections;
+  idleTimeoutMs?: number;
+  /** Aborts to end the session (the agent is shutting down). */
+  signal: AbortSignal;
+  /** Called with true once the session is established, and with false when it ends. */
+  onConnected(connected: boolean): void;
+}
+
+/** How a session ended: why, and whether it had been established (which resets the backoff). */
+export interface SessionEnd {
+  reason: string;
+  established: boolean;
+}
+
+type Channel = ControlChannel<RelayMessage>;
+
+const log = createLogger("agent");
+
+/** One control channel, from dialing to its end; resolves with why it ended. */
+export async function runSession(options: SessionOptions): Promise<SessionEnd> {
+  const relayName = formatHostPort(options.dialer.relay);
+  let conn: Conn;
+  try {
+    conn = await options.dialer.dial(DIAL_TIMEOUT_MS);
+  } catch (error) {
+    if (error instanceof UntrustedRelayError) throw new AgentFatalError(error.message);
+    return {
+      reason: `cannot reach the relay at ${relayName}: ${describeError(error)}`,
+      established: false,
+    };
+  }
+  const channel: Channel = new ControlChannel(conn, decodeRelayMessage);
+  const stop = () => channel.close("the agent is shutting down");
+  options.signal.addEventListener("abort", stop);
+  let established = false;
+  try {
+    const welcome = await deadline(
+      greetRelay(channel, options.agentId, secretKey(options.secret), relayName),
+      HANDSHAKE_TIMEOUT_MS,
+      conn,
+      `the handshake with the relay at ${relayName}`,
+    );
+    established = true;
+    options.onConnected(true);
+    log.info(`connected to the relay at ${relayName} as agent ${options.agentId}`);
+    channel.startHeartbeat(
+      welcome.heartbeatMs,
+      (silentMs) =>
+        log.warn(`the relay at ${relayName} has been silent for ${Math.round(silentMs)} ms`),
+    );
+    for (const [id, { port }] of options.services) {
+      channel.send({ type: "register", service: id, ...(port === undefined ? {} : { port }) });
+    }
+    const context: ServeContext = {
+      ...options,
+      session: welcome.session,
+      refuse: (conn, reason) => channel.send({ type: "refuse", conn, reason }),
+    };
+    for (let message; (message = await channel.receive()) !== null;) {
+      handle(message, context);
+    }
+    return { reason: `the relay at ${relayName} closed the control channel`, established };
+  } catch (error) {
+    if (error instanceof HandshakeRefusedError) throw new AgentFatalError(error.message);
+    if (error instanceof ProtocolError) {
+      channel.send({ type: "error", message: error.message });
+      // Nonsense before the handshake completes is not a glitch: the address or setup is wrong.
+      if (!established) throw new AgentFatalError(`the relay at ${relayName}: ${error.message}`);
+    }
+    return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
+  } finally {
+    if (established) options.onConnected(false);
+    options.signal.removeEventListener("abort", stop);
+    channel.close();
+  }
+}
+
+function handle(message: RelayMessage, context: ServeContext): void {
+  switch (message.type) {
+    case "registered": {
+      const target = formatHostPort(context.services.get(message.service)!.target);
+      const at = parseHostPort(message.address);
+      if (isUnspecified(at.hostname)) at.hostname = context.dialer.relay.hostname;
+      log.info(`service ${message.service} (${target}) is reachable at ${formatHostPort(at)}`);
+      return;
+    }
+    case "refused":
+      log.error(`service ${message.service} was refused by the relay: ${message.reason}`);
+      return;
+    case "connect":
+      serveClient(message, context);
+      return;
+    case "error":
+      log.error(`the relay reports: ${message.message}`);
+      return;
+    default:
+      throw new ProtocolError(`unexpected "${message.type}" on the control channel`);
+  }
+}

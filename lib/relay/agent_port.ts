@@ -1,0 +1,178 @@
+/**
+ * The relay's agent port: one listener, on whatever transport, for agents' control and data
+ * channels (C1, C3 in docs/flow.md). It caps the connections still in their handshake, reads the
+ * first frame within the handshake deadline, checks its protocol version, and hands a `hello` to
+ * the control side and a `data` frame to the data side. Whatever fails is answered with an error
+ * frame where possible, closed, and logged at most once a minute per address and kind.
+ */
+
+import type { OpenConnections } from "../drain.ts";
+import { createLogger } from "../log.ts";
+import {
+  acceptEach,
+  closeQuietly,
+  type Conn,
+  deadline,
+  describeError,
+  formatAddr,
+  type HostPort,
+  type Listener,
+  writeAll,
+} from "../net.ts";
+import {
+  type AgentMessageOf,
+  decodeAgentMessage,
+  encodeFrame,
+  FrameReader,
+  PROTOCOL_VERSION,
+  ProtocolError,
+} from "../protocol.ts";
+import { LogThrottle } from "../throttle.ts";
+import type { AgentTransport } from "../transport/transport.ts";
+import type { Limits } from "./config.ts";
+
+/** What the agent port hands a connection to, once its first frame says what it is. */
+export interface AgentPortHandlers {
+  /** A control channel's `hello`; `authenticated` ends its count as unauthenticated. */
+  control(
+    conn: Conn,
+    reader: FrameReader,
+    hello: AgentMessageOf<"hello">,
+    authenticated: () => void,
+  ): Promise<void>;
+  /** A data channel's `data` frame; `authenticated` as for control. */
+  data(
+    conn: Conn,
+    reader: FrameReader,
+    message: AgentMessageOf<"data">,
+    authenticated: () => void,
+  ): Promise<void>;
+}
+
+/** How the agent port is opened. */
+export interface AgentPortOptions {
+  transport: AgentTransport;
+  address: HostPort;
+  /** The limits in force (they change on reload). */
+  limits: () => Limits;
+  open: OpenConnections;
+  /** Reports a failure to accept; accepting goes on. */
+  onAcceptError: (error: Error) => void;
+}
+
+const log = createLogger("relay");
+
+/** The agent port, listening. */
+export class AgentPort {
+  /** Where agents dial, with the actual port when 0 was asked for. */
+  readonly address: HostPort;
+  #listener: Listener;
+  #options: AgentPortOptions;
+  #handlers: AgentPortHandlers;
+  #unauthenticated = 0;
+  #throttle = new LogThrottle();
+
+  private constructor(listener: Listener, options: AgentPortOptions, handlers: AgentPortHandlers) {
+    this.#listener = listener;
+    this.#options = options;
+    this.#handlers = handlers;
+    this.address = {
+      hostname: options.address.hostname,
+      port: (listener.addr as Deno.NetAddr).port,
+    };
+    acceptEach(listener, (conn) => this.#accept(conn), options.onAcceptError);
+  }
+
+  /** Listens on `options.address`; throws naming the address if it cannot. */
+  static async open(options: AgentPortOptions, handlers: AgentPortHandlers): Promise<AgentPort> {
+    return new AgentPort(await options.transport.listen(options.address), options, handlers);
+  }
+
+  /** Connections still in their handshake. */
+  get unauthenticated(): number {
+    return this.#unauthenticated;
+  }
+
+  /** Stops accepting; connections already accepted stay. */
+  close(): void {
+    closeQuietly(this.#listener);
+  }
+
+  /** Sends an error frame, logs why, and releases the connection. */
+  refuse(conn: Conn, why: string): void {
+    this.#warn(conn, why.slice(0, 40), (from) => `refused agent connection from ${from}: ${why}`);
+    writeAll(conn, encodeFrame({ type: "error", message: why }))
+      .catch(() => {})
+      .finally(() => this.#options.open.release(conn));
+  }
+
+  /** A throttled warning about a connection; `message` gets its address. */
+  #warn(conn: Conn, kind: string, message: (from: string) => string): void {
+    const { hostname } = conn.remoteAddr as Deno.NetAddr;
+    this.#throttle.pass(`${hostname} ${kind}`, (note) => {
+      log.warn(message(formatAddr(conn.remoteAddr)) + note);
+    });
+  }
+
+  /** Counts the connection as unauthenticated until its handshake ends, within the limit. */
+  #accept(conn: Conn): void {
+    const { maxUnauthenticated } = this.#options.limits();
+    if (this.#unauthenticated >= maxUnauthenticated) {
+      closeQuietly(conn);
+      this.#warn(
+        conn,
+        "busy",
+        (from) =>
+          `refused agent connection from ${from}: ${maxUnauthenticated} ` +
+          "connections are already in their handshake (limits.max_unauthenticated)",
+      );
+      return;
+    }
+    this.#unauthenticated++;
+    let counted = true;
+    const authenticated = () => {
+      if (counted) this.#unauthenticated--;
+      counted = false;
+    };
+    this.#options.open.track(conn, authenticated);
+    this.#dispatch(conn, authenticated).catch((error) => {
+      const why = describeError(error) + this.#options.transport.hint(error);
+      this.#warn(conn, "failed", (from) => `agent connection from ${from}: ${why}`);
+      this.#options.open.release(conn);
+    });
+  }
+
+  /** First frame decides: `hello` opens a control channel, `data` a data channel. */
+  async #dispatch(conn: Conn, authenticated: () => void): Promise<void> {
+    const reader = new FrameReader(conn);
+    let message;
+    try {
+      const first = await deadline(
+        reader.next(),
+        this.#options.limits().handshakeTimeoutMs,
+        conn,
+        "the opening frame",
+      );
+      if (first === null) return this.#options.open.release(conn);
+      message = decodeAgentMessage(first);
+    } catch (error) {
+      if (error instanceof ProtocolError) return this.refuse(conn, error.message);
+      throw error;
+    }
+    if (message.type !== "hello" && message.type !== "data") {
+      return this.refuse(conn, `expected "hello" or "data" first, got "${message.type}"`);
+    }
+    if (message.version !== PROTOCOL_VERSION) {
+      return this.refuse(
+        conn,
+        `protocol version ${message.version} is not supported; this relay speaks ` +
+          `${PROTOCOL_VERSION}: run the same porthole version on agent and relay`,
+      );
+    }
+    if (message.type === "hello") {
+      await this.#handlers.control(conn, reader, message, authenticated);
+    } else {
+      await this.#handlers.data(conn, reader, message, authenticated);
+    }
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * A client held by the relay while its agent opens the data channel (S6 in docs/flow.md). The
+ * relay forwards the client's first bytes with `ready`, so the service gets them without
+ * another round trip: the bytes a front already read to learn the service's name, or else those
+ * of a read the relay starts at once.
+ */
+
+import type { Conn } from "../net.ts";
+
+/** A client connection whose first bytes are kept for the data channel's `ready`. */
+export class HeldConn implements Conn {
+  readonly #conn: Conn;
+  #buffer: Uint8Array | undefined;
+  /** The held read, while it is under way or its bytes are not yet taken. */
+  #read: Promise<number | null> | undefined;
+  /** The held read's byte count (null at end-of-stream) once it completed. */
+  #count: number | null | undefined;
+
+  /**
+   * Holds `conn`. With `head` (bytes already read from it), those are the first bytes;
+   * otherwise a read of up to `readBytes` starts now.
+   */
+  constructor(conn: Conn, head: Uint8Array, readBytes: number) {
+    this.#conn = conn;
+    if (head.length > 0) {
+      this.#buffer = head;
+      this.#count = head.length;
+      return;
+    }
+    this.#buffer = new Uint8Array(readBytes);
+    this.#read = conn.read(this.#buffer);
+    this.#read.then((count) => this.#count = count, () => {}); // a failure shows on the next read
+  }
+
+  get localAddr(): Deno.Addr {
+    return this.#conn.localAddr;
+  }
+
+  get remoteAddr(): Deno.Addr {
+    return this.#conn.remoteAddr;
+  }
+
+  /**
+   * The bytes that have arrived so far, to go out with `ready`. From then on, reads return what
+   * comes after them (a read still under way is finished by the next `read`).
+   */
+  takeArrived(): Uint8Array {
+    if (!this.#count) return new Uint8Array(0);
+    const arrived = this.#buffer!.subarray(0, this.#count);
+    this.#buffer = undefined;
+    this.#read = undefined;
+    return arrived;
+  }
+
+  read(into: Uint8Array): Promise<number | null> {
+    return this.#buffer ? this.#readHeld(into) : this.#conn.read(into);
+  }
+
+  async #readHeld(into: Uint8Array): Promise<number | null> {
+    const count = this.#read ? await this.#read : this.#count!;
+    const buffer = this.#buffer!;
+    this.#read = undefined;
+    if (count === null) {
+      this.#buffer = undefined;
+      return null;
+    }
+    const taken = Math.min(count, into.length);
+    into.set(buffer.subarray(0, taken));
+    if (taken < count) {
+      this.#buffer = buffer.subarray(taken, count);
+      this.#count = count - taken;
+    } else {
+      this.#buffer = undefined;
+    }
+    return taken;
+  }
+
+  write(data: Uint8Array): Promise<number> {
+    return this.#conn.write(data);
+  }
+
+  closeWrite(): Promise<void> {
+    return this.#conn.closeWrite();
+  }
+
+  close(): void {
+    this.#conn.close();
+  }
+}

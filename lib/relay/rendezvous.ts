@@ -1,0 +1,170 @@
+/**
+ * The rendezvous (S6–S7 and S11–S13 in docs/flow.md): a client is held under a one-time
+ * connection id while its agent opens a data channel; the data channel that presents the id
+ * claims it, gets `ready` with the client's first bytes, and the two are spliced until both ends
+ * are done.
+ */
+
+import type { OpenConnections } from "../drain.ts";
+import type { Arrival } from "../front/front.ts";
+import { READY_FRAME } from "../handshake.ts";
+import { createLogger } from "../log.ts";
+import { type Conn, formatAddr, writeAll } from "../net.ts";
+import { randomToken } from "../auth.ts";
+import { SMALL_BUFFER_BYTES, splice } from "../splice.ts";
+import { HeldConn } from "./held.ts";
+import { type ClaimRefusal, type PendingClient, PendingTable } from "./pending.ts";
+
+/** Default time a client is held while its agent opens the data channel; the id then expires. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/** How the rendezvous runs. */
+export interface RendezvousOptions {
+  /** Every connection the relay holds; clients and data channels are tracked and released here. */
+  open: OpenConnections;
+  /** How long a client waits for its data channel (default {@link CONNECT_TIMEOUT_MS}). */
+  connectTimeoutMs?: number;
+  /** Close a client connection once no byte has moved either way for this long (default: never). */
+  idleTimeoutMs?: number;
+}
+
+/** The agent session a client is held for. */
+export interface HoldingSession {
+  /** The unguessable session id that binds the agent's data channels. */
+  id: string;
+  agentId: string;
+}
+
+const log = createLogger("relay");
+
+/** Held clients, and the splices of those whose data channel came. */
+export class Rendezvous {
+  readonly #pending = new PendingTable();
+  readonly #open: OpenConnections;
+  readonly #connectTimeoutMs: number;
+  readonly #idleTimeoutMs?: number;
+
+  constructor(options: RendezvousOptions) {
+    this.#open = options.open;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    this.#idleTimeoutMs = options.idleTimeoutMs;
+  }
+
+  /** Clients held now. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** Clients held for one agent session. */
+  countFor(session: string): number {
+    return this.#pending.countForSession(session);
+  }
+
+  /**
+   * S6: holds `arrival`'s client for `session` under a fresh one-time id, which it returns for
+   * the `connect` message (S7). `onRelease` runs when the client's connection is released.
+   */
+  hold(arrival: Arrival, session: HoldingSession, onRelease?: () => void): string {
+    const conn = new HeldConn(arrival.conn, arrival.head, SMALL_BUFFER_BYTES);
+    this.#open.track(conn, onRelease);
+    const token = randomToken();
+    const client = formatAddr(arrival.client);
+    this.#pending.add(
+      token,
+      {
+        arrival,
+        conn,
+        session: session.id,
+        agent: session.agentId,
+        client,
+        since: performance.now(),
+      },
+      this.#connectTimeoutMs,
+      (expired) =>
+        this.#turnAway(
+          expired,
+          `agent ${session.agentId} opened no data channel within ${this.#connectTimeoutMs} ms; closing`,
+        ),
+    );
+    return token;
+  }
+
+  /**
+   * The client held under `token`, if `session` is the one it was issued to; the id is then used
+   * up. A refusal says why not (the id stays valid for its rightful session).
+   */
+  claim(token: string, session: string): PendingClient | ClaimRefusal {
+    return this.#pending.claim(token, session);
+  }
+
+  /** S8: the agent will not serve the client held under `token`; it is turned away. */
+  refused(token: string, session: string, reason: string): void {
+    const client = this.#pending.claim(token, session);
+    if (typeof client === "string") return;
+    this.#turnAway(client, `agent ${client.agent} refused: ${reason}`);
+  }
+
+  /** Turns away every client held for `session`, whose agent went away. */
+  dropSession(session: string, agentId: string): void {
+    for (const client of this.#pending.takeSession(session)) {
+      this.#turnAway(client, `agent ${agentId} went away; closing`);
+    }
+  }
+
+  /**
+   * S11: sends `ready` and the client's first bytes on `data`, the claimed client's data channel,
+   * then `early` (bytes that came after the agent's `data` frame) to the client, and splices the
+   * two. Rejects, with both released, if a write fails.
+   */
+  async join(client: PendingClient, data: Conn, early: Uint8Array): Promise<void> {
+    const arrived = client.conn.takeArrived();
+    try {
+      await writeAll(data, withReady(arrived));
+      if (early.length > 0) await writeAll(client.conn, early);
+    } catch (error) {
+      this.#open.release(client.conn);
+      this.#open.release(data);
+      throw error;
+    }
+    this.#splice(client, data, { fromClient: arrived.length, toClient: early.length });
+  }
+
+  /**
+   * Splices a client with its data channel until both ends are done, then logs the connection
+   * (`moved`: bytes that went across before the splice) and releases both. Not awaited by
+   * `join`: the frames of the handshake would stay alive as long as the connection.
+   */
+  #splice(
+    { conn, client, arrival, agent, since }: PendingClient,
+    data: Conn,
+    moved: { fromClient: number; toClient: number },
+  ): void {
+    const { service } = arrival;
+    const idleTimeoutMs = this.#idleTimeoutMs;
+    splice(conn, data, { idleTimeoutMs }).then((spliced) => {
+      log.info(
+        `connection closed${spliced.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
+          `service=${service} agent=${agent} client=${client} ` +
+          `from_client=${spliced.aToB + moved.fromClient} ` +
+          `to_client=${spliced.bToA + moved.toClient} ` +
+          `duration_ms=${Math.round(performance.now() - since)}`,
+      );
+      this.#open.release(conn);
+      this.#open.release(data);
+    });
+  }
+
+  #turnAway(client: PendingClient, why: string): void {
+    log.warn(`client ${client.client} for service ${client.arrival.service}: ${why}`);
+    this.#open.release(client.conn, false);
+    client.arrival.front.refuse(client.arrival, "unreachable");
+  }
+}
+
+/** The `ready` frame followed by `bytes`, as one buffer for one write. */
+function withReady(bytes: Uint8Array): Uint8Array {
+  const greeting = new Uint8Array(READY_FRAME.length + bytes.length);
+  greeting.set(READY_FRAME);
+  greeting.set(bytes, READY_FRAME.length);
+  return greeting;
+}

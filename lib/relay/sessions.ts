@@ -1,0 +1,240 @@
+/**
+ * Agent sessions on the relay (S1–S4 and S7–S8 in docs/flow.md): an agent's control channel from
+ * its proof to its end, the services it registers (by the registration policy) and withdraws,
+ * and what a configuration reload changes for it.
+ */
+
+import { randomToken, sameBytes } from "../auth.ts";
+import { ControlChannel } from "../channel.ts";
+import type { OpenConnections } from "../drain.ts";
+import type { Front } from "../front/front.ts";
+import { challengeAgent } from "../handshake.ts";
+import { createLogger } from "../log.ts";
+import { type Conn, deadline, describeError, formatAddr, formatHostPort } from "../net.ts";
+import {
+  type AgentMessage,
+  type AgentMessageOf,
+  decodeAgentMessage,
+  type FrameReader,
+  ProtocolError,
+} from "../protocol.ts";
+import type { RelayConfig } from "./config.ts";
+import { type PolicyContext, registrationProblem } from "./policy.ts";
+import type { Registry } from "./registry.ts";
+import type { Rendezvous } from "./rendezvous.ts";
+
+/** An authenticated agent's session. */
+export interface AgentSession {
+  /** The unguessable session id that binds this agent's data channels. */
+  id: string;
+  agentId: string;
+  /** The HMAC key the agent authenticated with; a reload that changes it ends the session. */
+  key: Uint8Array;
+  channel: ControlChannel<AgentMessage>;
+  services: Set<string>;
+}
+
+/** What sessions are run with. */
+export interface SessionsOptions {
+  /** The configuration in force, and the relay's pins and range (changes on reload). */
+  policy: () => PolicyContext;
+  /** The key of agents not listed in the configuration (the shared secret's). */
+  sharedKey?: Uint8Array;
+  heartbeatMs: number;
+  registry: Registry<AgentSession>;
+  /** Where services are published when they come online. */
+  fronts: readonly Front[];
+  rendezvous: Rendezvous;
+  open: OpenConnections;
+  /** Sends an error frame on an agent-port connection, logs why, and releases it. */
+  refuse: (conn: Conn, why: string) => void;
+}
+
+const log = createLogger("relay");
+
+/** The key `agentId` may authenticate with under `config`: its own, the shared one, or none. */
+function configuredKey(
+  config: RelayConfig,
+  agentId: string,
+  sharedKey: Uint8Array | undefined,
+): Uint8Array | undefined {
+  return config.agents ? config.agents.get(agentId)?.key : sharedKey;
+}
+
+/** The sessions of the agents connected now, by agent id. */
+export class Sessions {
+  readonly #byAgent = new Map<string, AgentSession>();
+  readonly #options: SessionsOptions;
+
+  constructor(options: SessionsOptions) {
+    this.#options = options;
+  }
+
+  /** Agents connected now. */
+  get size(): number {
+    return this.#byAgent.size;
+  }
+
+  /** Services registered by all sessions. */
+  get serviceCount(): number {
+    return [...this.#byAgent.values()].reduce((sum, session) => sum + session.services.size, 0);
+  }
+
+  /**
+   * S1–S2: proves the agent that sent `hello`, then serves its control channel (S3–S4, S8)
+   * until it ends. `authenticated` is called once the agent has proven its secret.
+   */
+  async run(
+    conn: Conn,
+    reader: FrameReader,
+    hello: AgentMessageOf<"hello">,
+    authenticated: () => void,
+  ): Promise<void> {
+    const { refuse, policy, heartbeatMs } = this.#options;
+    const channel = new ControlChannel(conn, decodeAgentMessage, reader);
+    // An unknown agent gets a random key, so it fails exactly like a wrong secret.
+    const key = configuredKey(policy().config, hello.agent, this.#options.sharedKey) ??
+      crypto.getRandomValues(new Uint8Array(32));
+    const proof = await deadline(
+      challengeAgent(channel, hello, key),
+      policy().config.limits.handshakeTimeoutMs,
+      conn,
+      "authentication",
+    );
+    if (proof === "closed") return this.#options.open.release(conn);
+    if (proof !== "proven") return refuse(conn, proof.refused);
+    authenticated();
+    const session: AgentSession = {
+      id: randomToken(),
+      agentId: hello.agent,
+      key,
+      channel,
+      services: new Set(),
+    };
+    const stale = this.#byAgent.get(hello.agent);
+    if (stale) {
+      log.warn(`agent ${hello.agent} connected again; closing its previous session`);
+      this.end(stale, "replaced by a new session of the same agent");
+    }
+    this.#byAgent.set(hello.agent, session);
+    channel.send({ type: "welcome", session: session.id, heartbeatMs });
+    channel.startHeartbeat(heartbeatMs, (silentMs) =>
+      log.warn(
+        `agent ${hello.agent} silent for ${Math.round(silentMs)} ms; dropping its session`,
+      ));
+    log.info(`agent ${hello.agent} connected from ${formatAddr(conn.remoteAddr)}`);
+    try {
+      for (let message; (message = await channel.receive()) !== null;) {
+        this.#handle(session, message);
+      }
+      log.info(`agent ${hello.agent} disconnected`);
+    } catch (error) {
+      const why = describeError(error);
+      if (error instanceof ProtocolError) channel.send({ type: "error", message: why });
+      log.warn(`agent ${hello.agent}: control channel ended: ${why}`);
+    } finally {
+      this.end(session);
+    }
+  }
+
+  /** Ends a session: its services go offline and the clients it left waiting are closed. */
+  end(session: AgentSession, reason?: string): void {
+    session.channel.close(reason);
+    this.#options.open.forget(session.channel.conn);
+    if (this.#byAgent.get(session.agentId) === session) this.#byAgent.delete(session.agentId);
+    for (const service of session.services) this.#takeOffline(service, session);
+    if (session.services.size > 0) {
+      log.info(`agent ${session.agentId}: ${[...session.services].join(", ")} offline`);
+      session.services.clear();
+    }
+    this.#options.rendezvous.dropSession(session.id, session.agentId);
+  }
+
+  /** Ends every session (the relay is stopping). */
+  endAll(reason: string): void {
+    for (const session of [...this.#byAgent.values()]) this.end(session, reason);
+  }
+
+  /**
+   * Applies a new configuration: an agent no longer allowed with its key is disconnected, a
+   * service an agent may no longer serve is withdrawn, and the rest stays up.
+   */
+  reload(): void {
+    const context = this.#options.policy();
+    for (const session of [...this.#byAgent.values()]) {
+      const key = configuredKey(context.config, session.agentId, this.#options.sharedKey);
+      if (!key || !sameBytes(key, session.key)) {
+        log.warn(
+          `agent ${session.agentId} is no longer allowed with its secret by the configuration; ` +
+            "disconnecting it",
+        );
+        this.end(session, "no longer allowed by the relay's configuration");
+        continue;
+      }
+      for (const service of [...session.services]) {
+        const problem = registrationProblem(context, session, service, undefined);
+        if (!problem) continue;
+        this.#withdraw(session, service);
+        session.channel.send({ type: "refused", service, reason: problem });
+      }
+    }
+  }
+
+  #handle(session: AgentSession, message: AgentMessage): void {
+    switch (message.type) {
+      case "register":
+        return this.#register(session, message.service, message.port);
+      case "unregister":
+        return this.#withdraw(session, message.service);
+      case "refuse":
+        return this.#options.rendezvous.refused(message.conn, session.id, message.reason);
+      default:
+        throw new ProtocolError(`unexpected "${message.type}" on a control channel`);
+    }
+  }
+
+  /** S3–S4: brings `service` online for `session`, or tells the agent why not. */
+  #register(session: AgentSession, service: string, port: number | undefined): void {
+    const problem = registrationProblem(this.#options.policy(), session, service, port);
+    const result = problem ? { reason: problem } : this.#bringOnline(service, session, port);
+    if ("reason" in result) {
+      log.warn(`agent ${session.agentId}: service ${service} refused: ${result.reason}`);
+      session.channel.send({ type: "refused", service, reason: result.reason });
+      return;
+    }
+    session.services.add(service);
+    const at = formatHostPort(result.address);
+    log.info(`agent ${session.agentId}: service ${service} online at ${at}`);
+    session.channel.send({ type: "registered", service, address: at });
+  }
+
+  /** Adds `session` to `service`'s members and publishes it on every front that carries it. */
+  #bringOnline(service: string, session: AgentSession, port: number | undefined) {
+    const added = this.#options.registry.add(service, session);
+    if ("reason" in added) return added;
+    let address;
+    for (const front of this.#options.fronts) {
+      const published = front.publish({ service, port });
+      if (published && "reason" in published) {
+        this.#takeOffline(service, session);
+        return published;
+      }
+      address ??= published?.address;
+    }
+    if (address) return { address };
+    this.#takeOffline(service, session);
+    return { reason: `no front of the relay can publish service ${service}` };
+  }
+
+  /** Removes `session` from `service`; with no member left, the fronts stop publishing it. */
+  #takeOffline(service: string, session: AgentSession): void {
+    if (!this.#options.registry.remove(service, session)) return;
+    for (const front of this.#options.fronts) front.withdraw(service);
+  }
+
+  #withdraw(session: AgentSession, service: string): void {
+    if (!session.services.delete(service)) return;
+    this.#takeOffline(service, session);
+    log.info(`agent ${session.agentId}: service ${service} withdrawn`);
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Plain TCP between agent and relay: no encryption, what `--insecure` selects on both sides.
+ * A TLS hello sent to this port is recognised by the frame reader (lib/protocol.ts), which says
+ * that one side runs with `--insecure`.
+ */
+
+import { type Conn, dial, type HostPort, type Listener } from "../net.ts";
+import type { AgentTransport, RelayDialer } from "./transport.ts";
+
+/** The relay's agent port over plain TCP. */
+export const plainTcp: AgentTransport = {
+  name: "plain TCP",
+  listen: (address: HostPort): Promise<Listener> =>
+    Promise.resolve(Deno.listen({ hostname: address.hostname, port: address.port })),
+  hint: () => "",
+};
+
+/** Dials the relay over plain TCP. */
+export class TcpDialer implements RelayDialer {
+  readonly relay: HostPort;
+
+  constructor(relay: HostPort) {
+    this.relay = relay;
+  }
+
+  /** A TCP connection to the relay, failing after `timeoutMs`. */
+  dial(timeoutMs: number): Promise<Conn> {
+    return dial(this.relay, timeoutMs);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * TLS between agent and relay, the default. The relay serves its certificate
+ * (lib/transport/certificate.ts) on `node:tls` sockets (lib/transport/node_tls.ts); the agent
+ * trusts the relay by pinned SHA-256 fingerprint, by a CA file, or by the system's roots.
+ */
+
+import tls from "node:tls";
+import { createLogger } from "../log.ts";
+import { closeQuietly, type Conn, deadline, dial, formatHostPort, type HostPort } from "../net.ts";
+import { tlsProblem } from "../tls_errors.ts";
+import { type CertifiedKey, fingerprintOf, normalizeFingerprint, toPem } from "./certificate.ts";
+import { canCollectYoungGeneration, listenTls } from "./node_tls.ts";
+import { type AgentTransport, type RelayDialer, UntrustedRelayError } from "./transport.ts";
+
+/** Silence allowed while fetching a pinned relay's certificate. */
+export const FETCH_CERT_TIMEOUT_MS = 5_000;
+
+/** How an agent decides to trust the relay. */
+export type RelayTrust =
+  | { kind: "fingerprint"; sha256: string }
+  | { kind: "ca"; pem: string }
+  | { kind: "system" };
+
+const NOT_TLS_HINT =
+  " (not TLS: is the agent running with --insecure? use TLS on both sides, or --insecure on both)";
+
+/** The relay's agent port over TLS with `certified`. */
+export function tlsTransport(certified: CertifiedKey): AgentTransport {
+  return {
+    name: "TLS",
+    listen(address) {
+      if (!canCollectYoungGeneration) {
+        createLogger("relay").warn(
+          "started without V8's --expose-gc: receiving from agents over TLS will cost about 2.5 " +
+            "times the CPU; start the relay with `deno task relay` or the flags in lib/launch.ts",
+        );
+      }
+      return listenTls(address, certified);
+    },
+    hint: (error) => tlsProblem(error) === "not TLS" ? NOT_TLS_HINT : "",
+  };
+}
+
+/**
+ * Opens TLS connections to the relay as `trust` requires. With a pinned fingerprint, the relay's
+ * certificate is fetched once, checked against the pin, and from then on used as the only root
+ * the connection may chain to.
+ */
+export class TlsDialer implements RelayDialer {
+  readonly relay: HostPort;
+  #trust: RelayTrust;
+  #pinnedPem?: string;
+
+  constructor(relay: HostPort, trust: RelayTrust) {
+    this.relay = relay;
+    this.#trust = trust;
+  }
+
+  /** A TLS connection to the relay, failing after `timeoutMs`. */
+  async dial(timeoutMs: number): Promise<Conn> {
+    const options: Deno.StartTlsOptions = { hostname: this.relay.hostname };
+    if (this.#trust.kind === "ca") options.caCerts = [this.#trust.pem];
+    if (this.#trust.kind === "fingerprint") {
+      this.#pinnedPem ??= await this.#fetchPinned(this.#trust.sha256);
+      options.caCerts = [this.#pinnedPem];
+      options.unsafelyDisableHostnameVerification = true; // the pin is the identity
+    }
+    const conn = await Deno.startTls(await dial(this.relay, timeoutMs), options);
+    try {
+      await deadline(conn.handshake(), timeoutMs, conn, "the TLS handshake");
+    } catch (error) {
+      closeQuietly(conn);
+      throw this.#explain(error as Error);
+    }
+    return conn;
+  }
+
+  /** Fetches the relay's certificate without trusting it, and keeps it only if it matches. */
+  async #fetchPinned(expected: string): Promise<string> {
+    const der = await new Promise<Uint8Array>((resolve, reject) => {
+      const socket = tls.connect({
+        host: this.relay.hostname,
+        port: this.relay.port,
+        rejectUnauthorized: false,
+      }, () => {
+        resolve(new Uint8Array(socket.getPeerCertificate().raw));
+        socket.end(); // with close_notify, so the relay sees a clean close
+      });
+      socket.on("error", (error) => reject(this.#explain(error)));
+      socket.setTimeout(FETCH_CERT_TIMEOUT_MS, () => socket.destroy(new Error("timed out")));
+    });
+    const pem = toPem(der, "CERTIFICATE");
+    const actual = fingerprintOf(pem);
+    if (normalizeFingerprint(actual) !== normalizeFingerprint(expected)) {
+      throw new UntrustedRelayError(
+        `the relay at ${formatHostPort(this.relay)} presented a certificate with fingerprint ` +
+          `${actual}, not the pinned ${expected}: check --fingerprint against what the relay ` +
+          "printed at start (or someone is intercepting the connection)",
+      );
+    }
+    return pem;
+  }
+
+  /** Turns a TLS failure into a message that says what to change. */
+  #explain(error: Error): Error {
+    const where = `the relay at ${formatHostPort(this.relay)}`;
+    const problem = tlsProblem(error);
+    if (problem === "untrusted certificate") {
+      return new UntrustedRelayError(
+        `${where} presented a certificate this agent does not trust (${error.message}): pass ` +
+          "--fingerprint with the fingerprint the relay prints at start, or --ca with the CA " +
+          "that signed its certificate",
+      );
+    }
+    if (problem === "not TLS") {
+      return new UntrustedRelayError(
+        `${where} did not answer with TLS (${error.message}): it probably runs with --insecure; ` +
+          "use TLS on both sides (recommended) or --insecure on both",
+      );
+    }
+    return error;
+  }
+}
