@@ -26,6 +26,7 @@ import type ipaddr from "ipaddr.js";
 import { keyFromHex, secretKey } from "../auth.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../protocol.ts";
 import { type PortRange, portRangeOf } from "../net.ts";
+import { readConfigText, type Table, TomlFile } from "../toml.ts";
 
 /** Default for `limits.max_pending_per_agent`: clients waiting for one agent's data channels. */
 export const MAX_PENDING_PER_AGENT = 1_000;
@@ -84,60 +85,23 @@ export const EMPTY_CONFIG: RelayConfig = { services: new Map(), limits: DEFAULT_
 
 /** Reads and checks a configuration file; throws naming the file and the offending key. */
 export async function loadRelayConfig(path: string): Promise<RelayConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new Error(`cannot read the config file ${path}: ${(error as Error).message}`);
-  }
-  return parseRelayConfig(text, path);
+  return parseRelayConfig(await readConfigText(path), path);
 }
-
-type Table = Record<string, unknown>;
 
 /** Parses and checks the TOML text of a configuration file. */
 export async function parseRelayConfig(text: string, source: string): Promise<RelayConfig> {
   // Loaded only now: a relay without a file never needs them, and at start they would cost it
   // ~2 MiB of memory (ipaddr.js, being CommonJS, brings Deno's Node.js module loader with it).
-  const [{ parse }, { default: ipaddr }] = await Promise.all([
-    import("smol-toml"),
+  const [file, { default: ipaddr }] = await Promise.all([
+    TomlFile.parse(text, source),
     import("ipaddr.js"),
   ]);
-  let document: Table;
-  try {
-    document = parse(text) as Table;
-  } catch (error) {
-    throw new Error(`${source}: ${(error as Error).message.split("\n")[0]}`);
-  }
-  const fail = (key: string, problem: string): never => {
-    throw new Error(`${source}: ${key} ${problem}`);
-  };
-  const table = (value: unknown, key: string, allowed: string[]): Table => {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      fail(key, "must be a table");
-    }
-    for (const name of Object.keys(value as Table)) {
-      if (!allowed.includes(name)) {
-        fail(`${key}.${name}`, `is not a known setting (known: ${allowed.join(", ")})`);
-      }
-    }
-    return value as Table;
-  };
-  const count = (value: unknown, key: string): number | undefined => {
-    if (value === undefined) return undefined;
-    if (!(typeof value === "number" && Number.isInteger(value) && value > 0)) {
-      fail(key, "must be a positive whole number");
-    }
-    return value as number;
-  };
-  const strings = (value: unknown, key: string): string[] => {
-    if (!Array.isArray(value) || value.some((item) => typeof item !== "string")) {
-      fail(key, "must be a list of strings");
-    }
-    return value as string[];
-  };
+  const fail = file.fail.bind(file);
+  const table = file.table.bind(file);
+  const count = file.count.bind(file);
+  const strings = file.strings.bind(file);
 
-  const root = table(document, "the file", ["agents", "services", "limits"]);
+  const root = table(file.document, "the file", ["agents", "services", "limits"]);
   const config: RelayConfig = { services: new Map(), limits: { ...DEFAULT_LIMITS } };
 
   if (root.agents !== undefined) {
