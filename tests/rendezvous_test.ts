@@ -140,18 +140,19 @@ Deno.test("port front: ports from the range kept across withdrawal, pins, and ar
     portRange: range,
   }, { arrive: (arrival) => arrivals.push(arrival), onAcceptError: () => {} });
   try {
-    assertEquals(front.publish({ service: "pinned", port: 1 }), {
+    assertEquals(front.publish({ service: "pinned", kind: "tcp", port: 1 }), {
       reason: `service pinned is pinned to port ${pinnedPort} by the relay's --expose`,
     });
-    const web = front.publish({ service: "web" });
+    const web = front.publish({ service: "web", kind: "tcp" });
     assert(web && "address" in web, "web gets a port from the range");
-    assert(web.address.port >= range.first && web.address.port <= range.last);
+    const port = Number(web.address.split(":")[1]);
+    assert(port >= range.first && port <= range.last, `${port} is in the range`);
     front.withdraw("web");
     // Deno frees a closed listener's port once its pending accept is cancelled, a turn later.
     await new Promise((resolve) => setTimeout(resolve, 0));
-    const again = front.publish({ service: "web" });
+    const again = front.publish({ service: "web", kind: "tcp" });
     assertEquals(again, web, "a service that comes back gets its port again");
-    const client = await Deno.connect({ hostname: "127.0.0.1", port: web.address.port });
+    const client = await Deno.connect({ hostname: "127.0.0.1", port });
     const arrived = await waitFor(() => arrivals[0]);
     assertEquals([arrived.service, arrived.head.length], ["web", 0]);
     assertEquals(arrived.client.port, client.localAddr.port, "the client's own address");

@@ -11,7 +11,7 @@
  * port front closes; an HTTP front would answer 502).
  */
 
-import type { Conn, HostPort } from "../net.ts";
+import type { Conn } from "../net.ts";
 
 /** A client that arrived at a front, and the service it asked for. */
 export interface Arrival {
@@ -44,9 +44,16 @@ export interface FrontContext {
   onAcceptError(error: Error): void;
 }
 
+/**
+ * What a service speaks, which decides the fronts that carry it: `http` (the HTTP front, routed by
+ * Host), `tls` (passed through by SNI), `tcp` (anything; its own port only).
+ */
+export type ServiceKind = "tcp" | "http" | "tls";
+
 /** A service the relay asks its fronts to publish. */
 export interface PublishRequest {
   service: string;
+  kind: ServiceKind;
   /** The public port its agent asked for, if any. */
   port?: number;
 }
@@ -54,10 +61,11 @@ export interface PublishRequest {
 /** A way clients arrive. */
 export interface Front {
   /**
-   * Publishes a service that came online: where clients reach it through this front, why it
-   * cannot, or undefined when this front does not carry such a service.
+   * Publishes a service that came online: where clients reach it through this front (as they
+   * would write it: `relay.example.com:20000`, `http://web.example.com/`), why it cannot, or
+   * undefined when this front does not carry such a service.
    */
-  publish(request: PublishRequest): { address: HostPort } | { reason: string } | undefined;
+  publish(request: PublishRequest): { address: string } | { reason: string } | undefined;
   /** Stops publishing a service that went offline. */
   withdraw(service: string): void;
   /** Tells a client it cannot be served, in this front's terms, and closes it. */

@@ -57,11 +57,11 @@ export class PortFront implements Front {
     return this.#options.pinned;
   }
 
-  publish({ service, port }: PublishRequest): { address: HostPort } | { reason: string } {
+  publish({ service, port }: PublishRequest): { address: string } | { reason: string } {
     const pinned = this.#options.pinned.get(service);
     if (pinned) {
       return port === undefined || port === pinned.port
-        ? { address: pinned }
+        ? { address: formatHostPort(pinned) }
         : { reason: `service ${service} is pinned to port ${pinned.port} by the relay's --expose` };
     }
     const previous = this.#addresses.get(service);
@@ -74,7 +74,7 @@ export class PortFront implements Front {
       this.#listeners.set(service, bound.listener);
       this.#addresses.set(service, bound.address);
     }
-    return { address: this.#addresses.get(service)! };
+    return { address: formatHostPort(this.#addresses.get(service)!) };
   }
 
   withdraw(service: string): void {

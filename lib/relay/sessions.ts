@@ -10,7 +10,7 @@ import type { OpenConnections } from "../drain.ts";
 import type { Front } from "../front/front.ts";
 import { challengeAgent } from "../handshake.ts";
 import { createLogger } from "../log.ts";
-import { type Conn, deadline, describeError, formatAddr, formatHostPort } from "../net.ts";
+import { type Conn, deadline, describeError, formatAddr } from "../net.ts";
 import {
   type AgentMessage,
   type AgentMessageOf,
@@ -203,7 +203,7 @@ export class Sessions {
       return;
     }
     session.services.add(service);
-    const at = formatHostPort(result.address);
+    const at = result.address;
     log.info(`agent ${session.agentId}: service ${service} online at ${at}`);
     session.channel.send({ type: "registered", service, address: at });
   }
@@ -214,7 +214,7 @@ export class Sessions {
     if ("reason" in added) return added;
     let address;
     for (const front of this.#options.fronts) {
-      const published = front.publish({ service, port });
+      const published = front.publish({ service, kind: "tcp", port });
       if (published && "reason" in published) {
         this.#takeOffline(service, session);
         return published;
