@@ -70,6 +70,11 @@ export interface Front {
   withdraw(service: string): void;
   /** Tells a client it cannot be served, in this front's terms, and closes it. */
   refuse(arrival: Arrival, why: Refusal): void;
+  /**
+   * Bytes the client gets once its data channel is up, before any of the service's: a proxy's
+   * success reply, which must not be sent while the service may still be unreachable.
+   */
+  welcome?(arrival: Arrival): Uint8Array;
   /** Stops accepting clients (those already handed over stay). */
   close(): void;
 }

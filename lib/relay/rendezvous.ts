@@ -113,14 +113,17 @@ export class Rendezvous {
 
   /**
    * S11: sends `ready` and the client's first bytes on `data`, the claimed client's data channel,
-   * then `early` (bytes that came after the agent's `data` frame) to the client, and splices the
-   * two. Rejects, with both released, if a write fails.
+   * then the front's welcome and `early` (bytes that came after the agent's `data` frame) to the
+   * client, and splices the two. Rejects, with both released, if a write fails.
    */
   async join(client: PendingClient, data: Conn, early: Uint8Array): Promise<void> {
     const arrived = client.conn.takeArrived();
+    const { arrival } = client;
+    const welcome = arrival.front.welcome?.(arrival);
     try {
-      await writeAll(data, withReady(arrived));
-      if (early.length > 0) await writeAll(client.conn, early);
+      await writeAll(data, concat(READY_FRAME, arrived));
+      const toClient = welcome ? concat(welcome, early) : early;
+      if (toClient.length > 0) await writeAll(client.conn, toClient);
     } catch (error) {
       this.#open.release(client.conn);
       this.#open.release(data);
@@ -161,10 +164,10 @@ export class Rendezvous {
   }
 }
 
-/** The `ready` frame followed by `bytes`, as one buffer for one write. */
-function withReady(bytes: Uint8Array): Uint8Array {
-  const greeting = new Uint8Array(READY_FRAME.length + bytes.length);
-  greeting.set(READY_FRAME);
-  greeting.set(bytes, READY_FRAME.length);
-  return greeting;
+/** `first` followed by `then`, as one buffer for one write. */
+function concat(first: Uint8Array, then: Uint8Array): Uint8Array {
+  const both = new Uint8Array(first.length + then.length);
+  both.set(first);
+  both.set(then, first.length);
+  return both;
 }
