@@ -5,7 +5,8 @@
 
 import { closeQuietly, type Conn } from "./net.ts";
 import { whenQuiet } from "./quiet.ts";
-import { FrameReader, FrameWriter, HEARTBEAT_MISSES, type Message } from "./protocol.ts";
+import { HEARTBEAT_MISSES, type Message } from "./protocol.ts";
+import { FrameReader, FrameWriter } from "./frames.ts";
 
 /** One end of a control channel; `In` is the type of the messages the peer sends. */
 export class ControlChannel<In extends Message> {

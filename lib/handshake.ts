@@ -6,12 +6,12 @@ import {
   type AgentMessage,
   decodeRelayMessage,
   encodeFrame,
-  FrameReader,
   HANDSHAKE_TIMEOUT_MS,
   PROTOCOL_VERSION,
   ProtocolError,
   type RelayMessage,
 } from "./protocol.ts";
+import { FrameReader } from "./frames.ts";
 
 export class HandshakeRefusedError extends Error {
   override name = "HandshakeRefusedError";

@@ -8,10 +8,8 @@
  *   on the connection carries the client's raw bytes, unframed.
  *
  * A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON.
- * The S-numbers refer to the steps of the connection flow in the mission.
+ * The S-numbers refer to the steps of the connection flow in docs/flow.md.
  */
-
-import { type Conn, writeAll } from "./net.ts";
 
 /** Version spoken by this build; `hello` and `data` carry it, and a mismatch is refused. */
 export const PROTOCOL_VERSION = 1;
@@ -21,6 +19,8 @@ export const MAX_FRAME_BYTES = 16 * 1024;
 export const MAX_ID_LENGTH = 128;
 /** Length limit of free-text fields (reasons, error messages). */
 export const MAX_TEXT_LENGTH = 1024;
+/** Length limit of list fields (a service's other addresses). */
+export const MAX_LIST_LENGTH = 16;
 /** Time a new connection has to complete its handshake (first frame, authentication, `ready`). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Default time between heartbeats on a control channel; the relay tells the agent its value. */
@@ -28,83 +28,100 @@ export const HEARTBEAT_INTERVAL_MS = 10_000;
 /** A control channel silent for this many heartbeat intervals is considered dead. */
 export const HEARTBEAT_MISSES = 3;
 
-/** Messages an agent sends to the relay. */
-export type AgentMessage =
+/**
+ * What a field holds: an id or token (`id`: letters, digits, `.`, `_`, `-`), free `text`, a
+ * non-negative integer (`int`), a service kind (`kind`), a short list of texts (`texts`); a
+ * trailing `?` makes it optional.
+ */
+type FieldKind = "id" | "text" | "int" | "int?" | "kind?" | "texts?";
+type Fields = Readonly<Record<string, FieldKind>>;
+
+/** The kinds a service may have (see lib/front/front.ts). */
+export const SERVICE_KINDS = ["tcp", "http", "tls"] as const;
+/** What a service speaks: `tcp` (anything), `http`, or `tls` (passed through by SNI). */
+export type ServiceKind = typeof SERVICE_KINDS[number];
+
+/**
+ * Every message an agent sends, by type, with its fields; the steps are those of docs/flow.md.
+ * The {@link AgentMessage} type and the decoder both come from this table.
+ */
+const AGENT_MESSAGES = {
   /** S1: first frame of a control channel: who the agent is, and a nonce the relay must sign. */
-  | { type: "hello"; version: number; agent: string; nonce: string }
+  hello: { version: "int", agent: "id", nonce: "id" },
   /** S1: the agent's proof that it holds the secret (HMAC over both nonces). */
-  | { type: "auth"; proof: string }
+  auth: { proof: "id" },
   /**
-   * S3: publish a service under this id, optionally asking for a public port (may be sent at any
-   * time while C1 is up).
+   * S3: publish a service under this id, of a kind (default tcp), optionally asking for a public
+   * port (may be sent at any time while C1 is up).
    */
-  | { type: "register"; service: string; port?: number }
+  register: { service: "id", kind: "kind?", port: "int?" },
   /** S3: withdraw a service. */
-  | { type: "unregister"; service: string }
+  unregister: { service: "id" },
   /** S8: the agent will not serve this client connection, and why. */
-  | { type: "refuse"; conn: string; reason: string }
+  refuse: { conn: "id", reason: "text" },
   /** S10: first frame of a data channel: the one-time connection id and the session it belongs to. */
-  | { type: "data"; version: number; session: string; conn: string }
+  data: { version: "int", session: "id", conn: "id" },
   /** Heartbeat request; the peer answers `pong`. */
-  | { type: "ping" }
+  ping: {},
   /** Heartbeat answer. */
-  | { type: "pong" };
+  pong: {},
+} as const satisfies Record<string, Fields>;
 
-/** Messages the relay sends to an agent. */
-export type RelayMessage =
+/** Every message the relay sends to an agent, by type; see {@link AGENT_MESSAGES}. */
+const RELAY_MESSAGES = {
   /** S1: the relay's nonce, and the relay's own proof that it holds the secret. */
-  | { type: "challenge"; nonce: string; proof: string }
+  challenge: { nonce: "id", proof: "id" },
   /** S2: the agent is authenticated; `session` binds its data channels, `heartbeatMs` paces pings. */
-  | { type: "welcome"; session: string; heartbeatMs: number }
-  /** S4: the service is online; clients reach it at `address`. */
-  | { type: "registered"; service: string; address: string }
+  welcome: { session: "id", heartbeatMs: "int" },
+  /** S4: the service is online; clients reach it at `address`, and through other fronts at `also`. */
+  registered: { service: "id", address: "text", also: "texts?" },
   /** S4: the service was not accepted, and why. */
-  | { type: "refused"; service: string; reason: string }
+  refused: { service: "id", reason: "text" },
   /** S7: a client at `client` wants `service`; open a data channel presenting `conn`. */
-  | { type: "connect"; service: string; conn: string; client: string }
+  connect: { service: "id", conn: "id", client: "text" },
   /** S11: the data channel is accepted; raw bytes follow. */
-  | { type: "ready" }
+  ready: {},
   /** Sent before the relay closes a connection on anything unexpected. */
-  | { type: "error"; message: string }
+  error: { message: "text" },
   /** Heartbeat request; the peer answers `pong`. */
-  | { type: "ping" }
+  ping: {},
   /** Heartbeat answer. */
-  | { type: "pong" };
+  pong: {},
+} as const satisfies Record<string, Fields>;
 
+/** The TypeScript type of a field of kind `K`. */
+type FieldType<K extends FieldKind> = K extends "int" | "int?" ? number
+  : K extends "kind?" ? ServiceKind
+  : K extends "texts?" ? string[]
+  : string;
+/** One message type's object: `type`, its required fields, its optional ones. */
+type MessageOf<T extends string, F extends Fields> =
+  & { type: T }
+  & { -readonly [K in keyof F as F[K] extends `${string}?` ? never : K]: FieldType<F[K]> }
+  & { -readonly [K in keyof F as F[K] extends `${string}?` ? K : never]?: FieldType<F[K]> };
+/** The union of a table's messages. */
+type MessagesOf<S extends Record<string, Fields>> = {
+  [T in keyof S & string]: Flatten<MessageOf<T, S[T]>>;
+}[keyof S & string];
+type Flatten<T> = { [K in keyof T]: T[K] } & unknown;
+
+/** Messages an agent sends to the relay (one per entry of the agent's message table). */
+export type AgentMessage = MessagesOf<typeof AGENT_MESSAGES>;
+/** Messages the relay sends to an agent. */
+export type RelayMessage = MessagesOf<typeof RELAY_MESSAGES>;
 /** Any message of either direction. */
 export type Message = AgentMessage | RelayMessage;
+/** The agent's message of type `T`, e.g. `AgentMessageOf<"hello">`. */
+export type AgentMessageOf<T extends AgentMessage["type"]> = Extract<AgentMessage, { type: T }>;
+/** The relay's message of type `T`, e.g. `RelayMessageOf<"connect">`. */
+export type RelayMessageOf<T extends RelayMessage["type"]> = Extract<RelayMessage, { type: T }>;
 
 /** Thrown for bytes that are not a valid frame or message; its text is safe to send back. */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
-/** A field's kind; a trailing "?" makes it optional. */
-type FieldKind = "id" | "text" | "int" | "int?";
 const ID_PATTERN = /^[A-Za-z0-9._-]+$/;
-
-const AGENT_FIELDS: Record<AgentMessage["type"], Record<string, FieldKind>> = {
-  hello: { version: "int", agent: "id", nonce: "id" },
-  auth: { proof: "id" },
-  register: { service: "id", port: "int?" },
-  unregister: { service: "id" },
-  refuse: { conn: "id", reason: "text" },
-  data: { version: "int", session: "id", conn: "id" },
-  ping: {},
-  pong: {},
-};
-
-const RELAY_FIELDS: Record<RelayMessage["type"], Record<string, FieldKind>> = {
-  challenge: { nonce: "id", proof: "id" },
-  welcome: { session: "id", heartbeatMs: "int" },
-  registered: { service: "id", address: "text" },
-  refused: { service: "id", reason: "text" },
-  connect: { service: "id", conn: "id", client: "text" },
-  ready: {},
-  error: { message: "text" },
-  ping: {},
-  pong: {},
-};
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -125,17 +142,17 @@ export function encodeFrame(message: Message): Uint8Array {
 
 /** Decodes and validates a frame payload sent by an agent. */
 export function decodeAgentMessage(payload: Uint8Array): AgentMessage {
-  return decodeMessage(payload, AGENT_FIELDS) as AgentMessage;
+  return decodeMessage(payload, AGENT_MESSAGES) as AgentMessage;
 }
 
 /** Decodes and validates a frame payload sent by a relay. */
 export function decodeRelayMessage(payload: Uint8Array): RelayMessage {
-  return decodeMessage(payload, RELAY_FIELDS) as RelayMessage;
+  return decodeMessage(payload, RELAY_MESSAGES) as RelayMessage;
 }
 
 function decodeMessage(
   payload: Uint8Array,
-  schemas: Record<string, Record<string, FieldKind>>,
+  schemas: Record<string, Fields>,
 ): Message {
   let value: unknown;
   try {
@@ -162,6 +179,17 @@ function decodeMessage(
 }
 
 function checkField(value: unknown, kind: FieldKind): string | undefined {
+  if (kind === "texts?") {
+    if (!Array.isArray(value) || value.length > MAX_LIST_LENGTH) {
+      return `must be a list of at most ${MAX_LIST_LENGTH} strings`;
+    }
+    return value.map((item) => checkField(item, "text")).find(Boolean);
+  }
+  if (kind === "kind?") {
+    return (SERVICE_KINDS as readonly unknown[]).includes(value)
+      ? undefined
+      : `must be one of ${SERVICE_KINDS.join(", ")}`;
+  }
   if (kind === "int" || kind === "int?") {
     return Number.isSafeInteger(value) && (value as number) >= 0
       ? undefined
@@ -176,100 +204,3 @@ function checkField(value: unknown, kind: FieldKind): string | undefined {
   }
   return ID_PATTERN.test(value) ? undefined : "may hold only letters, digits, '.', '_' and '-'";
 }
-
-/**
- * Reads length-prefixed frames from a connection. Bytes that arrive after a frame in the same
- * read are kept, and {@link FrameReader.takeRest} hands them over when the connection turns
- * into a raw data channel.
- */
-export class FrameReader {
-  #conn: Conn;
-  #buffer = new Uint8Array(256);
-  #start = 0;
-  #end = 0;
-
-  constructor(conn: Conn) {
-    this.#conn = conn;
-  }
-
-  /** The next frame's payload, or null when the peer closed cleanly between frames. */
-  async next(): Promise<Uint8Array | null> {
-    while (this.#end - this.#start < 4) {
-      if (!(await this.#fill())) return this.#eof();
-    }
-    const length = new DataView(this.#buffer.buffer, this.#start, 4).getUint32(0);
-    if (length > MAX_FRAME_BYTES) {
-      const first = this.#buffer[this.#start];
-      if ((first === 0x15 || first === 0x16) && this.#buffer[this.#start + 1] === 0x03) {
-        throw new ProtocolError(
-          "received TLS where porthole frames were expected: one side runs with --insecure " +
-            "and the other does not; use TLS on both sides (recommended) or --insecure on both",
-        );
-      }
-      throw new ProtocolError(
-        `frame of ${length} bytes exceeds the limit of ${MAX_FRAME_BYTES}`,
-      );
-    }
-    while (this.#end - this.#start < 4 + length) {
-      if (!(await this.#fill())) return this.#eof();
-    }
-    const payload = this.#buffer.slice(this.#start + 4, this.#start + 4 + length);
-    this.#start += 4 + length;
-    return payload;
-  }
-
-  /** Bytes received beyond the last frame returned; the reader must not be used afterwards. */
-  takeRest(): Uint8Array {
-    const rest = this.#buffer.slice(this.#start, this.#end);
-    this.#start = this.#end = 0;
-    return rest;
-  }
-
-  #eof(): null {
-    if (this.#end > this.#start) {
-      throw new ProtocolError("connection closed in the middle of a frame");
-    }
-    return null;
-  }
-
-  async #fill(): Promise<boolean> {
-    if (this.#start > 0) {
-      this.#buffer.copyWithin(0, this.#start, this.#end);
-      this.#end -= this.#start;
-      this.#start = 0;
-    }
-    if (this.#end === this.#buffer.length) {
-      const grown = new Uint8Array(Math.min(this.#buffer.length * 4, MAX_FRAME_BYTES + 4));
-      grown.set(this.#buffer);
-      this.#buffer = grown;
-    }
-    const count = await this.#conn.read(this.#buffer.subarray(this.#end));
-    if (count === null) return false;
-    this.#end += count;
-    return true;
-  }
-}
-
-/**
- * Writes frames to a connection one after another, so messages sent from concurrent tasks never
- * interleave. A failed write closes nothing; it shows up on the reading side.
- */
-export class FrameWriter {
-  #conn: Conn;
-  #tail: Promise<void> = Promise.resolve();
-
-  constructor(conn: Conn) {
-    this.#conn = conn;
-  }
-
-  /** Queues a message; the promise settles once it is written (or failed). */
-  send(message: Message): Promise<void> {
-    const frame = encodeFrame(message);
-    this.#tail = this.#tail.then(() => writeAll(this.#conn, frame)).catch(() => {});
-    return this.#tail;
-  }
-}
-
-// TEMPORARY until the shape-protocol branch lands.
-export type AgentMessageOf<T extends AgentMessage["type"]> = Extract<AgentMessage, { type: T }>;
-export type RelayMessageOf<T extends RelayMessage["type"]> = Extract<RelayMessage, { type: T }>;

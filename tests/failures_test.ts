@@ -22,10 +22,10 @@ import {
   decodeAgentMessage,
   decodeRelayMessage,
   encodeFrame,
-  FrameReader,
   PROTOCOL_VERSION,
   type RelayMessage,
 } from "../lib/protocol.ts";
+import { FrameReader } from "../lib/frames.ts";
 
 /** Connects a client and returns how long the tunnel took to close it, in ms. */
 async function timeUntilClosed(port: number): Promise<number> {

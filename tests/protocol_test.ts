@@ -6,10 +6,10 @@ import {
   decodeAgentMessage,
   decodeRelayMessage,
   encodeFrame,
-  FrameReader,
   MAX_FRAME_BYTES,
   type RelayMessage,
 } from "../lib/protocol.ts";
+import { FrameReader } from "../lib/frames.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 import { socketPair } from "./helpers.ts";
 

@@ -23,10 +23,10 @@ import {
   type AgentMessageOf,
   decodeAgentMessage,
   encodeFrame,
-  FrameReader,
   PROTOCOL_VERSION,
   ProtocolError,
 } from "../protocol.ts";
+import { FrameReader } from "../frames.ts";
 import { LogThrottle } from "../throttle.ts";
 import type { AgentTransport } from "../transport/transport.ts";
 import type { Limits } from "./config.ts";

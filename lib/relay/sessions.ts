@@ -7,7 +7,7 @@
 import { randomToken, sameBytes } from "../auth.ts";
 import { ControlChannel } from "../channel.ts";
 import type { OpenConnections } from "../drain.ts";
-import type { Front } from "../front/front.ts";
+import type { Front, PublishRequest } from "../front/front.ts";
 import { challengeAgent } from "../handshake.ts";
 import { createLogger } from "../log.ts";
 import { type Conn, deadline, describeError, formatAddr } from "../net.ts";
@@ -15,9 +15,9 @@ import {
   type AgentMessage,
   type AgentMessageOf,
   decodeAgentMessage,
-  type FrameReader,
   ProtocolError,
 } from "../protocol.ts";
+import { type FrameReader } from "../frames.ts";
 import type { RelayConfig } from "./config.ts";
 import { type PolicyContext, registrationProblem } from "./policy.ts";
 import type { Registry } from "./registry.ts";
@@ -183,7 +183,7 @@ export class Sessions {
   #handle(session: AgentSession, message: AgentMessage): void {
     switch (message.type) {
       case "register":
-        return this.#register(session, message.service, message.port);
+        return this.#register(session, message);
       case "unregister":
         return this.#withdraw(session, message.service);
       case "refuse":
@@ -193,35 +193,45 @@ export class Sessions {
     }
   }
 
-  /** S3–S4: brings `service` online for `session`, or tells the agent why not. */
-  #register(session: AgentSession, service: string, port: number | undefined): void {
+  /** S3–S4: brings a service online for `session`, or tells the agent why not. */
+  #register(session: AgentSession, { service, kind = "tcp", port }: AgentMessageOf<"register">) {
     const problem = registrationProblem(this.#options.policy(), session, service, port);
-    const result = problem ? { reason: problem } : this.#bringOnline(service, session, port);
+    const result = problem
+      ? { reason: problem }
+      : this.#bringOnline(session, { service, kind, port });
     if ("reason" in result) {
       log.warn(`agent ${session.agentId}: service ${service} refused: ${result.reason}`);
       session.channel.send({ type: "refused", service, reason: result.reason });
       return;
     }
     session.services.add(service);
-    const at = result.address;
-    log.info(`agent ${session.agentId}: service ${service} online at ${at}`);
-    session.channel.send({ type: "registered", service, address: at });
+    const [address, ...also] = result.addresses;
+    log.info(
+      `agent ${session.agentId}: service ${service} online at ${result.addresses.join(", ")}`,
+    );
+    session.channel.send({
+      type: "registered",
+      service,
+      address,
+      ...(also.length ? { also } : {}),
+    });
   }
 
-  /** Adds `session` to `service`'s members and publishes it on every front that carries it. */
-  #bringOnline(service: string, session: AgentSession, port: number | undefined) {
+  /** Adds `session` to the service's members and publishes it on every front that carries it. */
+  #bringOnline(session: AgentSession, request: PublishRequest) {
+    const { service } = request;
     const added = this.#options.registry.add(service, session);
     if ("reason" in added) return added;
-    let address;
+    const addresses: string[] = [];
     for (const front of this.#options.fronts) {
-      const published = front.publish({ service, kind: "tcp", port });
+      const published = front.publish(request);
       if (published && "reason" in published) {
         this.#takeOffline(service, session);
         return published;
       }
-      address ??= published?.address;
+      if (published) addresses.push(published.address);
     }
-    if (address) return { address };
+    if (addresses.length > 0) return { addresses };
     this.#takeOffline(service, session);
     return { reason: `no front of the relay can publish service ${service}` };
   }
