@@ -112,6 +112,18 @@ async function loadCertificate(
   return { cert: certified.cert, key: certified.key };
 }
 
+/** The HTTP front the flags ask for: --http with --domain. */
+function httpFront(flags: { http?: string; domain?: string }) {
+  if (flags.http === undefined) {
+    if (flags.domain !== undefined) throw new UsageError("--domain goes with --http");
+    return undefined;
+  }
+  if (!flags.domain) {
+    throw new UsageError("--http needs --domain: services are reached at ID.DOMAIN");
+  }
+  return { listen: parseAddress(flags.http, "--http"), domain: flags.domain.toLowerCase() };
+}
+
 Deno.exit(
   await runCommand("relay", async () => {
     const { values: flags } = parseArgs({
@@ -126,6 +138,8 @@ Deno.exit(
         "state-dir": { type: "string" },
         "connect-timeout": { type: "string", default: "10" },
         heartbeat: { type: "string", default: "10" },
+        http: { type: "string" },
+        domain: { type: "string" },
         ...COMMON_OPTIONS,
       },
     });
@@ -153,6 +167,7 @@ Deno.exit(
       connectTimeoutMs: parseSeconds(flags["connect-timeout"], "--connect-timeout"),
       heartbeatMs: parseSeconds(flags.heartbeat, "--heartbeat"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
+      http: httpFront(flags),
     });
     status.of = relay.stats;
     if (flags.config) {

@@ -80,22 +80,24 @@ export function parseServiceSpecs(texts: string[], flag: string): Map<string, Ho
 }
 
 /**
- * Parses the agent's `--service ID[@PUBLIC_PORT]=HOST:PORT` flags.
+ * Parses the agent's `--service ID[@PUBLIC_PORT]=[http://|tls://]HOST:PORT` flags: what the
+ * service speaks (`http://`, `tls://`, or raw TCP) decides which of the relay's fronts reach it.
  *
  * @example
- * parseAgentServices(["web@8080=127.0.0.1:3000"]); // web → 127.0.0.1:3000, asking for port 8080
+ * parseAgentServices(["web@8080=http://127.0.0.1:3000"]); // web → 127.0.0.1:3000, HTTP, port 8080
  */
 export function parseAgentServices(texts: string[]): Map<string, AgentService> {
   const services = new Map<string, AgentService>();
   for (const text of texts) {
-    const match = /^([^=@]*)@(\d+)=(.*)$/.exec(text);
-    const port = match ? Number(match[2]) : undefined;
+    const match = /^([^=@]*)(?:@(\d+))?=(?:(http|tls):\/\/)?([^/]*)\/?$/.exec(text);
+    const port = match?.[2] === undefined ? undefined : Number(match[2]);
     if (port !== undefined && !(port >= 1 && port <= 65535)) {
       throw new UsageError(`--service "${text}": public port ${port} is not within 1-65535`);
     }
-    const [id, target] = parseServiceSpec(match ? `${match[1]}=${match[3]}` : text, "--service");
+    const [id, target] = parseServiceSpec(match ? `${match[1]}=${match[4]}` : text, "--service");
     if (services.has(id)) throw new UsageError(`--service names service ${id} twice`);
-    services.set(id, { target, port });
+    const kind = (match?.[3] ?? "tcp") as AgentService["kind"];
+    services.set(id, { target, port, kind });
   }
   return services;
 }

@@ -16,16 +16,20 @@ import {
   type HostPort,
   writeAll,
 } from "../net.ts";
-import type { RelayMessageOf } from "../protocol.ts";
+import type { RelayMessageOf, ServiceKind } from "../protocol.ts";
 import { splice } from "../splice.ts";
 import type { RelayDialer } from "../transport/transport.ts";
 
 /** Time allowed to connect to the relay or to a service. */
 export const DIAL_TIMEOUT_MS = 5_000;
 
-/** A service as the agent publishes it: where to dial it, and the public port it asks for. */
+/**
+ * A service as the agent publishes it: where to dial it, what it speaks (which decides the
+ * relay's fronts that reach it; default tcp), and the public port it asks for.
+ */
 export interface AgentService {
   target: HostPort;
+  kind?: ServiceKind;
   port?: number;
 }
 

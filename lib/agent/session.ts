@@ -87,8 +87,13 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
       (silentMs) =>
         log.warn(`the relay at ${relayName} has been silent for ${Math.round(silentMs)} ms`),
     );
-    for (const [id, { port }] of options.services) {
-      channel.send({ type: "register", service: id, ...(port === undefined ? {} : { port }) });
+    for (const [service, { port, kind }] of options.services) {
+      channel.send({
+        type: "register",
+        service,
+        ...(kind === undefined || kind === "tcp" ? {} : { kind }),
+        ...(port === undefined ? {} : { port }),
+      });
     }
     const context: ServeContext = {
       ...options,
@@ -121,6 +126,9 @@ function handle(message: RelayMessage, context: ServeContext): void {
       const at = parseHostPort(message.address);
       if (isUnspecified(at.hostname)) at.hostname = context.dialer.relay.hostname;
       log.info(`service ${message.service} (${target}) is reachable at ${formatHostPort(at)}`);
+      for (const address of message.also ?? []) {
+        log.info(`service ${message.service} is also reachable at ${address}`);
+      }
       return;
     }
     case "refused":

@@ -12,6 +12,7 @@
  */
 
 import type { Conn } from "../net.ts";
+import type { ServiceKind } from "../protocol.ts";
 
 /** A client that arrived at a front, and the service it asked for. */
 export interface Arrival {
@@ -44,15 +45,10 @@ export interface FrontContext {
   onAcceptError(error: Error): void;
 }
 
-/**
- * What a service speaks, which decides the fronts that carry it: `http` (the HTTP front, routed by
- * Host), `tls` (passed through by SNI), `tcp` (anything; its own port only).
- */
-export type ServiceKind = "tcp" | "http" | "tls";
-
 /** A service the relay asks its fronts to publish. */
 export interface PublishRequest {
   service: string;
+  /** What it speaks, which decides the fronts that carry it. */
   kind: ServiceKind;
   /** The public port its agent asked for, if any. */
   port?: number;
