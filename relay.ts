@@ -140,6 +140,7 @@ Deno.exit(
         heartbeat: { type: "string", default: "10" },
         http: { type: "string" },
         domain: { type: "string" },
+        proxy: { type: "string" },
         ...COMMON_OPTIONS,
       },
     });
@@ -168,6 +169,9 @@ Deno.exit(
       heartbeatMs: parseSeconds(flags.heartbeat, "--heartbeat"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
       http: httpFront(flags),
+      proxy: flags.proxy === undefined
+        ? undefined
+        : { listen: parseAddress(flags.proxy, "--proxy") },
     });
     status.of = relay.stats;
     if (flags.config) {

@@ -330,6 +330,18 @@ export async function eventually(
   }
 }
 
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
+export function listening(port: number, what: string): Promise<void> {
+  return eventually(async () => {
+    try {
+      closeQuietly(await Deno.connect({ hostname: "127.0.0.1", port }));
+      return true;
+    } catch {
+      return false;
+    }
+  }, `${what} listens on ${port}`);
+}
+
 /** Connections to a test relay, trusting it as its agents would. */
 export function relayDialer(relay: { port: number; fingerprint: string }): RelayDialer {
   const at = { hostname: "127.0.0.1", port: relay.port };

@@ -3,8 +3,7 @@
  * temporary directory, in the foreground, on a port chosen at run time.
  */
 
-import { closeQuietly } from "../lib/net.ts";
-import { eventually, freePort } from "./helpers.ts";
+import { freePort, listening } from "./helpers.ts";
 
 /** A running nginx: its port, its access log, and how to stop it. */
 export interface Nginx extends AsyncDisposable {
@@ -60,14 +59,7 @@ http {
     await Deno.remove(dir, { recursive: true });
   };
   try {
-    await eventually(async () => {
-      try {
-        closeQuietly(await Deno.connect({ hostname: "127.0.0.1", port }));
-        return true;
-      } catch {
-        return false;
-      }
-    }, `nginx listens on ${port}`);
+    await listening(port, "nginx");
   } catch (error) {
     await stop();
     throw error;

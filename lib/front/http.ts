@@ -140,7 +140,7 @@ export class HttpFront implements Front {
  * sends for up to {@link LINGER_MS} before closing: closing with unread bytes would reset the
  * connection, and the client could lose the response.
  */
-function answer(conn: Conn, response: Uint8Array): void {
+export function answer(conn: Conn, response: Uint8Array): void {
   const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
   (async () => {
     await writeAll(conn, response);

@@ -10,9 +10,12 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 /** Time a client has to send its whole request head; then it is answered 408. */
 export const HEAD_TIMEOUT_MS = 10_000;
 
-/** A request head as read: its bytes (and any that came with them), and the host it names. */
+/**
+ * A request head as read: its bytes and any that came with them (`bytes`, of which the head is
+ * the first `length`), its method, and the host it names.
+ */
 export type HeadResult =
-  | { kind: "head"; bytes: Uint8Array; host: string }
+  | { kind: "head"; bytes: Uint8Array; length: number; method: string; host: string }
   /** The client sent no complete, valid head; `status` is the answer it gets. */
   | { kind: "bad"; status: 400 | 408; why: string }
   /** The client went away before sending anything. */
@@ -21,13 +24,18 @@ export type HeadResult =
 const END_OF_HEAD = [13, 10, 13, 10]; // CRLF CRLF
 const decoder = new TextDecoder();
 
-/** Reads `conn` until the end of a request head, within {@link MAX_HEAD_BYTES} and `timeoutMs`. */
+/**
+ * Reads `conn` until the end of a request head, within {@link MAX_HEAD_BYTES} and `timeoutMs`;
+ * `prefix` is what was already read of it.
+ */
 export async function readRequestHead(
   conn: Conn,
   timeoutMs = HEAD_TIMEOUT_MS,
+  prefix: Uint8Array = new Uint8Array(0),
 ): Promise<HeadResult> {
-  let buffer = new Uint8Array(1024);
-  let length = 0;
+  let buffer = new Uint8Array(Math.max(1024, prefix.length));
+  buffer.set(prefix);
+  let length = prefix.length;
   let searched = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<"timeout">((resolve) => {
@@ -65,9 +73,11 @@ export async function readRequestHead(
       const end = indexOfEnd(buffer, Math.max(0, searched - 3), length);
       searched = length;
       if (end < 0) continue;
-      const host = hostOf(decoder.decode(buffer.subarray(0, end)));
+      const head = decoder.decode(buffer.subarray(0, end));
+      const host = hostOf(head);
       if (!host) return badHead("it names no host");
-      return { kind: "head", bytes: buffer.subarray(0, length), host };
+      const method = head.slice(0, head.indexOf(" "));
+      return { kind: "head", bytes: buffer.subarray(0, length), length: end + 4, method, host };
     }
   }
 }
@@ -84,8 +94,9 @@ function indexOfEnd(buffer: Uint8Array, from: number, to: number): number {
 }
 
 /**
- * The host a request head is for, lower-cased and without port: from an absolute request URI if
- * it has one (it wins, RFC 9112 §3.2.2), else from the Host header; undefined if neither.
+ * The host a request head is for, lower-cased and without port: from a CONNECT's target or an
+ * absolute request URI if it has one (it wins, RFC 9112 §3.2.2), else from the Host header;
+ * undefined if neither.
  *
  * @example
  * ```ts
@@ -94,9 +105,9 @@ function indexOfEnd(buffer: Uint8Array, from: number, to: number): number {
  */
 export function hostOf(head: string): string | undefined {
   const [requestLine, ...fields] = head.split("\r\n");
-  const target = /^[A-Z]+ (\S+) HTTP\/1\.[01]$/.exec(requestLine)?.[1];
+  const [, method, target] = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(requestLine) ?? [];
   if (target === undefined) return undefined;
-  const absolute = /^https?:\/\/([^/?#]+)/i.exec(target)?.[1];
+  const absolute = method === "CONNECT" ? target : /^https?:\/\/([^/?#]+)/i.exec(target)?.[1];
   const header = fields.find((field) => /^host:/i.test(field))?.slice(5).trim();
   const authority = absolute ?? header;
   if (!authority) return undefined;

@@ -21,9 +21,8 @@
 
 import { secretKey } from "../auth.ts";
 import { drain, OpenConnections } from "../drain.ts";
-import type { Arrival, Front } from "../front/front.ts";
-import { HttpFront } from "../front/http.ts";
-import { PortFront } from "../front/ports.ts";
+import type { Arrival } from "../front/front.ts";
+import { type FrontsOptions, openFronts } from "../front/fronts.ts";
 import { createLogger } from "../log.ts";
 import { formatAddr, formatHostPort, type HostPort, type PortRange } from "../net.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../protocol.ts";
@@ -51,7 +50,9 @@ export interface RelayOptions {
   /** Ports for services that are not pinned (`--port-range`). */
   portRange?: PortRange;
   /** The HTTP front (`--http`, `--domain`): HTTP services by host name on one port. */
-  http?: { listen: HostPort; domain: string };
+  http?: FrontsOptions["http"];
+  /** The proxy front (`--proxy`): SOCKS5 and HTTP CONNECT to any service, by name. */
+  proxy?: FrontsOptions["proxy"];
   /** How long a client waits for its data channel. */
   connectTimeoutMs?: number;
   /** Heartbeat interval on control channels. */
@@ -137,26 +138,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     session.channel.send({ type: "connect", service, conn: token, client });
   }
 
-  const context = { arrive, onAcceptError };
-  const fronts: Front[] = [
-    new PortFront(
-      { pinned, listenHost: options.listen.hostname, portRange: options.portRange },
-      context,
-    ),
-  ];
-  if (options.http) {
-    try {
-      const http = HttpFront.open(options.http, context);
-      fronts.push(http);
-      log.info(
-        `listening for HTTP clients on ${formatHostPort(http.address)} ` +
-          `(services at ID.${options.http.domain})`,
-      );
-    } catch (error) {
-      fronts.forEach((front) => front.close());
-      throw error;
-    }
-  }
+  const fronts = openFronts({
+    ports: { pinned, listenHost: options.listen.hostname, portRange: options.portRange },
+    http: options.http,
+    proxy: options.proxy,
+  }, { arrive, onAcceptError });
   let agentPort: AgentPort;
   const sessions = new Sessions({
     policy,
