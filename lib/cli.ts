@@ -95,7 +95,9 @@ export interface AgentService {
  * Parses the agent's `--service ID[@PUBLIC_PORT]=HOST:PORT` flags.
  *
  * @example
+ * ```ts
  * parseAgentServices(["web@8080=127.0.0.1:3000"]); // web → 127.0.0.1:3000, asking for port 8080
+ * ```
  */
 export function parseAgentServices(texts: string[]): Map<string, AgentService> {
   const services = new Map<string, AgentService>();

@@ -4,8 +4,15 @@
  * It only ever dials out, and only to the relay and the services its own configuration names.
  *
  * @example
- * const controller = new AbortController();
- * await runAgent({ relay, secret, id: "office", services }, controller.signal);
+ * ```ts
+ * import { RelayDialer } from "../tls.ts";
+ * const relay = { hostname: "relay.example.com", port: 7835 };
+ * const dialer = new RelayDialer(relay, { kind: "system" }); // trust the system's roots
+ * const services = new Map([["web", { target: { hostname: "127.0.0.1", port: 3000 } }]]);
+ * const controller = new AbortController(); // abort() to stop
+ * const options = { dialer, secret: "a-long-shared-secret", id: "office", services };
+ * await runAgent(options, controller.signal);
+ * ```
  */
 
 import { computeProof, randomToken, sameToken, secretKey } from "../auth.ts";

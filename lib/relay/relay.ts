@@ -4,9 +4,15 @@
  * opened for it (S2, S4, S6, S7, S11).
  *
  * @example
- * const relay = await startRelay({ listen: { hostname: "127.0.0.1", port: 0 }, secret, portRange });
+ * ```ts
+ * const relay = await startRelay({
+ *   listen: { hostname: "127.0.0.1", port: 0 },
+ *   secret: "a-long-shared-secret",
+ *   portRange: { first: 20000, last: 20999 },
+ * });
  * // ... later
  * relay.close();
+ * ```
  */
 
 import { computeProof, randomToken, sameBytes, sameToken, secretKey } from "../auth.ts";
