@@ -8,7 +8,7 @@
  *   on the connection carries the client's raw bytes, unframed.
  *
  * A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON.
- * The S-numbers refer to the steps of the connection flow in the mission.
+ * The S-numbers refer to the steps of the connection flow in docs/flow.md.
  */
 
 import { type Conn, writeAll } from "./net.ts";
