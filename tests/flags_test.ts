@@ -1,7 +1,13 @@
 /** Flag tables (lib/flags.ts): parseArgs options and --help from one table. */
 
 import { assert, assertEquals, assertThrows } from "./assert.ts";
-import { flagHelp, type FlagTable, parseFlags, parseOptions } from "../lib/flags.ts";
+import {
+  flagHelp,
+  type FlagTable,
+  HELP_LINE_WIDTH,
+  parseFlags,
+  parseOptions,
+} from "../lib/flags.ts";
 
 const TABLE = {
   listen: {
@@ -98,7 +104,7 @@ Deno.test("flags: --help wraps long help at the line width, keeping default and 
     },
   });
   const lines = help.trimEnd().split("\n");
-  assert(lines.every((line) => line.length <= 95), help);
+  assert(lines.every((line) => line.length <= HELP_LINE_WIDTH), help);
   assertEquals(
     lines.at(-2)!.trim(),
     "Default: a default that is long enough not to fit after the words.",
