@@ -27,6 +27,7 @@ check: $(DENO)
 	$(DENO) fmt --check
 	$(DENO) lint
 	$(DENO) check relay.ts agent.ts scripts/ tests/ bench/
+	$(DENO) check --doc-only lib/
 
 # Not part of CI. -A: it reads relay's and agent's /proc files (CPU time, RSS, fd limits).
 bench: $(DENO)

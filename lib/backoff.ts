@@ -4,9 +4,12 @@
  * the same moment (a relay restart) do not all come back in the same instant.
  *
  * @example
+ * ```ts
  * const backoff = new Backoff(500, 10_000);
- * await sleep(backoff.next()); // ~0.4-0.5 s, then ~0.8-1 s, ~1.6-2 s ... never above 10 s
- * backoff.reset();             // after a success
+ * const pauseMs = backoff.next(); // ~0.4-0.5 s, then ~0.8-1 s, ~1.6-2 s ... never above 10 s
+ * await new Promise((resolve) => setTimeout(resolve, pauseMs));
+ * backoff.reset(); // after a success
+ * ```
  */
 
 /** Largest fraction by which a pause is shortened at random. */

@@ -1,11 +1,14 @@
 /**
- * What the two entry scripts share: flag values turned into typed settings, the version, and
- * the way a command ends (a one-line error and a distinct exit code, never a stack trace).
+ * What the two entry scripts share: the flags both have, flag values turned into typed settings,
+ * the version, and the way a command ends (a one-line error and a distinct exit code, never a
+ * stack trace).
  */
 
 import config from "../deno.json" with { type: "json" };
 import type { AgentService } from "./agent/serve.ts";
-import { type Logger, type LogLevel, parseLogLevel, setLogLevel } from "./log.ts";
+import { SHUTDOWN_TIMEOUT_MS } from "./drain.ts";
+import type { FlagTable } from "./flags.ts";
+import { LOG_LEVELS, type Logger, type LogLevel, parseLogLevel, setLogLevel } from "./log.ts";
 import { type HostPort, parseHostPort, type PortRange, portRangeOf } from "./net.ts";
 
 /** porthole's version, from deno.json. */
@@ -19,27 +22,30 @@ export const EXIT_REFUSED = 3;
 /** What a service id may look like: it appears in logs, flags and (later) host names. */
 export const SERVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
-/** The --help lines of the flags in {@link COMMON_OPTIONS} that mean the same on both. */
-export const COMMON_HELP =
-  `  --idle-timeout SECS       Close a client connection when no byte has moved either way for
-                            this long. Default: off.
-  --shutdown-timeout SECS   On SIGINT/SIGTERM, how long open connections get to finish before
-                            they are closed; a second signal stops at once. Default: 10.
-  --log-level LEVEL         debug, info, warn or error. Default: info. Logs go to stderr.
-  -h, --help                Show this help.
-  -V, --version             Print the version.
-`;
-
-/** The `parseArgs` options relay and agent share (their meaning is in each one's --help). */
-export const COMMON_OPTIONS = {
-  "secret-file": { type: "string" },
-  insecure: { type: "boolean", default: false },
-  "idle-timeout": { type: "string" },
-  "shutdown-timeout": { type: "string", default: "10" },
-  "log-level": { type: "string", default: "info" },
-  help: { type: "boolean", short: "h" },
-  version: { type: "boolean", short: "V" },
-} as const;
+/**
+ * The flags relay and agent share with the same meaning and help, last in each one's table.
+ * (`--secret-file` and `--insecure` are on both too, but each program says what they mean for it.)
+ */
+export const COMMON_FLAGS = {
+  "idle-timeout": {
+    value: "SECS",
+    defaultText: "off",
+    help: "Close a client connection when no byte has moved either way for this long.",
+  },
+  "shutdown-timeout": {
+    value: "SECS",
+    default: String(SHUTDOWN_TIMEOUT_MS / 1000),
+    help: "On SIGINT/SIGTERM, how long open connections get to finish before they are closed; " +
+      "a second signal stops at once.",
+  },
+  "log-level": {
+    value: "LEVEL",
+    default: "info",
+    help: `${LOG_LEVELS.slice(0, -1).join(", ")} or ${LOG_LEVELS.at(-1)}. Logs go to stderr.`,
+  },
+  help: { short: "h", help: "Show this help." },
+  version: { short: "V", help: "Print the version." },
+} as const satisfies FlagTable;
 
 /** An error in the command line: printed with a pointer to --help, exit {@link EXIT_USAGE}. */
 export class UsageError extends Error {
@@ -84,7 +90,9 @@ export function parseServiceSpecs(texts: string[], flag: string): Map<string, Ho
  * service speaks (`http://`, `tls://`, or raw TCP) decides which of the relay's fronts reach it.
  *
  * @example
+ * ```ts
  * parseAgentServices(["web@8080=http://127.0.0.1:3000"]); // web → 127.0.0.1:3000, HTTP, port 8080
+ * ```
  */
 export function parseAgentServices(texts: string[]): Map<string, AgentService> {
   const services = new Map<string, AgentService>();

@@ -4,9 +4,14 @@
  * whatever is left then is closed.
  *
  * @example
+ * ```ts
+ * import { createLogger } from "./log.ts";
+ * declare const conn: Deno.Conn;
  * const open = new OpenConnections();
  * open.track(conn); // ... open.release(conn) when it ends
- * await drain(open, 10_000, log); // on SIGTERM, listeners closed
+ * // On SIGTERM, once the listeners are closed:
+ * await drain(open, SHUTDOWN_TIMEOUT_MS, createLogger("relay"));
+ * ```
  */
 
 import type { Logger } from "./log.ts";

@@ -3,8 +3,10 @@
  * Stands in for @std/log (not reachable here); keep every log call behind this module.
  *
  * @example
+ * ```ts
  * const log = createLogger("relay");
  * log.info("listening for agents on 127.0.0.1:7835");
+ * ```
  */
 
 /** The levels, least to most severe. */

@@ -50,7 +50,9 @@ export interface PortRange {
  * Reads `FIRST-LAST` or a single port as a range within 1-65535; undefined if it is neither.
  *
  * @example
+ * ```ts
  * portRangeOf("20000-20999"); // { first: 20000, last: 20999 }
+ * ```
  */
 export function portRangeOf(text: string): PortRange | undefined {
   const match = /^(\d+)(?:-(\d+))?$/.exec(text);
@@ -63,7 +65,9 @@ export function portRangeOf(text: string): PortRange | undefined {
  * Parses `host:port`, `[v6]:port` or a host name with a port.
  *
  * @example
+ * ```ts
  * parseHostPort("[::1]:7835"); // { hostname: "::1", port: 7835 }
+ * ```
  */
 export function parseHostPort(text: string): HostPort {
   const match = /^\[([^\]]+)\]:(\d+)$/.exec(text) ??

@@ -3,8 +3,13 @@
  * heartbeat silence and idle connections.
  *
  * @example
+ * ```ts
+ * declare const conn: Deno.Conn;
  * let last = performance.now(); // set on every byte
  * const stop = whenQuiet(() => last, 30_000, () => conn.close());
+ * last = performance.now(); // a byte moved: the deadline moves with it
+ * stop(); // the connection ended first
+ * ```
  */
 
 /**

@@ -1,8 +1,18 @@
 /** Command-line values: addresses, service specs, ranges, durations; how the programs start. */
 
 import { assert, assertEquals, assertThrows } from "./assert.ts";
-import { parsePortRange, parseSeconds, parseServiceSpecs } from "../lib/cli.ts";
+import { AGENT_FLAGS, AGENT_HELP } from "../lib/agent_flags.ts";
+import {
+  applyLogLevel,
+  parseAddress,
+  parsePortRange,
+  parseSeconds,
+  parseServiceSpecs,
+} from "../lib/cli.ts";
+import { type Flag, type FlagTable, HELP_LINE_WIDTH } from "../lib/flags.ts";
 import { V8_FLAGS } from "../lib/launch.ts";
+import { setLogLevel } from "../lib/log.ts";
+import { RELAY_FLAGS, RELAY_HELP } from "../lib/relay_flags.ts";
 import { formatHostPort, parseHostPort } from "../lib/net.ts";
 
 Deno.test("addresses: host names, IPv4 and bracketed IPv6, formatted back the same way", () => {
@@ -61,4 +71,82 @@ Deno.test("deno.json's tasks and the Makefile start relay and agent with lib/lau
   );
   const makefile = await read("Makefile");
   assert(makefile.includes(`\nV8_FLAGS := ${flag}\n`), `the Makefile's V8_FLAGS should be ${flag}`);
+});
+
+const PROGRAMS = [
+  { name: "relay", flags: RELAY_FLAGS as FlagTable, help: RELAY_HELP },
+  { name: "agent", flags: AGENT_FLAGS as FlagTable, help: AGENT_HELP },
+];
+
+Deno.test("--help of relay and agent names every flag, within the line width", () => {
+  for (const { name, flags, help } of PROGRAMS) {
+    for (const [flag, { short }] of Object.entries(flags)) {
+      assert(new RegExp(`--${flag}\\b(?!-)`).test(help), `${name} --help should name --${flag}`);
+      if (short) assert(help.includes(`-${short}, --${flag}`), `${name} --help: -${short}`);
+    }
+    const long = help.split("\n").filter((line) => line.length > HELP_LINE_WIDTH);
+    assertEquals(long, [], `${name} --help has lines over ${HELP_LINE_WIDTH} characters`);
+  }
+});
+
+Deno.test("the flag tables' defaults are values their flags accept", () => {
+  const check: Record<string, (text: string, flag: string) => unknown> = {
+    "HOST:PORT": parseAddress,
+    "FIRST-LAST": parsePortRange,
+    SECS: parseSeconds,
+    LEVEL: applyLogLevel,
+  };
+  for (const { name, flags } of PROGRAMS) {
+    for (const [flag, spec] of Object.entries(flags) as [string, Flag][]) {
+      assert(spec.default === undefined || spec.defaultText === undefined, `--${flag}`);
+      assert(spec.value !== undefined || spec.default === undefined, `switch --${flag}`);
+      assert(!spec.repeats || spec.default === undefined, `repeated --${flag}`);
+      if (spec.default === undefined) continue;
+      const parse = check[spec.value!];
+      assert(parse, `${name}: no check for the default of --${flag} ${spec.value}`);
+      parse(spec.default, `--${flag}`);
+    }
+  }
+  setLogLevel("info");
+});
+
+/** The README's table under "## Flags" / "### {program}": flag cell → default cell, per flag. */
+function readmeFlags(
+  readme: string,
+  program: string,
+): Map<string, { cell: string; default: string }> {
+  const section = readme.split("\n## Flags\n")[1].split("\n## ")[0];
+  const table = section.split(`\n### ${program}\n`)[1].split("\n### ")[0];
+  const rows = table.split("\n").filter((line) => line.startsWith("|")).slice(2);
+  const flags = new Map<string, { cell: string; default: string }>();
+  for (const row of rows) {
+    const [cell, shown] = row.split("|").slice(1, 3).map((text) => text.trim());
+    for (const [, name] of cell.matchAll(/--([a-z][a-z-]*)/g)) {
+      flags.set(name, { cell, default: shown.replaceAll("`", "") });
+    }
+  }
+  return flags;
+}
+
+Deno.test("README's flag tables list every flag with its placeholder and default", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  for (const { name, flags } of PROGRAMS) {
+    const listed = readmeFlags(readme, name);
+    assertEquals(
+      [...listed.keys()].sort(),
+      Object.keys(flags).sort(),
+      `README's "### ${name}" table should list exactly ${name}'s flags`,
+    );
+    for (const [flag, spec] of Object.entries(flags) as [string, Flag][]) {
+      const row = listed.get(flag)!;
+      if (spec.value !== undefined) {
+        assert(row.cell.includes(`\`--${flag} ${spec.value}\``), `README: --${flag} ${spec.value}`);
+      }
+      // Only literal defaults are compared: the described ones (`defaultText`, e.g. "off") are
+      // worded for the help column and may be put differently in the README.
+      if (spec.default !== undefined) {
+        assertEquals(row.default, spec.default, `README: the default of ${name} --${flag}`);
+      }
+    }
+  }
 });

@@ -1,0 +1,76 @@
+/** The agent's flags and its --help, from one table (see lib/flags.ts). */
+
+import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/agent.ts";
+import { COMMON_FLAGS, EXIT_REFUSED, EXIT_USAGE, VERSION } from "./cli.ts";
+import { flagHelp, type FlagTable } from "./flags.ts";
+
+/** Every flag of `agent`, in --help order. */
+export const AGENT_FLAGS = {
+  relay: {
+    value: "HOST:PORT",
+    help: "The relay's agent port (required).",
+    example: "--relay relay.example.com:7835",
+  },
+  service: {
+    value: "ID[@PORT]=HOST:PORT",
+    repeats: true,
+    help: "A service to publish under ID, and the address this agent dials for it (repeatable, " +
+      "at least one). @PORT asks the relay for that public port; otherwise the relay picks one " +
+      "(or uses its pin).",
+    example: "--service web@8080=127.0.0.1:3000 --service db=[::1]:5432",
+  },
+  "secret-file": {
+    value: "FILE",
+    help: "File holding the secret shared with the relay (or set the PORTHOLE_SECRET " +
+      "environment variable).",
+  },
+  fingerprint: {
+    value: "SHA256",
+    help: "Trust the relay whose certificate has this SHA-256 fingerprint (the relay prints it " +
+      "at start). For a self-signed relay.",
+  },
+  ca: {
+    value: "FILE",
+    help: "Trust relay certificates signed by this CA (PEM).\nWithout --fingerprint or --ca, the " +
+      "system's roots are trusted (for a relay with a real certificate).",
+  },
+  insecure: { help: "Plain TCP to the relay: no encryption. The relay must use it too." },
+  id: {
+    value: "NAME",
+    defaultText: "the host name",
+    help: "This agent's id, unique on the relay.",
+  },
+  "reconnect-max": {
+    value: "SECS",
+    default: String(RECONNECT_MAX_MS / 1000),
+    help: "Longest pause between attempts to reach a lost relay; pauses start at " +
+      `${RECONNECT_MIN_MS / 1000} s and double, with jitter.`,
+  },
+  "retry-refused": {
+    value: "SECS",
+    defaultText: "exit",
+    help: "When the relay refuses this agent (wrong secret, incompatible version), try again " +
+      `every SECS instead of exiting with code ${EXIT_REFUSED}.`,
+  },
+  ...COMMON_FLAGS,
+} as const satisfies FlagTable;
+
+/** What `agent --help` prints. */
+export const AGENT_HELP = `porthole agent ${VERSION}: the private end of a porthole tunnel.
+
+Runs inside a private network, dials out to a porthole relay, and lets the relay's clients
+reach the services named here. Nothing needs to be open inbound.
+
+Usage: agent --relay HOST:PORT --service ID=HOST:PORT [flags]
+
+Flags:
+${flagHelp(AGENT_FLAGS)}
+Exit codes: 0 stopped by a signal; ${EXIT_USAGE} bad flags or secret; ${EXIT_REFUSED} \
+refused by the relay (wrong
+secret or incompatible version). Lost connections to the relay are retried with backoff.
+SIGUSR2 logs a status line (relay connected or not, open connections).
+
+Example:
+  agent --relay relay.example.com:7835 --secret-file ./secret --fingerprint 5C:4D:…:85 \\
+        --service web=127.0.0.1:3000
+`;

@@ -1,0 +1,104 @@
+/** The relay's flags and its --help, from one table (see lib/flags.ts). */
+
+import { COMMON_FLAGS, VERSION } from "./cli.ts";
+import { flagHelp, type FlagTable } from "./flags.ts";
+import { HEARTBEAT_INTERVAL_MS } from "./protocol.ts";
+import { CONNECT_TIMEOUT_MS } from "./relay/rendezvous.ts";
+
+/** Every flag of `relay`, in --help order. */
+export const RELAY_FLAGS = {
+  listen: {
+    value: "HOST:PORT",
+    default: "0.0.0.0:7835",
+    help: "Where agents dial; control and data channels share this port.",
+    example: "--listen [::]:7835",
+  },
+  "secret-file": {
+    value: "FILE",
+    help: "File holding the secret agents must prove they know (or set the PORTHOLE_SECRET " +
+      "environment variable). At least 16 characters; make one with: openssl rand -hex 32 > secret",
+  },
+  config: {
+    value: "FILE",
+    help: "TOML file: agents with their own secrets and the service ids and ports each may " +
+      'claim, client access rules per service, limits. Re-read on SIGHUP (see README, "Relay ' +
+      'configuration").',
+  },
+  expose: {
+    value: "ID=HOST:PORT",
+    repeats: true,
+    help: "Pin service ID to a public address (repeatable). Clients of a pinned service whose " +
+      "agent is offline are closed at once.",
+    example: "--expose web=0.0.0.0:8080",
+  },
+  cert: {
+    value: "FILE",
+    help: "Certificate (PEM, full chain) and key for the agent port, e.g. from your CA or Let's " +
+      "Encrypt; agents then need no extra flag. Without them the relay makes a self-signed " +
+      "certificate on first start, keeps it in --state-dir, and prints its fingerprint for the " +
+      "agents' --fingerprint.",
+  },
+  key: { value: "FILE" },
+  "state-dir": {
+    value: "DIR",
+    defaultText: "$XDG_STATE_HOME/porthole or ~/.local/state/porthole",
+    help: "Where the generated certificate and key (mode 0600) live.",
+  },
+  insecure: {
+    help: "Plain TCP between agents and relay: no encryption. Only for tests or a network you " +
+      "trust; agents must use --insecure too.",
+  },
+  "port-range": {
+    value: "FIRST-LAST",
+    default: "20000-20999",
+    help: "Ports for services that are not pinned, bound on the --listen host.",
+  },
+  "connect-timeout": {
+    value: "SECS",
+    default: String(CONNECT_TIMEOUT_MS / 1000),
+    help: "How long a client is held while its agent opens the data channel; the one-time " +
+      "connection id expires then.",
+  },
+  heartbeat: {
+    value: "SECS",
+    default: String(HEARTBEAT_INTERVAL_MS / 1000),
+    help: "Interval of heartbeats on control channels; an agent silent for three intervals is " +
+      "dropped (and it drops a silent relay alike).",
+  },
+  http: {
+    value: "HOST:PORT",
+    help: "Serve HTTP services (an agent's --service ID=http://HOST:PORT) on this one port, " +
+      "routed by the Host header: service ID answers at ID.DOMAIN. Needs --domain.",
+    example: "--http 0.0.0.0:80",
+  },
+  domain: {
+    value: "NAME",
+    help: "The domain whose names the HTTP front routes: ID.NAME reaches service ID (point a " +
+      "wildcard DNS record *.NAME at the relay).",
+    example: "--domain tunnel.example.com",
+  },
+  proxy: {
+    value: "HOST:PORT",
+    help: "Serve SOCKS5 and HTTP CONNECT clients on this port: the target host is a service's id " +
+      "(or ID.DOMAIN), any port; nothing else is reachable through it.",
+    example: "--proxy 0.0.0.0:1080",
+  },
+  ...COMMON_FLAGS,
+} as const satisfies FlagTable;
+
+/** What `relay --help` prints. */
+export const RELAY_HELP = `porthole relay ${VERSION}: the public end of a porthole tunnel.
+
+Agents inside private networks dial this relay; clients on the internet then reach their
+services through it.
+
+Usage: relay [flags]
+
+Flags:
+${flagHelp(RELAY_FLAGS)}
+Signals: SIGINT/SIGTERM stop gracefully (exit 0); SIGUSR2 logs a status line with the number
+of agents, services, waiting clients and open connections, and the memory in use.
+
+Example:
+  relay --listen 0.0.0.0:7835 --secret-file /etc/porthole/secret --expose web=0.0.0.0:8080
+`;
