@@ -8,7 +8,7 @@
  *   on the connection carries the client's raw bytes, unframed.
  *
  * A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON.
- * The S-numbers refer to the steps of the connection flow in the mission.
+ * The S-numbers refer to the steps of the connection flow in docs/flow.md.
  */
 
 import { type Conn, writeAll } from "./net.ts";
@@ -28,83 +28,89 @@ export const HEARTBEAT_INTERVAL_MS = 10_000;
 /** A control channel silent for this many heartbeat intervals is considered dead. */
 export const HEARTBEAT_MISSES = 3;
 
-/** Messages an agent sends to the relay. */
-export type AgentMessage =
+/** A field's kind: "id" (short token), "text" (free text), "int" (non-negative); "?": optional. */
+type FieldKind = "id" | "text" | "int" | "int?";
+/** The fields of one message: name → kind. */
+type FieldKinds = Readonly<Record<string, FieldKind>>;
+
+/**
+ * Messages an agent sends to the relay: type → fields. The single source of truth: both
+ * {@link AgentMessage} and {@link decodeAgentMessage} come from it.
+ */
+export const AGENT_MESSAGES = {
   /** S1: first frame of a control channel: who the agent is, and a nonce the relay must sign. */
-  | { type: "hello"; version: number; agent: string; nonce: string }
+  hello: { version: "int", agent: "id", nonce: "id" },
   /** S1: the agent's proof that it holds the secret (HMAC over both nonces). */
-  | { type: "auth"; proof: string }
-  /**
-   * S3: publish a service under this id, optionally asking for a public port (may be sent at any
-   * time while C1 is up).
-   */
-  | { type: "register"; service: string; port?: number }
+  auth: { proof: "id" },
+  /** S3: publish a service, optionally asking for a public port (any time while C1 is up). */
+  register: { service: "id", port: "int?" },
   /** S3: withdraw a service. */
-  | { type: "unregister"; service: string }
+  unregister: { service: "id" },
   /** S8: the agent will not serve this client connection, and why. */
-  | { type: "refuse"; conn: string; reason: string }
-  /** S10: first frame of a data channel: the one-time connection id and the session it belongs to. */
-  | { type: "data"; version: number; session: string; conn: string }
-  /** Heartbeat request; the peer answers `pong`. */
-  | { type: "ping" }
-  /** Heartbeat answer. */
-  | { type: "pong" };
+  refuse: { conn: "id", reason: "text" },
+  /** S10: first frame of a data channel: the one-time connection id and its session. */
+  data: { version: "int", session: "id", conn: "id" },
+  /** C1, between steps: heartbeat request; the peer answers `pong`. */
+  ping: {},
+  /** C1, between steps: heartbeat answer. */
+  pong: {},
+} as const satisfies Record<string, FieldKinds>;
 
-/** Messages the relay sends to an agent. */
-export type RelayMessage =
+/**
+ * Messages the relay sends to an agent: type → fields. The single source of truth: both
+ * {@link RelayMessage} and {@link decodeRelayMessage} come from it.
+ */
+export const RELAY_MESSAGES = {
   /** S1: the relay's nonce, and the relay's own proof that it holds the secret. */
-  | { type: "challenge"; nonce: string; proof: string }
-  /** S2: the agent is authenticated; `session` binds its data channels, `heartbeatMs` paces pings. */
-  | { type: "welcome"; session: string; heartbeatMs: number }
+  challenge: { nonce: "id", proof: "id" },
+  /** S2: the agent is in; `session` binds its data channels, `heartbeatMs` paces heartbeats. */
+  welcome: { session: "id", heartbeatMs: "int" },
   /** S4: the service is online; clients reach it at `address`. */
-  | { type: "registered"; service: string; address: string }
+  registered: { service: "id", address: "text" },
   /** S4: the service was not accepted, and why. */
-  | { type: "refused"; service: string; reason: string }
+  refused: { service: "id", reason: "text" },
   /** S7: a client at `client` wants `service`; open a data channel presenting `conn`. */
-  | { type: "connect"; service: string; conn: string; client: string }
+  connect: { service: "id", conn: "id", client: "text" },
   /** S11: the data channel is accepted; raw bytes follow. */
-  | { type: "ready" }
-  /** Sent before the relay closes a connection on anything unexpected. */
-  | { type: "error"; message: string }
-  /** Heartbeat request; the peer answers `pong`. */
-  | { type: "ping" }
-  /** Heartbeat answer. */
-  | { type: "pong" };
+  ready: {},
+  /** Any step: sent before the relay closes a connection on anything unexpected. */
+  error: { message: "text" },
+  /** C1, between steps: heartbeat request; the peer answers `pong`. */
+  ping: {},
+  /** C1, between steps: heartbeat answer. */
+  pong: {},
+} as const satisfies Record<string, FieldKinds>;
 
+/** The message a table entry describes: `type` first, then each field typed by its kind. */
+type MessageFrom<Type extends string, Fields extends FieldKinds> = Flat<
+  & { type: Type }
+  & { -readonly [F in keyof Fields as Fields[F] extends "int?" ? never : F]: TypeOf<Fields[F]> }
+  & { -readonly [F in keyof Fields as Fields[F] extends "int?" ? F : never]?: number }
+>;
+type TypeOf<Kind extends FieldKind> = Kind extends "int" ? number : string;
+type Flat<T> = { [K in keyof T]: T[K] };
+/** The union of every message a table describes, discriminated by `type`. */
+type MessagesOf<Table extends Record<string, FieldKinds>> = {
+  [Type in keyof Table & string]: MessageFrom<Type, Table[Type]>;
+}[keyof Table & string];
+
+/** Messages an agent sends to the relay (see {@link AGENT_MESSAGES}). */
+export type AgentMessage = MessagesOf<typeof AGENT_MESSAGES>;
+/** Messages the relay sends to an agent (see {@link RELAY_MESSAGES}). */
+export type RelayMessage = MessagesOf<typeof RELAY_MESSAGES>;
 /** Any message of either direction. */
 export type Message = AgentMessage | RelayMessage;
+/** The agent message of one type, e.g. `AgentMessageOf<"hello">`. */
+export type AgentMessageOf<T extends AgentMessage["type"]> = Extract<AgentMessage, { type: T }>;
+/** The relay message of one type, e.g. `RelayMessageOf<"welcome">`. */
+export type RelayMessageOf<T extends RelayMessage["type"]> = Extract<RelayMessage, { type: T }>;
 
 /** Thrown for bytes that are not a valid frame or message; its text is safe to send back. */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
-/** A field's kind; a trailing "?" makes it optional. */
-type FieldKind = "id" | "text" | "int" | "int?";
 const ID_PATTERN = /^[A-Za-z0-9._-]+$/;
-
-const AGENT_FIELDS: Record<AgentMessage["type"], Record<string, FieldKind>> = {
-  hello: { version: "int", agent: "id", nonce: "id" },
-  auth: { proof: "id" },
-  register: { service: "id", port: "int?" },
-  unregister: { service: "id" },
-  refuse: { conn: "id", reason: "text" },
-  data: { version: "int", session: "id", conn: "id" },
-  ping: {},
-  pong: {},
-};
-
-const RELAY_FIELDS: Record<RelayMessage["type"], Record<string, FieldKind>> = {
-  challenge: { nonce: "id", proof: "id" },
-  welcome: { session: "id", heartbeatMs: "int" },
-  registered: { service: "id", address: "text" },
-  refused: { service: "id", reason: "text" },
-  connect: { service: "id", conn: "id", client: "text" },
-  ready: {},
-  error: { message: "text" },
-  ping: {},
-  pong: {},
-};
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -125,17 +131,17 @@ export function encodeFrame(message: Message): Uint8Array {
 
 /** Decodes and validates a frame payload sent by an agent. */
 export function decodeAgentMessage(payload: Uint8Array): AgentMessage {
-  return decodeMessage(payload, AGENT_FIELDS) as AgentMessage;
+  return decodeMessage(payload, AGENT_MESSAGES) as AgentMessage;
 }
 
 /** Decodes and validates a frame payload sent by a relay. */
 export function decodeRelayMessage(payload: Uint8Array): RelayMessage {
-  return decodeMessage(payload, RELAY_FIELDS) as RelayMessage;
+  return decodeMessage(payload, RELAY_MESSAGES) as RelayMessage;
 }
 
 function decodeMessage(
   payload: Uint8Array,
-  schemas: Record<string, Record<string, FieldKind>>,
+  schemas: Record<string, FieldKinds>,
 ): Message {
   let value: unknown;
   try {

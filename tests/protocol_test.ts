@@ -2,13 +2,18 @@
 
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import {
+  AGENT_MESSAGES,
   type AgentMessage,
+  type AgentMessageOf,
   decodeAgentMessage,
   decodeRelayMessage,
   encodeFrame,
   FrameReader,
   MAX_FRAME_BYTES,
+  type Message,
+  RELAY_MESSAGES,
   type RelayMessage,
+  type RelayMessageOf,
 } from "../lib/protocol.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 import { socketPair } from "./helpers.ts";
@@ -44,6 +49,49 @@ Deno.test("every message type round-trips through encode and decode", () => {
   for (const message of fromRelay) {
     assertEquals(decodeRelayMessage(payloadOf(encodeFrame(message))), message);
   }
+});
+
+/** A valid value for each field kind of the message tables. */
+const SAMPLE: Record<string, unknown> = { id: "tok_1-a.b", text: "any text: with spaces", int: 7 };
+const TABLES = [
+  { table: AGENT_MESSAGES, decode: decodeAgentMessage },
+  { table: RELAY_MESSAGES, decode: decodeRelayMessage },
+];
+
+Deno.test("each table entry round-trips, drops unknown fields and refuses missing ones", () => {
+  for (const { table, decode } of TABLES) {
+    for (const [type, fields] of Object.entries(table)) {
+      const full: Record<string, unknown> = { type };
+      for (const [field, kind] of Object.entries(fields)) {
+        full[field] = SAMPLE[kind.replace("?", "")];
+      }
+      const decodeText = (value: unknown) => decode(encoder.encode(JSON.stringify(value)));
+      assertEquals(decode(payloadOf(encodeFrame(full as unknown as Message))), full);
+      assertEquals(decodeText({ ...full, extra: "dropped", nested: { x: 1 } }), full);
+      for (const [field, kind] of Object.entries(fields)) {
+        const { [field]: _, ...without } = full;
+        if (kind.endsWith("?")) assertEquals(decodeText(without), without);
+        else assertThrows(() => decodeText(without), new RegExp(`"${type}" field "${field}" must`));
+      }
+    }
+  }
+});
+
+/** True when A and B are the same type (not merely assignable either way). */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true
+  : false;
+
+Deno.test("the types inferred from the tables are plain discriminated unions", () => {
+  const register: Same<
+    AgentMessageOf<"register">,
+    { type: "register"; service: string; port?: number }
+  > = true;
+  const welcome: Same<
+    RelayMessageOf<"welcome">,
+    { type: "welcome"; session: string; heartbeatMs: number }
+  > = true;
+  const ready: Same<RelayMessageOf<"ready">, { type: "ready" }> = true;
+  assert(register && welcome && ready); // the proof is that this file type-checks
 });
 
 Deno.test("decoding rejects malformed payloads with a message saying what is wrong", () => {
