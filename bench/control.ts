@@ -4,9 +4,11 @@
  * register), and registering {@link SERVICES_PER_AGENT} services from the relay's port range.
  */
 
-import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
+import { secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
-import { decodeRelayMessage, PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
+import { greetRelay } from "../lib/handshake.ts";
+import { describeError } from "../lib/net.ts";
+import { decodeRelayMessage, type RelayMessage, type RelayMessageOf } from "../lib/protocol.ts";
 import { type Bench, TARGETS } from "./phases.ts";
 import { connect, percentile } from "./probes.ts";
 import { cpuTicks, sleep, startPorthole, watchRss } from "./procs.ts";
@@ -40,16 +42,11 @@ async function registerAgent(
     if (message?.type !== type) {
       throw new Error(`agent ${id} expected "${type}", got ${JSON.stringify(message)}`);
     }
-    return message as Extract<RelayMessage, { type: T }>;
+    return message as RelayMessageOf<T>;
   };
-  const nonce = randomToken();
-  channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: id, nonce });
-  const challenge = await next("challenge");
-  channel.send({
-    type: "auth",
-    proof: computeProof(secretKey(secret), "agent", id, nonce, challenge.nonce),
+  await greetRelay(channel, id, secretKey(secret), `127.0.0.1:${port}`).catch((error) => {
+    throw new Error(`agent ${id}: ${describeError(error)}`);
   });
-  await next("welcome");
   for (let i = 0; i < SERVICES_PER_AGENT; i++) {
     channel.send({ type: "register", service: `${id}-s${i}` });
   }

@@ -1,46 +1,60 @@
-// TEMPORARY stand-in until the shape-protocol branch lands (its lib/handshake.ts replaces this).
+/**
+ * The handshakes, both halves side by side and next to the proofs of lib/auth.ts:
+ *
+ * - control channel (C1, S1–S2): agent `hello` (its id and nonce) → relay `challenge` (the
+ *   relay's nonce and proof) → agent `auth` (the agent's proof) → relay `welcome` or `error`;
+ * - data channel (C3, S10): agent `data` (session and connection id) → relay `ready`, then the
+ *   client's raw bytes, or `error`.
+ *
+ * The S-numbers refer to the steps of the connection flow in docs/flow.md.
+ */
+
 import { computeProof, randomToken, sameToken } from "./auth.ts";
 import type { ControlChannel } from "./channel.ts";
 import { type Conn, deadline, writeAll } from "./net.ts";
 import {
   type AgentMessage,
+  type AgentMessageOf,
   decodeRelayMessage,
   encodeFrame,
   HANDSHAKE_TIMEOUT_MS,
   PROTOCOL_VERSION,
   ProtocolError,
   type RelayMessage,
+  type RelayMessageOf,
 } from "./protocol.ts";
 import { FrameReader } from "./frames.ts";
 
+/**
+ * Thrown when retrying cannot help: the relay refused (sent `error`) or could not prove it holds
+ * the secret.
+ */
 export class HandshakeRefusedError extends Error {
   override name = "HandshakeRefusedError";
 }
-type Of<T extends RelayMessage["type"]> = Extract<RelayMessage, { type: T }>;
 
-export const READY_FRAME = encodeFrame({ type: "ready" });
-
-async function expect<T extends RelayMessage["type"]>(
-  channel: ControlChannel<RelayMessage>,
-  type: T,
-): Promise<Of<T>> {
-  const message = await channel.receive();
-  if (message === null) throw new Error("the relay closed the connection during the handshake");
-  if (message.type === "error") {
-    throw new HandshakeRefusedError(`the relay refused: ${message.message}`);
-  }
-  if (message.type !== type) {
-    throw new ProtocolError(`expected "${type}" from the relay, got "${message.type}"`);
-  }
-  return message as Of<T>;
-}
-
+/**
+ * Agent half of S1–S2: sends `hello`, answers the relay's `challenge` with the agent's proof, and
+ * checks the relay's own proof. Resolves with the relay's `welcome`. Rejects with
+ * {@link HandshakeRefusedError} when the relay answers `error` or cannot prove the secret, with a
+ * ProtocolError for an unexpected message, and with an Error when the relay closes meanwhile.
+ *
+ * @example
+ * ```ts
+ * import { secretKey } from "./auth.ts";
+ * import { ControlChannel } from "./channel.ts";
+ * import { decodeRelayMessage } from "./protocol.ts";
+ * declare const conn: Deno.Conn;
+ * const channel = new ControlChannel(conn, decodeRelayMessage);
+ * const welcome = await greetRelay(channel, "office", secretKey("a-long-shared-secret"), "relay:7835");
+ * ```
+ */
 export async function greetRelay(
   channel: ControlChannel<RelayMessage>,
   agentId: string,
   key: Uint8Array,
   relayName: string,
-): Promise<Of<"welcome">> {
+): Promise<RelayMessageOf<"welcome">> {
   const nonce = randomToken();
   channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: agentId, nonce });
   const challenge = await expect(channel, "challenge");
@@ -48,9 +62,10 @@ export async function greetRelay(
     type: "auth",
     proof: computeProof(key, "agent", agentId, nonce, challenge.nonce),
   });
+  // The relay judges the agent's proof before the agent judges the relay's: when the secrets
+  // differ, the relay's refusal is what the user sees, and it says how to fix the setup.
   const welcome = await expect(channel, "welcome");
-  const relayProof = computeProof(key, "relay", agentId, nonce, challenge.nonce);
-  if (!sameToken(relayProof, challenge.proof)) {
+  if (!sameToken(computeProof(key, "relay", agentId, nonce, challenge.nonce), challenge.proof)) {
     throw new HandshakeRefusedError(
       `the relay at ${relayName} could not prove it holds the secret: ` +
         "it is not the relay you meant, or its secret differs from this agent's",
@@ -59,9 +74,43 @@ export async function greetRelay(
   return welcome;
 }
 
+/** The relay's next message, which must be of type `type`; an `error` is a refusal. */
+async function expect<T extends RelayMessage["type"]>(
+  channel: ControlChannel<RelayMessage>,
+  type: T,
+): Promise<RelayMessageOf<T>> {
+  const message = await channel.receive();
+  if (message === null) throw new Error("the relay closed the connection during the handshake");
+  if (message.type === "error") {
+    throw new HandshakeRefusedError(`the relay refused: ${message.message}`);
+  }
+  if (message.type !== type) {
+    throw new ProtocolError(`expected "${type}" from the relay, got "${message.type}"`);
+  }
+  return message as RelayMessageOf<T>;
+}
+
+/**
+ * Relay half of S1, after the agent's `hello` was read and its version checked: sends the
+ * `challenge` (the relay's nonce and proof) and waits for the agent's `auth`. Resolves "proven"
+ * when the proof matches `key`, "closed" when the agent went away, or `{ refused }` with the text
+ * to send back in an `error` frame. A malformed frame rejects with ProtocolError. Does not send
+ * `welcome` (the relay does, once it has made the session). Deadlines are the caller's.
+ *
+ * @example
+ * ```ts
+ * import type { ControlChannel } from "./channel.ts";
+ * import { deadline } from "./net.ts";
+ * import type { AgentMessage, AgentMessageOf } from "./protocol.ts";
+ * declare const channel: ControlChannel<AgentMessage>;
+ * declare const hello: AgentMessageOf<"hello">;
+ * declare const key: Uint8Array;
+ * const verdict = await deadline(challengeAgent(channel, hello, key), 10_000, channel.conn, "auth");
+ * ```
+ */
 export async function challengeAgent(
   channel: ControlChannel<AgentMessage>,
-  hello: Extract<AgentMessage, { type: "hello" }>,
+  hello: AgentMessageOf<"hello">,
   key: Uint8Array,
 ): Promise<"proven" | "closed" | { refused: string }> {
   const relayNonce = randomToken();
@@ -83,6 +132,21 @@ export async function challengeAgent(
   return "proven";
 }
 
+/**
+ * Agent half of S10: on a fresh connection to the relay, sends the `data` frame for connection id
+ * `connId` of session `session` and waits (up to {@link HANDSHAKE_TIMEOUT_MS}) for `ready`.
+ * Resolves with the bytes that arrived after `ready` in the same reads: they belong to the
+ * client and must be forwarded first. Rejects when the relay refuses (`error`), closes first, or
+ * the deadline passes (then `conn` is closed).
+ *
+ * @example
+ * ```ts
+ * import { writeAll } from "./net.ts";
+ * declare const conn: Deno.Conn, service: Deno.Conn, session: string, connId: string;
+ * const early = await openDataChannel(conn, session, connId);
+ * if (early.length > 0) await writeAll(service, early);
+ * ```
+ */
 export async function openDataChannel(
   conn: Conn,
   session: string,
@@ -109,3 +173,9 @@ export async function openDataChannel(
   }
   return reader.takeRest();
 }
+
+/**
+ * The `ready` frame, encoded once (the relay sends it, followed by the client's held bytes, in
+ * one write).
+ */
+export const READY_FRAME: Uint8Array = encodeFrame({ type: "ready" });

@@ -45,7 +45,7 @@ export type ServiceKind = typeof SERVICE_KINDS[number];
  * Every message an agent sends, by type, with its fields; the steps are those of docs/flow.md.
  * The {@link AgentMessage} type and the decoder both come from this table.
  */
-const AGENT_MESSAGES = {
+export const AGENT_MESSAGES = {
   /** S1: first frame of a control channel: who the agent is, and a nonce the relay must sign. */
   hello: { version: "int", agent: "id", nonce: "id" },
   /** S1: the agent's proof that it holds the secret (HMAC over both nonces). */
@@ -68,7 +68,7 @@ const AGENT_MESSAGES = {
 } as const satisfies Record<string, Fields>;
 
 /** Every message the relay sends to an agent, by type; see {@link AGENT_MESSAGES}. */
-const RELAY_MESSAGES = {
+export const RELAY_MESSAGES = {
   /** S1: the relay's nonce, and the relay's own proof that it holds the secret. */
   challenge: { nonce: "id", proof: "id" },
   /** S2: the agent is authenticated; `session` binds its data channels, `heartbeatMs` paces pings. */

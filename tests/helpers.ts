@@ -6,12 +6,13 @@
 import { denoRunArgs } from "../lib/launch.ts";
 import { createHash } from "node:crypto";
 import { assert } from "./assert.ts";
-import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
+import { secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
-import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
-import { decodeRelayMessage, PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
+import { greetRelay } from "../lib/handshake.ts";
+import { closeQuietly, type Conn, formatHostPort, writeAll } from "../lib/net.ts";
+import { decodeRelayMessage, type RelayMessage } from "../lib/protocol.ts";
 import { TcpDialer } from "../lib/transport/tcp.ts";
-import { type RelayDialer } from "../lib/transport/transport.ts";
+import type { RelayDialer } from "../lib/transport/transport.ts";
 import { TlsDialer } from "../lib/transport/tls.ts";
 
 /** The secret every test process shares. */
@@ -355,17 +356,8 @@ export async function fakeAgent(
   relay: { port: number; fingerprint: string },
   id: string,
 ): Promise<{ channel: ControlChannel<RelayMessage>; session: string }> {
-  const conn = await relayDialer(relay).dial(WAIT_MS);
-  const channel = new ControlChannel(conn, decodeRelayMessage);
-  const nonce = randomToken();
-  channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: id, nonce });
-  const challenge = await channel.receive();
-  assert(challenge?.type === "challenge", `expected a challenge, got ${JSON.stringify(challenge)}`);
-  channel.send({
-    type: "auth",
-    proof: computeProof(secretKey(SECRET), "agent", id, nonce, challenge.nonce),
-  });
-  const welcome = await channel.receive();
-  assert(welcome?.type === "welcome", `expected welcome, got ${JSON.stringify(welcome)}`);
+  const dialer = relayDialer(relay);
+  const channel = new ControlChannel(await dialer.dial(WAIT_MS), decodeRelayMessage);
+  const welcome = await greetRelay(channel, id, secretKey(SECRET), formatHostPort(dialer.relay));
   return { channel, session: welcome.session };
 }

@@ -2,12 +2,17 @@
 
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import {
+  AGENT_MESSAGES,
   type AgentMessage,
+  type AgentMessageOf,
   decodeAgentMessage,
   decodeRelayMessage,
   encodeFrame,
   MAX_FRAME_BYTES,
+  type Message,
+  RELAY_MESSAGES,
   type RelayMessage,
+  type RelayMessageOf,
 } from "../lib/protocol.ts";
 import { FrameReader } from "../lib/frames.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
@@ -46,6 +51,55 @@ Deno.test("every message type round-trips through encode and decode", () => {
   }
 });
 
+/** A valid value for each field kind of the message tables. */
+const SAMPLE: Record<string, unknown> = {
+  id: "tok_1-a.b",
+  text: "any text: with spaces",
+  int: 7,
+  kind: "http",
+  texts: ["http://web.example.com/", "another"],
+};
+const TABLES = [
+  { table: AGENT_MESSAGES, decode: decodeAgentMessage },
+  { table: RELAY_MESSAGES, decode: decodeRelayMessage },
+];
+
+Deno.test("each table entry round-trips, drops unknown fields and refuses missing ones", () => {
+  for (const { table, decode } of TABLES) {
+    for (const [type, fields] of Object.entries(table)) {
+      const full: Record<string, unknown> = { type };
+      for (const [field, kind] of Object.entries(fields)) {
+        full[field] = SAMPLE[kind.replace("?", "")];
+      }
+      const decodeText = (value: unknown) => decode(encoder.encode(JSON.stringify(value)));
+      assertEquals(decode(payloadOf(encodeFrame(full as unknown as Message))), full);
+      assertEquals(decodeText({ ...full, extra: "dropped", nested: { x: 1 } }), full);
+      for (const [field, kind] of Object.entries(fields)) {
+        const { [field]: _, ...without } = full;
+        if (kind.endsWith("?")) assertEquals(decodeText(without), without);
+        else assertThrows(() => decodeText(without), new RegExp(`"${type}" field "${field}" must`));
+      }
+    }
+  }
+});
+
+/** True when A and B are the same type (not merely assignable either way). */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true
+  : false;
+
+Deno.test("the types inferred from the tables are plain discriminated unions", () => {
+  const register: Same<
+    AgentMessageOf<"register">,
+    { type: "register"; service: string; kind?: "tcp" | "http" | "tls"; port?: number }
+  > = true;
+  const welcome: Same<
+    RelayMessageOf<"welcome">,
+    { type: "welcome"; session: string; heartbeatMs: number }
+  > = true;
+  const ready: Same<RelayMessageOf<"ready">, { type: "ready" }> = true;
+  assert(register && welcome && ready); // the proof is that this file type-checks
+});
+
 Deno.test("decoding rejects malformed payloads with a message saying what is wrong", () => {
   const cases: [string, RegExp][] = [
     ["{not json", /not valid UTF-8 JSON/],
@@ -56,6 +110,7 @@ Deno.test("decoding rejects malformed payloads with a message saying what is wro
     ['{"type":"register"}', /"register" field "service" must be a string/],
     ['{"type":"register","service":""}', /must be 1 to 128 characters/],
     ['{"type":"register","service":"10.0.0.5:22"}', /may hold only letters/],
+    ['{"type":"register","service":"web","kind":"ftp"}', /"kind" must be one of tcp, http, tls/],
     ['{"type":"hello","version":-1,"agent":"a","nonce":"n"}', /non-negative integer/],
     ['{"type":"hello","version":1.5,"agent":"a","nonce":"n"}', /non-negative integer/],
     [`{"type":"refuse","conn":"c","reason":"${"x".repeat(5000)}"}`, /too long/],
@@ -65,6 +120,13 @@ Deno.test("decoding rejects malformed payloads with a message saying what is wro
     assertThrows(() => decodeAgentMessage(encoder.encode(text)), pattern);
   }
   assertThrows(() => decodeAgentMessage(new Uint8Array([0xff, 0xfe])), /UTF-8/);
+  const registered = (also: unknown) =>
+    encoder.encode(JSON.stringify({ type: "registered", service: "w", address: "a", also }));
+  assertThrows(
+    () => decodeRelayMessage(registered(Array(17).fill("x"))),
+    /"also" must be a list of at most 16 strings/,
+  );
+  assertThrows(() => decodeRelayMessage(registered([1])), /"also" must be a string/);
 });
 
 Deno.test("decoding keeps only the known fields of a message", () => {
