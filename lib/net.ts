@@ -137,6 +137,20 @@ export async function acceptEach<C extends Conn>(
   }
 }
 
+/**
+ * Listens on `address` over TCP; throws `cannot listen for <what> on <address>: <why>` if it
+ * cannot.
+ */
+export function listenTcp(address: HostPort, what: string): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname: address.hostname, port: address.port });
+  } catch (error) {
+    throw new Error(
+      `cannot listen for ${what} on ${formatHostPort(address)}: ${(error as Error).message}`,
+    );
+  }
+}
+
 /** Dials `to` over TCP with {@link tune} applied, failing after `timeoutMs`. */
 export async function dial(
   to: HostPort,

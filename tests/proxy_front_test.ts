@@ -37,6 +37,12 @@ async function run(
   return { code: output.code, out: text(output.stdout), err: text(output.stderr) };
 }
 
+/** curl through the proxy front with HTTP CONNECT to `service`; returns what it says on stderr. */
+async function curlConnect(proxyPort: number, service: string): Promise<string> {
+  const proxy = `http://127.0.0.1:${proxyPort}`;
+  return (await run("curl", ["-sS", "--proxy", proxy, "--proxytunnel", `http://${service}/`])).err;
+}
+
 /** A SOCKS5 CONNECT by hand; resolves with the reply code (and the connection, if it succeeded). */
 async function socksConnect(port: number, host: string, target = 80) {
   const conn = await connect(port);
@@ -105,25 +111,11 @@ Deno.test("proxy front: unknown, offline and unreachable services and IP targets
     await expectCode("down", SocksReply.ConnectionRefused, "the agent cannot reach its service");
     // Logged once a minute per source: the first stranger's target is the one in the log.
     await relay.waitFor(/proxy client .* asked for nothing, which is no service of this relay/);
-    const connect404 = await run("curl", [
-      "-sS",
-      "--proxy",
-      `http://127.0.0.1:${proxyPort}`,
-      "--proxytunnel",
-      "http://nothing/",
-    ]);
-    assertMatch(connect404.err, /CONNECT tunnel failed, response 404/);
+    assertMatch(await curlConnect(proxyPort, "nothing"), /CONNECT tunnel failed, response 404/);
   } finally {
     await agent.stop();
   }
   await relay.waitFor(/agent .*: (web, down|down, web) offline/);
   await expectCode("web", SocksReply.NetworkUnreachable, "its agent is gone");
-  const connect502 = await run("curl", [
-    "-sS",
-    "--proxy",
-    `http://127.0.0.1:${proxyPort}`,
-    "--proxytunnel",
-    "http://web/",
-  ]);
-  assertMatch(connect502.err, /CONNECT tunnel failed, response 502/);
+  assertMatch(await curlConnect(proxyPort, "web"), /CONNECT tunnel failed, response 502/);
 });

@@ -209,7 +209,7 @@ Deno.test("IPv6: relay, agent and service on [::1]", async () => {
   conn.close();
 });
 
-Deno.test("a 1-byte echo through the tunnel takes well under a millisecond (Nagle is off)", async () => {
+Deno.test("a 1-byte echo through the tunnel takes about a millisecond, not a delayed ACK's 40 (Nagle is off)", async () => {
   await using server = startServer(echo);
   await using relay = await startRelayProcess();
   await using agent = await startAgentProcess(relay, { echo: server.port });
@@ -225,6 +225,7 @@ Deno.test("a 1-byte echo through the tunnel takes well under a millisecond (Nagl
   conn.close();
   times.sort((a, b) => a - b);
   const median = times[times.length / 2];
-  // A delayed-ACK/Nagle stall costs ~40 ms; a busy shared machine costs a little.
-  assert(median < 1, `median 1-byte echo took ${median.toFixed(3)} ms`);
+  // A delayed-ACK/Nagle stall costs ~40 ms. An idle machine here answers in ~0.3 ms, a busy shared
+  // one in up to ~1.7 ms (measured on the unchanged main too), so the line sits well between.
+  assert(median < 5, `median 1-byte echo took ${median.toFixed(3)} ms`);
 });

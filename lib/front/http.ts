@@ -9,14 +9,7 @@
  * reached, 403 when the access rules refuse the client.
  */
 
-import {
-  acceptEach,
-  closeQuietly,
-  type Conn,
-  formatHostPort,
-  type HostPort,
-  writeAll,
-} from "../net.ts";
+import { acceptEach, closeQuietly, type Conn, type HostPort, listenTcp, writeAll } from "../net.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
 import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
 
@@ -88,17 +81,7 @@ export class HttpFront implements Front {
 
   /** Listens on `options.listen`; throws naming the address if it cannot. */
   static open(options: HttpFrontOptions, context: FrontContext): HttpFront {
-    let listener;
-    try {
-      listener = Deno.listen({ hostname: options.listen.hostname, port: options.listen.port });
-    } catch (error) {
-      throw new Error(
-        `cannot listen for HTTP clients on ${formatHostPort(options.listen)}: ${
-          (error as Error).message
-        }`,
-      );
-    }
-    return new HttpFront(listener, options, context);
+    return new HttpFront(listenTcp(options.listen, "HTTP clients"), options, context);
   }
 
   publish({ service, kind }: PublishRequest): { address: string } | undefined {

@@ -17,6 +17,7 @@ import {
   deadline,
   formatHostPort,
   type HostPort,
+  listenTcp,
 } from "../net.ts";
 import { LogThrottle } from "../throttle.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
@@ -85,17 +86,7 @@ export class ProxyFront implements Front {
 
   /** Listens on `options.listen`; throws naming the address if it cannot. */
   static open(options: ProxyFrontOptions, context: FrontContext): ProxyFront {
-    let listener;
-    try {
-      listener = Deno.listen({ hostname: options.listen.hostname, port: options.listen.port });
-    } catch (error) {
-      throw new Error(
-        `cannot listen for proxy clients on ${formatHostPort(options.listen)}: ${
-          (error as Error).message
-        }`,
-      );
-    }
-    return new ProxyFront(listener, options, context);
+    return new ProxyFront(listenTcp(options.listen, "proxy clients"), options, context);
   }
 
   publish({ service }: PublishRequest): { address: string } {
