@@ -8,6 +8,7 @@ import { AGENT_FLAGS, AGENT_HELP } from "./lib/agent_flags.ts";
 import { readSecret } from "./lib/auth.ts";
 import {
   applyLogLevel,
+  applyProxyProtocol,
   EXIT_REFUSED,
   onShutdownSignal,
   onStatusSignal,
@@ -76,11 +77,13 @@ Deno.exit(
     if (!SERVICE_ID_PATTERN.test(id)) {
       throw new UsageError(`--id "${id}" may hold only letters, digits, '.', '_' and '-'`);
     }
+    const services = parseAgentServices(flags.service);
+    applyProxyProtocol(services, flags["proxy-protocol"]);
     const agent = startAgent({
       dialer: await relayDialer(parseAddress(flags.relay, "--relay"), flags),
       secret: await readSecret(flags["secret-file"]),
       id,
-      services: parseAgentServices(flags.service),
+      services,
       reconnectMaxMs: parseSeconds(flags["reconnect-max"], "--reconnect-max"),
       retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),

@@ -16,8 +16,17 @@ export const AGENT_FLAGS = {
     repeats: true,
     help: "A service to publish under ID, and the address this agent dials for it (repeatable, " +
       "at least one). @PORT asks the relay for that public port; otherwise the relay picks one " +
-      "(or uses its pin).",
-    example: "--service web@8080=127.0.0.1:3000 --service db=[::1]:5432",
+      "(or uses its pin). http://HOST:PORT says it speaks HTTP: the relay's HTTP front reaches " +
+      "it too, at ID.DOMAIN.",
+    example: "--service web@8080=http://127.0.0.1:3000",
+  },
+  "proxy-protocol": {
+    value: "ID=VERSION",
+    repeats: true,
+    help: "Open each connection to service ID with a PROXY protocol header (VERSION v1 or v2) " +
+      "naming the real client, for a service that reads it (nginx's listen ... proxy_protocol, " +
+      "HAProxy's accept-proxy).",
+    example: "--proxy-protocol web=v2",
   },
   "secret-file": {
     value: "FILE",

@@ -110,6 +110,19 @@ export function parseAgentServices(texts: string[]): Map<string, AgentService> {
   return services;
 }
 
+/** Applies `--proxy-protocol ID=VERSION` flags (`v1`, `v2`) to the agent's `services`. */
+export function applyProxyProtocol(services: Map<string, AgentService>, texts: string[]): void {
+  for (const text of texts) {
+    const [, id, version] = /^([^=]+)=v([12])$/.exec(text) ?? [];
+    if (!id) {
+      throw new UsageError(`--proxy-protocol "${text}" is not ID=v1 or ID=v2 (example: web=v2)`);
+    }
+    const service = services.get(id);
+    if (!service) throw new UsageError(`--proxy-protocol names ${id}, which no --service has`);
+    service.proxyProtocol = Number(version) as 1 | 2;
+  }
+}
+
 /** Parses a HOST:PORT flag value, naming the flag in the error. */
 export function parseAddress(text: string, flag: string): HostPort {
   try {

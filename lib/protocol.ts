@@ -33,7 +33,7 @@ export const HEARTBEAT_MISSES = 3;
  * non-negative integer (`int`), a service kind (`kind`), a short list of texts (`texts`); a
  * trailing `?` makes it optional.
  */
-type FieldKind = "id" | "text" | "int" | "int?" | "kind?" | "texts?";
+type FieldKind = "id" | "text" | "text?" | "int" | "int?" | "kind?" | "texts?";
 type Fields = Readonly<Record<string, FieldKind>>;
 
 /** The kinds a service may have (see lib/front/front.ts). */
@@ -77,8 +77,11 @@ export const RELAY_MESSAGES = {
   registered: { service: "id", address: "text", also: "texts?" },
   /** S4: the service was not accepted, and why. */
   refused: { service: "id", reason: "text" },
-  /** S7: a client at `client` wants `service`; open a data channel presenting `conn`. */
-  connect: { service: "id", conn: "id", client: "text" },
+  /**
+   * S7: a client at `client`, which dialled the relay at `to`, wants `service`; open a data
+   * channel presenting `conn`.
+   */
+  connect: { service: "id", conn: "id", client: "text", to: "text?" },
   /** S11: the data channel is accepted; raw bytes follow. */
   ready: {},
   /** Sent before the relay closes a connection on anything unexpected. */
@@ -196,7 +199,7 @@ function checkField(value: unknown, kind: FieldKind): string | undefined {
       : "must be a non-negative integer";
   }
   if (typeof value !== "string") return "must be a string";
-  if (kind === "text") {
+  if (kind === "text" || kind === "text?") {
     return value.length <= MAX_TEXT_LENGTH ? undefined : "is too long";
   }
   if (value.length === 0 || value.length > MAX_ID_LENGTH) {

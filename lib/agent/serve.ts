@@ -14,8 +14,10 @@ import {
   dial,
   formatHostPort,
   type HostPort,
+  parseHostPort,
   writeAll,
 } from "../net.ts";
+import { proxyHeader, type ProxyVersion } from "../proxy_header.ts";
 import type { RelayMessageOf, ServiceKind } from "../protocol.ts";
 import { splice } from "../splice.ts";
 import type { RelayDialer } from "../transport/transport.ts";
@@ -31,6 +33,8 @@ export interface AgentService {
   target: HostPort;
   kind?: ServiceKind;
   port?: number;
+  /** Open each connection with a PROXY protocol header of this version, naming the client. */
+  proxyProtocol?: ProxyVersion;
 }
 
 /** What serving a client needs from the agent. */
@@ -55,25 +59,26 @@ export async function serveClient(
   context: ServeContext,
 ): Promise<void> {
   const label = `service ${request.service} client ${request.client}`;
-  const target = context.services.get(request.service)?.target;
+  const service = context.services.get(request.service);
+  const target = service?.target;
   const refuse = (reason: string) => {
     log.warn(`${label}: ${reason}`);
     context.refuse(request.conn, reason);
   };
   if (!target) return refuse(`agent ${context.agentId} has no service ${request.service}`);
   // S9 and S10 at once: the relay connection's handshake overlaps the service's.
-  const [service, relay] = await Promise.allSettled([
+  const [dialed, relay] = await Promise.allSettled([
     dial(target, DIAL_TIMEOUT_MS),
     context.dialer.dial(DIAL_TIMEOUT_MS),
   ]);
-  if (service.status === "rejected") {
+  if (dialed.status === "rejected") {
     if (relay.status === "fulfilled") closeQuietly(relay.value);
     return refuse(
-      `cannot reach ${formatHostPort(target)}: ${describeError(service.reason)} ` +
+      `cannot reach ${formatHostPort(target)}: ${describeError(dialed.reason)} ` +
         "(is the service running?)",
     );
   }
-  const upstream = service.value;
+  const upstream = dialed.value;
   const { open } = context;
   open.track(upstream);
   let data: Conn | undefined;
@@ -82,12 +87,41 @@ export async function serveClient(
     data = relay.value;
     open.track(data);
     const early = await openDataChannel(data, context.session, request.conn);
-    if (early.length > 0) await writeAll(upstream, early);
+    const first = service!.proxyProtocol
+      ? await withProxyHeader(service!.proxyProtocol, request, early)
+      : early;
+    if (first.length > 0) await writeAll(upstream, first);
     spliceService(request, data, upstream, early.length, context);
   } catch (error) {
     log.warn(`${label}: ${describeError(error)}`);
     open.release(upstream);
     if (data) open.release(data);
+  }
+}
+
+/** The PROXY header naming the request's client (and the relay address it dialled), then `early`. */
+async function withProxyHeader(
+  version: ProxyVersion,
+  { client, to }: RelayMessageOf<"connect">,
+  early: Uint8Array,
+): Promise<Uint8Array> {
+  const unknown = { hostname: "", port: 0 };
+  const header = await proxyHeader(
+    version,
+    tryParseHostPort(client) ?? unknown,
+    (to && tryParseHostPort(to)) || unknown,
+  );
+  const both = new Uint8Array(header.length + early.length);
+  both.set(header);
+  both.set(early, header.length);
+  return both;
+}
+
+function tryParseHostPort(text: string): HostPort | undefined {
+  try {
+    return parseHostPort(text);
+  } catch {
+    return undefined;
   }
 }
 

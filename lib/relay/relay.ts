@@ -135,7 +135,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const admission = access.admit(service, arrival.client.hostname);
     if (!admission.admitted) return turnAway("access", `refused: ${admission.reason}`);
     const token = rendezvous.hold(arrival, session, admission.release);
-    session.channel.send({ type: "connect", service, conn: token, client });
+    const to = formatAddr(arrival.conn.localAddr);
+    session.channel.send({ type: "connect", service, conn: token, client, to });
   }
 
   const fronts = openFronts({
