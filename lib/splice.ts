@@ -44,6 +44,8 @@ function returnLarge(buffer: Uint8Array): void {
 
 /** How {@link splice} runs. */
 export interface SpliceOptions {
+  /** A buffer to read from `a` into in place of a new small one (one whose bytes were taken). */
+  smallBufferA?: Uint8Array;
   /** Close both connections once no byte has moved either way for this long (default: never). */
   idleTimeoutMs?: number;
 }
@@ -72,8 +74,8 @@ async function pump(
   to: Conn,
   counter: { bytes: number },
   state: SpliceState,
+  small: Uint8Array = new Uint8Array(SMALL_BUFFER_BYTES),
 ) {
-  const small = new Uint8Array(SMALL_BUFFER_BYTES);
   let large: Uint8Array | undefined;
   // Bytes of the small read that filled its buffer and so made this direction borrow `large`.
   let ledToLarge = 0;
@@ -129,7 +131,7 @@ export function splice(
       closeBoth();
     });
   return Promise.all([
-    pump(a, b, aToB, state).catch(closeBoth),
+    pump(a, b, aToB, state, options.smallBufferA).catch(closeBoth),
     pump(b, a, bToA, state).catch(closeBoth),
   ]).then(() => {
     stopWatching?.();

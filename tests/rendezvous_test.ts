@@ -127,6 +127,30 @@ Deno.test("held connection: bytes that arrive after the hand-over come from the 
   client.close();
 });
 
+Deno.test("held connection: the splice reads into the held buffer, done or under way", async () => {
+  const [client, relaySide] = await socketPair();
+  const early = new HeldConn(relaySide, new Uint8Array(0), 1024);
+  const spare = early.takeSpareBuffer();
+  assert(spare?.length === 1024, "a read under way offers its buffer");
+  await writeAll(client, bytes("late"));
+  const count = await early.read(spare);
+  assertEquals(text(spare.subarray(0, count!)), "late", "that read's bytes, in place");
+  await writeAll(client, bytes("next"));
+  const next = await early.read(spare);
+  assertEquals(text(spare.subarray(0, next!)), "next", "then reads go to the connection");
+  client.close();
+  relaySide.close();
+
+  const [client2, relaySide2] = await socketPair();
+  const done = new HeldConn(relaySide2, new Uint8Array(0), 1024);
+  await writeAll(client2, bytes("first"));
+  await waitFor(() => done.takeArrived().length || undefined); // its bytes came and are taken
+  assertEquals(done.takeSpareBuffer()?.length, 1024, "after its bytes were taken, the buffer");
+  assertEquals(done.takeSpareBuffer(), undefined, "given once");
+  client2.close();
+  relaySide2.close();
+});
+
 Deno.test("port front: ports from the range kept across withdrawal, pins, and arrivals", async () => {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const pinnedPort = probe.addr.port;

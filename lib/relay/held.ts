@@ -15,6 +15,8 @@ export class HeldConn implements Conn {
   #read: Promise<number | null> | undefined;
   /** The held read's byte count (null at end-of-stream) once it completed. */
   #count: number | null | undefined;
+  /** The held read's own buffer once its bytes are taken, for the splice to read into next. */
+  #spare: Uint8Array | undefined;
 
   /**
    * Holds `conn`. With `head` (bytes already read from it), those are the first bytes;
@@ -47,13 +49,33 @@ export class HeldConn implements Conn {
   takeArrived(): Uint8Array {
     if (!this.#count) return new Uint8Array(0);
     const arrived = this.#buffer!.subarray(0, this.#count);
+    if (this.#read) this.#spare = this.#buffer;
     this.#buffer = undefined;
     this.#read = undefined;
     return arrived;
   }
 
+  /**
+   * The buffer of the held read, for the splice to read into rather than a new one (so a held
+   * connection costs one small buffer, not two): after {@link takeArrived} took its bytes (and
+   * the caller is done with them), or while the read is still under way; a read into it then
+   * is that read.
+   */
+  takeSpareBuffer(): Uint8Array | undefined {
+    const spare = this.#spare ??
+      (this.#read && this.#count === undefined ? this.#buffer : undefined);
+    this.#spare = undefined;
+    return spare;
+  }
+
   read(into: Uint8Array): Promise<number | null> {
-    return this.#buffer ? this.#readHeld(into) : this.#conn.read(into);
+    if (!this.#buffer) return this.#conn.read(into);
+    const read = this.#read;
+    if (read && into === this.#buffer) { // the held read, into the buffer it was given
+      this.#read = this.#buffer = undefined;
+      return read;
+    }
+    return this.#readHeld(into);
   }
 
   async #readHeld(into: Uint8Array): Promise<number | null> {

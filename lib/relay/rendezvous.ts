@@ -144,7 +144,7 @@ export class Rendezvous {
   ): void {
     const { service } = arrival;
     const idleTimeoutMs = this.#idleTimeoutMs;
-    splice(conn, data, { idleTimeoutMs }).then((spliced) => {
+    splice(conn, data, { idleTimeoutMs, smallBufferA: conn.takeSpareBuffer() }).then((spliced) => {
       log.info(
         `connection closed${spliced.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
           `service=${service} agent=${agent} client=${client} ` +
