@@ -68,16 +68,41 @@ async function loadCertificate(
   return { cert: certified.cert, key: certified.key };
 }
 
-/** The HTTP front the flags ask for: --http with --domain. */
-function httpFront(flags: { http?: string; domain?: string }) {
-  if (flags.http === undefined) {
-    if (flags.domain !== undefined) throw new UsageError("--domain goes with --http");
-    return undefined;
+/** The fronts that route by name, as the flags ask for them (--http, --https, --proxy). */
+async function namedFronts(flags: {
+  http?: string;
+  https?: string;
+  "https-cert"?: string;
+  "https-key"?: string;
+  domain?: string;
+  proxy?: string;
+}) {
+  const byHost = [flags.http && "--http", flags.https && "--https"].filter(Boolean);
+  if (byHost.length > 0 && !flags.domain) {
+    throw new UsageError(`${byHost.join(" and ")} need --domain: services answer at ID.DOMAIN`);
   }
-  if (!flags.domain) {
-    throw new UsageError("--http needs --domain: services are reached at ID.DOMAIN");
+  if (Boolean(flags.https) !== Boolean(flags["https-cert"] && flags["https-key"])) {
+    throw new UsageError(
+      "--https goes with --https-cert and --https-key (the domain's certificate)",
+    );
   }
-  return { listen: parseAddress(flags.http, "--http"), domain: flags.domain.toLowerCase() };
+  const at = (value: string | undefined, flag: string) =>
+    value === undefined ? undefined : { listen: parseAddress(value, flag) };
+  const https = at(flags.https, "--https");
+  return {
+    domain: flags.domain?.toLowerCase(),
+    http: at(flags.http, "--http"),
+    https: https && { ...https, certificate: await httpsCertificate(flags) },
+    proxy: at(flags.proxy, "--proxy"),
+  };
+}
+
+/** The HTTPS front's certificate, read from --https-cert and --https-key. */
+async function httpsCertificate(flags: { "https-cert"?: string; "https-key"?: string }) {
+  return {
+    cert: await readFlagFile(flags["https-cert"]!, "--https-cert"),
+    key: await readFlagFile(flags["https-key"]!, "--https-key"),
+  };
 }
 
 Deno.exit(
@@ -107,22 +132,17 @@ Deno.exit(
       connectTimeoutMs: parseSeconds(flags["connect-timeout"], "--connect-timeout"),
       heartbeatMs: parseSeconds(flags.heartbeat, "--heartbeat"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
-      http: httpFront(flags),
-      proxy: flags.proxy === undefined
-        ? undefined
-        : { listen: parseAddress(flags.proxy, "--proxy") },
+      ...await namedFronts(flags),
     });
     status.of = relay.stats;
-    if (flags.config) {
-      const path = flags.config;
-      Deno.addSignalListener("SIGHUP", async () => {
-        try {
-          relay.reload(await loadRelayConfig(path));
-        } catch (error) {
-          log.error(`SIGHUP: ${(error as Error).message}; keeping the previous configuration`);
-        }
-      });
-    }
+    Deno.addSignalListener("SIGHUP", async () => {
+      try {
+        if (flags.config) relay.reload(await loadRelayConfig(flags.config));
+        if (flags.https) relay.setHttpsCertificate(await httpsCertificate(flags));
+      } catch (error) {
+        log.error(`SIGHUP: ${(error as Error).message}; keeping the previous configuration`);
+      }
+    });
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {
         log.info(`${signal}: shutting down: no new agents or clients`);

@@ -71,10 +71,23 @@ export const RELAY_FLAGS = {
       "routed by the Host header: service ID answers at ID.DOMAIN. Needs --domain.",
     example: "--http 0.0.0.0:80",
   },
+  https: {
+    value: "HOST:PORT",
+    help: "Serve TLS on this one port, routed by the server name (SNI): a tls:// service's TLS " +
+      "passes through untouched; any other ID.DOMAIN is terminated with --https-cert and routed " +
+      "by Host like --http. Needs --domain.",
+    example: "--https 0.0.0.0:443",
+  },
+  "https-cert": {
+    value: "FILE",
+    help: "Certificate (PEM, full chain; a wildcard for *.DOMAIN) and key the HTTPS front " +
+      "terminates with; re-read on SIGHUP.",
+  },
+  "https-key": { value: "FILE" },
   domain: {
     value: "NAME",
-    help: "The domain whose names the HTTP front routes: ID.NAME reaches service ID (point a " +
-      "wildcard DNS record *.NAME at the relay).",
+    help: "The domain whose names the HTTP and HTTPS fronts route: ID.NAME reaches service ID " +
+      "(point a wildcard DNS record *.NAME at the relay).",
     example: "--domain tunnel.example.com",
   },
   proxy: {

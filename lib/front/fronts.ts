@@ -5,16 +5,22 @@
 
 import { createLogger } from "../log.ts";
 import { formatHostPort, type HostPort } from "../net.ts";
+import type { CertifiedKey } from "../transport/certificate.ts";
 import type { Front, FrontContext } from "./front.ts";
 import { HttpFront } from "./http.ts";
+import { HttpsFront } from "./https.ts";
 import { PortFront, type PortFrontOptions } from "./ports.ts";
 import { ProxyFront } from "./proxy.ts";
 
 /** Which fronts to open, and how. */
 export interface FrontsOptions {
   ports: PortFrontOptions;
-  /** `--http` and `--domain`: HTTP services by host name (`ID.DOMAIN`) on one port. */
-  http?: { listen: HostPort; domain: string };
+  /** `--domain`: services answer to `ID.DOMAIN` on the fronts that route by name. */
+  domain?: string;
+  /** `--http`: HTTP services by host name on one port (needs the domain). */
+  http?: { listen: HostPort };
+  /** `--https`: TLS by server name, terminated with `certificate` or passed through. */
+  https?: { listen: HostPort; certificate: CertifiedKey };
   /** `--proxy`: SOCKS5 and HTTP CONNECT, the target naming the service. */
   proxy?: { listen: HostPort };
 }
@@ -22,23 +28,21 @@ export interface FrontsOptions {
 const log = createLogger("relay");
 
 /** Opens the fronts `options` ask for; throws (with none left open) if one cannot listen. */
-export function openFronts(options: FrontsOptions, context: FrontContext): Front[] {
+export async function openFronts(options: FrontsOptions, context: FrontContext): Promise<Front[]> {
   const fronts: Front[] = [new PortFront(options.ports, context)];
+  const { domain = "", http, https, proxy } = options;
+  const names = ` (services at ID.${domain})`;
+  const opened = (front: Front & { address: HostPort }, clients: string, note = "") => {
+    fronts.push(front);
+    log.info(`listening for ${clients} on ${formatHostPort(front.address)}${note}`);
+  };
   try {
-    const { http, proxy } = options;
-    if (http) {
-      const front = HttpFront.open(http, context);
-      fronts.push(front);
-      log.info(
-        `listening for HTTP clients on ${
-          formatHostPort(front.address)
-        } (services at ID.${http.domain})`,
-      );
+    if (http) opened(HttpFront.open({ ...http, domain }, context), "HTTP clients", names);
+    if (https) {
+      opened(await HttpsFront.open({ ...https, domain }, context), "HTTPS clients", names);
     }
     if (proxy) {
-      const front = ProxyFront.open({ ...proxy, domain: http?.domain }, context);
-      fronts.push(front);
-      log.info(`listening for SOCKS5 and HTTP CONNECT clients on ${formatHostPort(front.address)}`);
+      opened(ProxyFront.open({ ...proxy, domain }, context), "SOCKS5 and HTTP CONNECT clients");
     }
   } catch (error) {
     fronts.forEach((front) => front.close());

@@ -9,9 +9,9 @@
  * reached, 403 when the access rules refuse the client.
  */
 
-import { acceptEach, closeQuietly, type Conn, type HostPort, listenTcp, writeAll } from "../net.ts";
+import { acceptEach, closeQuietly, type HostPort, listenTcp } from "../net.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
-import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
+import { HostNames, refuseHttp, routeHttp } from "./http_route.ts";
 
 /** How the HTTP front is set up. */
 export interface HttpFrontOptions {
@@ -19,50 +19,16 @@ export interface HttpFrontOptions {
   listen: HostPort;
   /** The domain whose subdomains name services: `web.DOMAIN` reaches service web. */
   domain: string;
-  /** Time a client has to send its request head (default {@link HEAD_TIMEOUT_MS}). */
+  /** Time a client has to send its request head (default: lib/front/http_head.ts'). */
   headTimeoutMs?: number;
 }
-
-/** How long a client that is answered with an error may go on sending before it is closed. */
-export const LINGER_MS = 2_000;
-
-const STATUS_TEXT = {
-  400: "Bad Request",
-  403: "Forbidden",
-  404: "Not Found",
-  408: "Request Timeout",
-  502: "Bad Gateway",
-};
-
-/** An HTTP response that ends the connection: status line, a plain-text body of one line. */
-export function httpError(status: keyof typeof STATUS_TEXT, body: string): Uint8Array {
-  const text = `${body}\n`;
-  return new TextEncoder().encode(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `Content-Length: ${
-        new TextEncoder().encode(text).length
-      }\r\nConnection: close\r\n\r\n${text}`,
-  );
-}
-
-const REFUSALS: Record<Refusal, [502 | 403, string]> = {
-  offline: [502, "the service is offline"],
-  unreachable: [502, "the service cannot be reached"],
-  denied: [403, "access refused"],
-};
 
 /** Services by host name on one shared port. */
 export class HttpFront implements Front {
   /** Where it listens, with the actual port when 0 was asked for. */
   readonly address: HostPort;
   #listener: Deno.TcpListener;
-  #options: HttpFrontOptions;
-  #context: FrontContext;
-  /**
-   * Host name → service id. A service that goes offline keeps its names while the relay runs
-   * (unless it comes back as another kind), so its clients are told 502, not 404.
-   */
-  #hosts = new Map<string, string>();
+  #names: HostNames;
 
   private constructor(
     listener: Deno.TcpListener,
@@ -70,13 +36,14 @@ export class HttpFront implements Front {
     context: FrontContext,
   ) {
     this.#listener = listener;
-    this.#options = options;
-    this.#context = context;
-    this.address = {
-      hostname: options.listen.hostname,
-      port: (listener.addr as Deno.NetAddr).port,
-    };
-    acceptEach(listener, (conn) => this.#route(conn), context.onAcceptError);
+    this.#names = new HostNames(options.domain, "http");
+    this.address = { hostname: options.listen.hostname, port: listener.addr.port };
+    acceptEach(
+      listener,
+      (conn) =>
+        routeHttp(conn, () => conn.remoteAddr, this.#names, this, context, options.headTimeoutMs),
+      context.onAcceptError,
+    );
   }
 
   /** Listens on `options.listen`; throws naming the address if it cannot. */
@@ -85,53 +52,21 @@ export class HttpFront implements Front {
   }
 
   publish({ service, kind }: PublishRequest): { address: string } | undefined {
-    for (const [host, id] of this.#hosts) if (id === service) this.#hosts.delete(host);
-    if (kind !== "http") return undefined;
-    const host = `${service}.${this.#options.domain}`.toLowerCase();
-    this.#hosts.set(host, service);
+    const host = this.#names.publish(service, kind);
+    if (host === undefined) return undefined;
     const port = this.address.port === 80 ? "" : `:${this.address.port}`;
     return { address: `http://${host}${port}/` };
   }
 
   withdraw(): void {
-    // Names stay: see #hosts.
+    // Names stay: see HostNames.
   }
 
   refuse(arrival: Arrival, why: Refusal): void {
-    const [status, text] = REFUSALS[why];
-    answer(arrival.conn, httpError(status, text));
+    refuseHttp(arrival, why);
   }
 
   close(): void {
     closeQuietly(this.#listener);
   }
-
-  async #route(conn: Deno.TcpConn): Promise<void> {
-    const head = await readRequestHead(conn, this.#options.headTimeoutMs ?? HEAD_TIMEOUT_MS);
-    if (head.kind === "gone") return closeQuietly(conn);
-    if (head.kind === "bad") return answer(conn, httpError(head.status, head.why));
-    const service = this.#hosts.get(head.host);
-    if (service === undefined) {
-      return answer(conn, httpError(404, `no service is published at ${head.host}`));
-    }
-    this.#context.arrive({ service, conn, client: conn.remoteAddr, head: head.bytes, front: this });
-  }
-}
-
-/**
- * Writes `response`, ends the sending direction, and reads (and drops) what the client still
- * sends for up to {@link LINGER_MS} before closing: closing with unread bytes would reset the
- * connection, and the client could lose the response.
- */
-export function answer(conn: Conn, response: Uint8Array): void {
-  const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
-  (async () => {
-    await writeAll(conn, response);
-    await conn.closeWrite();
-    const sink = new Uint8Array(4096);
-    while (await conn.read(sink) !== null);
-  })().catch(() => {}).finally(() => {
-    clearTimeout(timer);
-    closeQuietly(conn);
-  });
 }

@@ -21,7 +21,7 @@ import {
 } from "../net.ts";
 import { LogThrottle } from "../throttle.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
-import { answer, httpError } from "./http.ts";
+import { answer, httpError } from "./http_route.ts";
 import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
 import { readSocksRequest, SOCKS_VERSION, SocksReply, socksReply } from "./socks.ts";
 

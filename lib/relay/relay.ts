@@ -23,10 +23,12 @@ import { secretKey } from "../auth.ts";
 import { drain, OpenConnections } from "../drain.ts";
 import type { Arrival } from "../front/front.ts";
 import { type FrontsOptions, openFronts } from "../front/fronts.ts";
+import { HttpsFront } from "../front/https.ts";
 import { createLogger } from "../log.ts";
 import { formatAddr, formatHostPort, type HostPort, type PortRange } from "../net.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../protocol.ts";
 import { LogThrottle } from "../throttle.ts";
+import type { CertifiedKey } from "../transport/certificate.ts";
 import type { AgentTransport } from "../transport/transport.ts";
 import { AccessControl } from "./access.ts";
 import { AgentPort } from "./agent_port.ts";
@@ -49,8 +51,12 @@ export interface RelayOptions {
   expose?: Map<string, HostPort>;
   /** Ports for services that are not pinned (`--port-range`). */
   portRange?: PortRange;
-  /** The HTTP front (`--http`, `--domain`): HTTP services by host name on one port. */
+  /** The domain of services' names on the fronts that route by name (`--domain`). */
+  domain?: string;
+  /** The HTTP front (`--http`): HTTP services by host name on one port. */
   http?: FrontsOptions["http"];
+  /** The HTTPS front (`--https`): services by TLS server name, terminated or passed through. */
+  https?: FrontsOptions["https"];
   /** The proxy front (`--proxy`): SOCKS5 and HTTP CONNECT to any service, by name. */
   proxy?: FrontsOptions["proxy"];
   /** How long a client waits for its data channel. */
@@ -76,6 +82,8 @@ export interface Relay {
   };
   /** Applies a new configuration: removed agents are disconnected, other tunnels stay up. */
   reload(config: RelayConfig): void;
+  /** Terminates HTTPS with `certificate` from now on (the HTTPS front's, re-read on SIGHUP). */
+  setHttpsCertificate(certificate: CertifiedKey): void;
   /** Stops listening and closes every connection. */
   close(): void;
   /**
@@ -139,10 +147,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     session.channel.send({ type: "connect", service, conn: token, client, to });
   }
 
-  const fronts = openFronts({
+  const { domain, http, https, proxy } = options;
+  const fronts = await openFronts({
     ports: { pinned, listenHost: options.listen.hostname, portRange: options.portRange },
-    http: options.http,
-    proxy: options.proxy,
+    domain,
+    http,
+    https,
+    proxy,
   }, { arrive, onAcceptError });
   let agentPort: AgentPort;
   const sessions = new Sessions({
@@ -201,6 +212,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       unauthenticated: agentPort.unauthenticated,
       refusedClients,
     }),
+    setHttpsCertificate(certificate) {
+      for (const front of fronts) {
+        if (front instanceof HttpsFront) front.setCertificate(certificate);
+      }
+    },
     reload(next) {
       config = next;
       access.setRules(next.services);

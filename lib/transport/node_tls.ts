@@ -159,6 +159,11 @@ class NodeTlsConn implements Conn {
   }
 }
 
+/** A TLS listener whose certificate can be replaced (for connections accepted from then on). */
+export interface TlsListener extends Listener {
+  setCertificate(certified: { cert: string; key: string }): void;
+}
+
 /**
  * Listens for TLS connections with `certified`; each comes out of `accept()` as soon as TCP has
  * it, and does its handshake on first read or write (a failed handshake fails that call).
@@ -166,8 +171,8 @@ class NodeTlsConn implements Conn {
 export async function listenTls(
   address: HostPort,
   certified: { cert: string; key: string },
-): Promise<Listener> {
-  const secureContext = tls.createSecureContext(certified);
+): Promise<TlsListener> {
+  let secureContext = tls.createSecureContext(certified);
   const accepted: Conn[] = [];
   let waiting: { resolve: (conn: Conn) => void; reject: (error: Error) => void } | undefined;
   let failure: Error | undefined;
@@ -207,6 +212,9 @@ export async function listenTls(
         return Promise.reject(error);
       }
       return new Promise((resolve, reject) => waiting = { resolve, reject });
+    },
+    setCertificate(next): void {
+      secureContext = tls.createSecureContext(next);
     },
     close(): void {
       closed = true;

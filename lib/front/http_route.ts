@@ -1,0 +1,119 @@
+/**
+ * Routing HTTP/1.x clients by host name, as the HTTP front and the HTTPS front (after it has
+ * terminated TLS) both do: the names services answer to, the request head that names one, and
+ * the small answers for clients that cannot be routed.
+ */
+
+import { closeQuietly, type Conn, writeAll } from "../net.ts";
+import type { ServiceKind } from "../protocol.ts";
+import type { Arrival, Front, FrontContext, Refusal } from "./front.ts";
+import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
+
+/** How long a client that is answered with an error may go on sending before it is closed. */
+export const LINGER_MS = 2_000;
+
+const STATUS_TEXT = {
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  408: "Request Timeout",
+  502: "Bad Gateway",
+};
+
+/** An HTTP response that ends the connection: status line, a plain-text body of one line. */
+export function httpError(status: keyof typeof STATUS_TEXT, body: string): Uint8Array {
+  const text = new TextEncoder().encode(`${body}\n`);
+  const head = new TextEncoder().encode(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${text.length}\r\nConnection: close\r\n\r\n`,
+  );
+  const response = new Uint8Array(head.length + text.length);
+  response.set(head);
+  response.set(text, head.length);
+  return response;
+}
+
+const REFUSALS: Record<Refusal, [502 | 403, string]> = {
+  offline: [502, "the service is offline"],
+  unreachable: [502, "the service cannot be reached"],
+  denied: [403, "access refused"],
+};
+
+/** Tells an HTTP client why the relay cannot serve it (502, 403), and closes. */
+export function refuseHttp(arrival: Arrival, why: Refusal): void {
+  const [status, text] = REFUSALS[why];
+  answer(arrival.conn, httpError(status, text));
+}
+
+/**
+ * Writes `response`, ends the sending direction, and reads (and drops) what the client still
+ * sends for up to {@link LINGER_MS} before closing: closing with unread bytes would reset the
+ * connection, and the client could lose the response.
+ */
+export function answer(conn: Conn, response: Uint8Array): void {
+  const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
+  (async () => {
+    await writeAll(conn, response);
+    await conn.closeWrite();
+    const sink = new Uint8Array(4096);
+    while (await conn.read(sink) !== null);
+  })().catch(() => {}).finally(() => {
+    clearTimeout(timer);
+    closeQuietly(conn);
+  });
+}
+
+/**
+ * The host names services of one kind answer to on a front: `ID.DOMAIN`. A service that goes
+ * offline keeps its name while the relay runs (unless it comes back as another kind), so its
+ * clients are told 502, not 404.
+ */
+export class HostNames {
+  readonly #domain: string;
+  readonly #kind: ServiceKind;
+  #services = new Map<string, string>(); // host name → service id
+
+  constructor(domain: string, kind: ServiceKind) {
+    this.#domain = domain.toLowerCase();
+    this.#kind = kind;
+  }
+
+  /** Gives `service` its name if it is of this kind (and takes it away if not); returns it. */
+  publish(service: string, kind: ServiceKind): string | undefined {
+    for (const [host, id] of this.#services) if (id === service) this.#services.delete(host);
+    if (kind !== this.#kind) return undefined;
+    const host = `${service}.${this.#domain}`.toLowerCase();
+    this.#services.set(host, service);
+    return host;
+  }
+
+  /** The service that answers to `host`, if any. */
+  serviceAt(host: string): string | undefined {
+    return this.#services.get(host.toLowerCase());
+  }
+}
+
+/**
+ * Reads a client's request head and hands it to `context` for the service its host names; a
+ * client that names none is answered (400, 408, 404) and closed. `clientOf` tells, once the head
+ * is read, the client's address (undefined: close it).
+ */
+export async function routeHttp(
+  conn: Conn,
+  clientOf: () => Deno.NetAddr | undefined,
+  names: HostNames,
+  front: Front,
+  context: FrontContext,
+  headTimeoutMs = HEAD_TIMEOUT_MS,
+): Promise<void> {
+  const head = await readRequestHead(conn, headTimeoutMs);
+  if (head.kind === "gone") return closeQuietly(conn);
+  if (head.kind === "bad") return answer(conn, httpError(head.status, head.why));
+  const client = clientOf();
+  if (!client) return closeQuietly(conn);
+  const service = names.serviceAt(head.host);
+  if (service === undefined) {
+    return answer(conn, httpError(404, `no service is published at ${head.host}`));
+  }
+  context.arrive({ service, conn, client, head: head.bytes, front });
+}

@@ -1,0 +1,144 @@
+/**
+ * The HTTPS front (`--https`): one TLS port for every service named under the domain, routed by
+ * the server name (SNI) of the client's ClientHello, read without terminating TLS.
+ *
+ * - A `tls://` service (one that speaks TLS itself) is passed through: the ClientHello goes to it
+ *   first and the connection is spliced raw, so its own certificate reaches the client.
+ * - Any other name of the domain is terminated with the operator's certificate (`--https-cert`,
+ *   `--https-key`, re-read on SIGHUP) and routed by Host like the HTTP front: an `http://`
+ *   service gets HTTPS for free. Termination runs on a TLS listener of the relay's own on
+ *   loopback, which the front hands such a client to, remembering the client's address.
+ * - No server name, or one outside the domain: the connection is closed.
+ */
+
+import { acceptEach, closeQuietly, type Conn, type HostPort, listenTcp, writeAll } from "../net.ts";
+import { splice } from "../splice.ts";
+import type { CertifiedKey } from "../transport/certificate.ts";
+import { listenTls, type TlsListener } from "../transport/node_tls.ts";
+import { readClientHello } from "./client_hello.ts";
+import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
+import { HEAD_TIMEOUT_MS } from "./http_head.ts";
+import { HostNames, refuseHttp, routeHttp } from "./http_route.ts";
+
+/** How the HTTPS front is set up. */
+export interface HttpsFrontOptions {
+  listen: HostPort;
+  /** The domain whose names it routes: `ID.DOMAIN`. */
+  domain: string;
+  /** The operator's certificate for the names it terminates (a wildcard for `*.DOMAIN`). */
+  certificate: CertifiedKey;
+  /** Time a client has to send its ClientHello, and then its request head. */
+  timeoutMs?: number;
+}
+
+/** Services by TLS server name on one shared port. */
+export class HttpsFront implements Front {
+  /** Where it listens, with the actual port when 0 was asked for. */
+  readonly address: HostPort;
+  #listener: Deno.TcpListener;
+  #terminator: TlsListener;
+  #options: HttpsFrontOptions;
+  #context: FrontContext;
+  #web: HostNames;
+  #passthrough: HostNames;
+  /** Port of the front's end of a connection to the terminator → the client it carries. */
+  #clients = new Map<number, Deno.NetAddr>();
+  #passedThrough = new WeakSet<Arrival>();
+
+  private constructor(
+    listener: Deno.TcpListener,
+    terminator: TlsListener,
+    options: HttpsFrontOptions,
+    context: FrontContext,
+  ) {
+    this.#listener = listener;
+    this.#terminator = terminator;
+    this.#options = options;
+    this.#context = context;
+    this.#web = new HostNames(options.domain, "http");
+    this.#passthrough = new HostNames(options.domain, "tls");
+    this.address = { hostname: options.listen.hostname, port: listener.addr.port };
+    acceptEach(listener, (conn) => this.#route(conn), context.onAcceptError);
+    acceptEach(terminator, (conn) => this.#routeDecrypted(conn), context.onAcceptError);
+  }
+
+  /** Listens on `options.listen` (and on loopback for termination); throws if it cannot. */
+  static async open(options: HttpsFrontOptions, context: FrontContext): Promise<HttpsFront> {
+    const listener = listenTcp(options.listen, "HTTPS clients");
+    try {
+      const terminator = await listenTls({ hostname: "127.0.0.1", port: 0 }, options.certificate);
+      return new HttpsFront(listener, terminator, options, context);
+    } catch (error) {
+      closeQuietly(listener);
+      throw error;
+    }
+  }
+
+  /** Terminates with `certificate` from now on (SIGHUP). */
+  setCertificate(certificate: CertifiedKey): void {
+    this.#terminator.setCertificate(certificate);
+  }
+
+  publish({ service, kind }: PublishRequest): { address: string } | undefined {
+    const host = this.#web.publish(service, kind) ?? this.#passthrough.publish(service, kind);
+    if (host === undefined) return undefined;
+    const port = this.address.port === 443 ? "" : `:${this.address.port}`;
+    return { address: `https://${host}${port}/${kind === "tls" ? " (its own TLS)" : ""}` };
+  }
+
+  withdraw(): void {
+    // Names stay: see HostNames.
+  }
+
+  refuse(arrival: Arrival, why: Refusal): void {
+    if (this.#passedThrough.has(arrival)) closeQuietly(arrival.conn);
+    else refuseHttp(arrival, why);
+  }
+
+  close(): void {
+    closeQuietly(this.#listener);
+    closeQuietly(this.#terminator);
+  }
+
+  async #route(conn: Deno.TcpConn): Promise<void> {
+    const hello = await readClientHello(conn, this.#options.timeoutMs ?? HEAD_TIMEOUT_MS);
+    const name = hello.kind === "hello" ? hello.serverName : undefined;
+    if (hello.kind !== "hello" || name === undefined) return closeQuietly(conn);
+    const service = this.#passthrough.serviceAt(name);
+    if (service !== undefined) {
+      const arrival = { service, conn, client: conn.remoteAddr, head: hello.bytes, front: this };
+      this.#passedThrough.add(arrival);
+      return this.#context.arrive(arrival);
+    }
+    if (!name.endsWith(`.${this.#options.domain}`)) return closeQuietly(conn);
+    await this.#terminate(conn, hello.bytes);
+  }
+
+  /** Hands a client to the terminator: the ClientHello first, then everything both ways. */
+  async #terminate(conn: Deno.TcpConn, hello: Uint8Array): Promise<void> {
+    let inner: Deno.TcpConn;
+    try {
+      const to = this.#terminator.addr as Deno.NetAddr;
+      inner = await Deno.connect({ hostname: to.hostname, port: to.port });
+      inner.setNoDelay(true);
+      this.#clients.set(inner.localAddr.port, conn.remoteAddr);
+      await writeAll(inner, hello);
+    } catch {
+      return closeQuietly(conn);
+    }
+    await splice(conn, inner);
+    this.#clients.delete(inner.localAddr.port); // if its head never came
+  }
+
+  /** Routes a client the terminator decrypted, once its request head is read. */
+  #routeDecrypted(conn: Conn): void {
+    // Looked up after the head: the terminator may accept before #terminate has noted the client.
+    const clientOf = () => {
+      const port = (conn.remoteAddr as Deno.NetAddr).port;
+      const client = this.#clients.get(port);
+      this.#clients.delete(port);
+      return client; // undefined: not from this front
+    };
+    routeHttp(conn, clientOf, this.#web, this, this.#context, this.#options.timeoutMs);
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The HTTPS front end to end: TLS routed by server name, terminated with the operator's
+ * certificate for an HTTP service (nginx) or passed through to a service with its own TLS
+ * (openssl s_server), checked with curl and openssl s_client.
+ */
+
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  connect,
+  freePort,
+  listening,
+  startAgentProcess,
+  startRelayProcess,
+  startServer,
+  tempStateDir,
+} from "./helpers.ts";
+import { startNginx } from "./nginx.ts";
+import { writeAll } from "../lib/net.ts";
+import { splice } from "../lib/splice.ts";
+
+const DOMAIN = "tunnel.test";
+
+async function run(command: string, args: string[], stdin?: string) {
+  const child = new Deno.Command(command, {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, out: text(output.stdout), err: text(output.stderr) };
+}
+
+/** A self-signed certificate for `name` in `dir`: `<file>.pem` and `<file>.key`. */
+async function selfSigned(dir: string, file: string, name: string): Promise<void> {
+  const { code, err } = await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${dir}/${file}.key`,
+    "-out",
+    `${dir}/${file}.pem`,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=DNS:${name}`,
+  ]);
+  assertEquals(code, 0, err);
+}
+
+/** `openssl s_server -www` with its own certificate: a TLS service the relay must not touch. */
+async function startTlsService(dir: string) {
+  const port = freePort();
+  const child = new Deno.Command("openssl", {
+    args: [
+      "s_server",
+      "-accept",
+      `127.0.0.1:${port}`,
+      "-cert",
+      `${dir}/api.pem`,
+      "-key",
+      `${dir}/api.key`,
+      "-www",
+      "-quiet",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await listening(port, "openssl s_server");
+  return {
+    port,
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+Deno.test("HTTPS front: terminated for an HTTP service, passed through for a TLS one, by SNI", async () => {
+  const dir = tempStateDir();
+  await selfSigned(dir, "wildcard", `*.${DOMAIN}`);
+  await selfSigned(dir, "api", `api.${DOMAIN}`);
+  await using nginx = await startNginx(
+    `listen 127.0.0.1:PORT; location / { return 200 "web\\n"; }`,
+  );
+  await using api = await startTlsService(dir);
+  await using relay = await startRelayProcess([
+    "--https",
+    "127.0.0.1:0",
+    "--https-cert",
+    `${dir}/wildcard.pem`,
+    "--https-key",
+    `${dir}/wildcard.key`,
+    "--domain",
+    DOMAIN,
+  ]);
+  const [, port] = await relay.waitFor(/listening for HTTPS clients on .*:(\d+) /);
+  const httpsPort = Number(port);
+  await using agent = await startAgentProcess(relay, {}, [
+    "--service",
+    `web=http://127.0.0.1:${nginx.port}`,
+    "--service",
+    `api=tls://127.0.0.1:${api.port}`,
+  ]);
+  for (const service of ["web", "api"]) {
+    await agent.waitFor(
+      new RegExp(`service ${service} is also reachable at https://${service}\\.`),
+    );
+  }
+  const curl = (service: string, ca: string, through = httpsPort) =>
+    run("curl", [
+      "-sS",
+      "--cacert",
+      `${dir}/${ca}.pem`,
+      "--resolve",
+      `${service}.${DOMAIN}:${through}:127.0.0.1`,
+      `https://${service}.${DOMAIN}:${through}/`,
+    ]);
+  const web = await curl("web", "wildcard");
+  assertEquals(
+    [web.code, web.out],
+    [0, "web\n"],
+    `terminated with the operator's certificate: ${web.err}`,
+  );
+  const passed = await curl("api", "api");
+  assertEquals(passed.code, 0, `the service's own certificate reached curl: ${passed.err}`);
+  assertMatch(passed.out, /s_server/);
+  const wrongTrust = await curl("api", "wildcard");
+  assert(wrongTrust.code !== 0, "the relay's certificate is not what a passthrough client sees");
+
+  const shown = await run("openssl", [
+    "s_client",
+    "-connect",
+    `127.0.0.1:${httpsPort}`,
+    "-servername",
+    `web.${DOMAIN}`,
+  ], "");
+  assertMatch(shown.out, new RegExp(`subject=CN ?= ?\\*\\.${DOMAIN.replace(".", "\\.")}`));
+  const noName = await run("openssl", [
+    "s_client",
+    "-connect",
+    `127.0.0.1:${httpsPort}`,
+    "-noservername",
+  ], "");
+  assertMatch(
+    noName.out + noName.err,
+    /no peer certificate available/,
+    "no SNI: closed, no certificate",
+  );
+
+  // A ClientHello cut into 1-byte segments on its way still routes.
+  await using trickle = startServer(async (client) => {
+    const front = await connect(httpsPort);
+    front.setNoDelay(true);
+    const first = new Uint8Array(600);
+    const count = await client.read(first);
+    for (const byte of first.subarray(0, count ?? 0)) await writeAll(front, new Uint8Array([byte]));
+    await splice(client, front);
+  });
+  const trickled = await curl("web", "wildcard", trickle.port);
+  assertEquals([trickled.code, trickled.out], [0, "web\n"], trickled.err);
+});
