@@ -133,6 +133,7 @@ Deno.exit(
       heartbeatMs: parseSeconds(flags.heartbeat, "--heartbeat"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
       ...await namedFronts(flags),
+      trustedProxies: flags["proxy-protocol-from"],
     });
     status.of = relay.stats;
     Deno.addSignalListener("SIGHUP", async () => {

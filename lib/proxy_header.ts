@@ -1,10 +1,11 @@
 /**
  * The PROXY protocol header (HAProxy's, versions 1 and 2) that tells a service the address of
  * the client a connection really comes from, so that nginx, HAProxy and others can log and filter
- * by it. The agent writes it first on the connection to a service that asks for it.
+ * by it. The agent writes it first on the connection to a service that asks for it; the relay
+ * reads one from a load balancer in front of it that it trusts.
  */
 
-import type { HostPort } from "./net.ts";
+import type { Conn, HostPort } from "./net.ts";
 
 /** The versions of the PROXY protocol. */
 export type ProxyVersion = 1 | 2;
@@ -64,4 +65,59 @@ export async function proxyHeader(
     view.setUint16(18 + source!.length * 2, server.port);
   }
   return header;
+}
+
+/** Longest version 1 header (the spec's limit, with its CRLF). */
+export const MAX_V1_HEADER_BYTES = 107;
+
+/** What a PROXY header said: the client it names, none (`local`: a health check), or nonsense. */
+export type ReadHeader = { client: HostPort } | { local: true } | { bad: string };
+
+/**
+ * Reads a PROXY header (version 1 or 2) from the start of `conn`, and not a byte more, so what
+ * follows it is the client's own. Rejects if the connection fails or ends.
+ */
+export async function readProxyHeader(conn: Conn): Promise<ReadHeader> {
+  const start = await readExactly(conn, 15); // "PROXY UNKNOWN\r\n", the shortest header
+  if (V2_SIGNATURE.every((byte, i) => start[i] === byte)) {
+    const rest = await readExactly(conn, 1);
+    const length = (start[14] << 8) | rest[0];
+    const body = await readExactly(conn, length);
+    const command = start[12];
+    if (command === 0x20) return { local: true };
+    if (command !== 0x21) return { bad: `PROXY v2 command ${command}` };
+    const size = start[13] === 0x11 ? 4 : start[13] === 0x21 ? 16 : 0;
+    if (size === 0 || length < size * 2 + 4) return { local: true }; // unspecified or not TCP
+    const view = new DataView(body.buffer, body.byteOffset);
+    const hostname = await ipText(body.subarray(0, size));
+    return { client: { hostname, port: view.getUint16(size * 2) } };
+  }
+  let line = new TextDecoder().decode(start);
+  if (!line.startsWith("PROXY ")) return { bad: "no PROXY header" };
+  while (!line.endsWith("\r\n")) {
+    if (line.length >= MAX_V1_HEADER_BYTES) return { bad: "PROXY v1 header too long" };
+    line += new TextDecoder().decode(await readExactly(conn, 1));
+  }
+  const [, family, source, , sourcePort] = line.trimEnd().split(" ");
+  if (family === "UNKNOWN") return { local: true };
+  const port = Number(sourcePort);
+  if ((family !== "TCP4" && family !== "TCP6") || !(port >= 0 && port <= 65535) || !source) {
+    return { bad: `PROXY v1 header ${JSON.stringify(line.trimEnd())}` };
+  }
+  return { client: { hostname: source, port } };
+}
+
+async function readExactly(conn: Conn, length: number): Promise<Uint8Array> {
+  const bytes = new Uint8Array(length);
+  for (let at = 0; at < length;) {
+    const count = await conn.read(bytes.subarray(at));
+    if (count === null) throw new Error("the connection ended inside its PROXY header");
+    at += count;
+  }
+  return bytes;
+}
+
+async function ipText(bytes: Uint8Array): Promise<string> {
+  const { default: ipaddr } = await import("ipaddr.js"); // see ipBytes
+  return ipaddr.fromByteArray([...bytes]).toString();
 }

@@ -96,6 +96,14 @@ export const RELAY_FLAGS = {
       "(or ID.DOMAIN), any port; nothing else is reachable through it.",
     example: "--proxy 0.0.0.0:1080",
   },
+  "proxy-protocol-from": {
+    value: "CIDR",
+    repeats: true,
+    help: "Take the real client's address from the PROXY protocol header (v1 or v2) of " +
+      "connections to the public ports from these addresses: a load balancer in front of the " +
+      "relay (HAProxy's send-proxy). Their connections must carry one; others' are not read.",
+    example: "--proxy-protocol-from 10.0.0.0/8",
+  },
   ...COMMON_FLAGS,
 } as const satisfies FlagTable;
 

@@ -1,10 +1,17 @@
 /** The PROXY protocol header toward services: as bytes, and as a real nginx reads it. */
 
 import { assertEquals } from "./assert.ts";
-import { connect, readAll, startAgentProcess, startRelayProcess } from "./helpers.ts";
+import {
+  connect,
+  readAll,
+  readExactly,
+  socketPair,
+  startAgentProcess,
+  startRelayProcess,
+} from "./helpers.ts";
 import { startNginx } from "./nginx.ts";
 import { writeAll } from "../lib/net.ts";
-import { proxyHeader } from "../lib/proxy_header.ts";
+import { proxyHeader, readProxyHeader } from "../lib/proxy_header.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -71,5 +78,33 @@ Deno.test("PROXY header v1 and v2: nginx behind the tunnel sees the real client'
     } finally {
       conn.close();
     }
+  }
+});
+
+Deno.test("PROXY header read: v1 and v2 back to the client, local ones, nonsense, nothing more", async () => {
+  const client = { hostname: "2001:db8::7", port: 40000 };
+  const server = { hostname: "2001:db8::1", port: 443 };
+  for (const version of [1, 2] as const) {
+    const [writer, reader] = await socketPair();
+    await writeAll(writer, new Uint8Array([...await proxyHeader(version, client, server), 42]));
+    assertEquals(await readProxyHeader(reader), { client }, `v${version}`);
+    assertEquals([...await readExactly(reader, 1)], [42], "the client's first byte is left");
+    writer.close();
+    reader.close();
+  }
+  const cases: [string, unknown][] = [
+    ["PROXY UNKNOWN\r\n", { local: true }],
+    ["GET / HTTP/1.1\r\n\r\n", { bad: "no PROXY header" }],
+    [`PROXY TCP4 ${"1".repeat(120)}`, { bad: "PROXY v1 header too long" }],
+    ["PROXY TCP9 1.2.3.4 5.6.7.8 1 2\r\n", {
+      bad: 'PROXY v1 header "PROXY TCP9 1.2.3.4 5.6.7.8 1 2"',
+    }],
+  ];
+  for (const [header, expected] of cases) {
+    const [writer, reader] = await socketPair();
+    await writeAll(writer, new TextEncoder().encode(header));
+    assertEquals(await readProxyHeader(reader), expected, header);
+    writer.close();
+    reader.close();
   }
 });

@@ -162,7 +162,11 @@ Deno.test("port front: ports from the range kept across withdrawal, pins, and ar
     pinned: new Map([["pinned", { hostname: "127.0.0.1", port: pinnedPort }]]),
     listenHost: "127.0.0.1",
     portRange: range,
-  }, { arrive: (arrival) => arrivals.push(arrival), onAcceptError: () => {} });
+  }, {
+    arrive: (arrival) => arrivals.push(arrival),
+    onAcceptError: () => {},
+    clientOf: (conn) => Promise.resolve(conn.remoteAddr),
+  });
   try {
     assertEquals(front.publish({ service: "pinned", kind: "tcp", port: 1 }), {
       reason: `service pinned is pinned to port ${pinnedPort} by the relay's --expose`,

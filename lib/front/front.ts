@@ -43,6 +43,11 @@ export interface FrontContext {
   arrive(arrival: Arrival): void;
   /** Reports a failure to accept (such as running out of descriptors); accepting goes on. */
   onAcceptError(error: Error): void;
+  /**
+   * The address a newly accepted client really comes from (a trusted load balancer's PROXY
+   * header may name it), or undefined when it is turned away (already closed).
+   */
+  clientOf(conn: Deno.TcpConn): Promise<Deno.NetAddr | undefined>;
 }
 
 /** A service the relay asks its fronts to publish. */

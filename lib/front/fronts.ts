@@ -11,6 +11,7 @@ import { HttpFront } from "./http.ts";
 import { HttpsFront } from "./https.ts";
 import { PortFront, type PortFrontOptions } from "./ports.ts";
 import { ProxyFront } from "./proxy.ts";
+import { RealClients } from "./real_client.ts";
 
 /** Which fronts to open, and how. */
 export interface FrontsOptions {
@@ -23,12 +24,19 @@ export interface FrontsOptions {
   https?: { listen: HostPort; certificate: CertifiedKey };
   /** `--proxy`: SOCKS5 and HTTP CONNECT, the target naming the service. */
   proxy?: { listen: HostPort };
+  /** `--proxy-protocol-from`: load balancers whose PROXY headers name the real client. */
+  trustedProxies?: string[];
 }
 
 const log = createLogger("relay");
 
 /** Opens the fronts `options` ask for; throws (with none left open) if one cannot listen. */
-export async function openFronts(options: FrontsOptions, context: FrontContext): Promise<Front[]> {
+export async function openFronts(
+  options: FrontsOptions,
+  arrivals: Omit<FrontContext, "clientOf">,
+): Promise<Front[]> {
+  const realClients = await RealClients.create(options.trustedProxies ?? []);
+  const context = { ...arrivals, clientOf: (conn: Deno.TcpConn) => realClients.of(conn) };
   const fronts: Front[] = [new PortFront(options.ports, context)];
   const { domain = "", http, https, proxy } = options;
   const names = ` (services at ID.${domain})`;

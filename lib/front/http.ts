@@ -38,12 +38,10 @@ export class HttpFront implements Front {
     this.#listener = listener;
     this.#names = new HostNames(options.domain, "http");
     this.address = { hostname: options.listen.hostname, port: listener.addr.port };
-    acceptEach(
-      listener,
-      (conn) =>
-        routeHttp(conn, () => conn.remoteAddr, this.#names, this, context, options.headTimeoutMs),
-      context.onAcceptError,
-    );
+    acceptEach(listener, async (conn) => {
+      const client = await context.clientOf(conn);
+      if (client) routeHttp(conn, () => client, this.#names, this, context, options.headTimeoutMs);
+    }, context.onAcceptError);
   }
 
   /** Listens on `options.listen`; throws naming the address if it cannot. */

@@ -101,27 +101,29 @@ export class HttpsFront implements Front {
   }
 
   async #route(conn: Deno.TcpConn): Promise<void> {
+    const client = await this.#context.clientOf(conn);
+    if (!client) return;
     const hello = await readClientHello(conn, this.#options.timeoutMs ?? HEAD_TIMEOUT_MS);
     const name = hello.kind === "hello" ? hello.serverName : undefined;
     if (hello.kind !== "hello" || name === undefined) return closeQuietly(conn);
     const service = this.#passthrough.serviceAt(name);
     if (service !== undefined) {
-      const arrival = { service, conn, client: conn.remoteAddr, head: hello.bytes, front: this };
+      const arrival = { service, conn, client, head: hello.bytes, front: this };
       this.#passedThrough.add(arrival);
       return this.#context.arrive(arrival);
     }
     if (!name.endsWith(`.${this.#options.domain}`)) return closeQuietly(conn);
-    await this.#terminate(conn, hello.bytes);
+    await this.#terminate(conn, client, hello.bytes);
   }
 
   /** Hands a client to the terminator: the ClientHello first, then everything both ways. */
-  async #terminate(conn: Deno.TcpConn, hello: Uint8Array): Promise<void> {
+  async #terminate(conn: Deno.TcpConn, client: Deno.NetAddr, hello: Uint8Array): Promise<void> {
     let inner: Deno.TcpConn;
     try {
       const to = this.#terminator.addr as Deno.NetAddr;
       inner = await Deno.connect({ hostname: to.hostname, port: to.port });
       inner.setNoDelay(true);
-      this.#clients.set(inner.localAddr.port, conn.remoteAddr);
+      this.#clients.set(inner.localAddr.port, client);
       await writeAll(inner, hello);
     } catch {
       return closeQuietly(conn);

@@ -124,18 +124,12 @@ export class PortFront implements Front {
 
   #listen(service: string, address: HostPort): Deno.TcpListener {
     const listener = Deno.listen({ hostname: address.hostname, port: address.port });
-    acceptEach(
-      listener,
-      (conn) =>
-        this.#context.arrive({
-          service,
-          conn,
-          client: conn.remoteAddr,
-          head: NOTHING_READ,
-          front: this,
-        }),
-      this.#context.onAcceptError,
-    );
+    acceptEach(listener, (conn) => this.#arrive(service, conn), this.#context.onAcceptError);
     return listener;
+  }
+
+  async #arrive(service: string, conn: Deno.TcpConn): Promise<void> {
+    const client = await this.#context.clientOf(conn);
+    if (client) this.#context.arrive({ service, conn, client, head: NOTHING_READ, front: this });
   }
 }

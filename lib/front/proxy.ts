@@ -119,6 +119,8 @@ export class ProxyFront implements Front {
   }
 
   async #serve(conn: Deno.TcpConn): Promise<void> {
+    const client = await this.#context.clientOf(conn);
+    if (!client) return;
     const timeoutMs = this.#options.requestTimeoutMs ?? HEAD_TIMEOUT_MS;
     const first = new Uint8Array(1);
     let target: Target;
@@ -140,7 +142,7 @@ export class ProxyFront implements Front {
       this.#logStranger(conn, target.host);
       return this.#tell(conn, dialect, /^[\d.]+$|:/.test(target.host) ? "forbidden" : "unknown");
     }
-    const arrival = { service, conn, client: conn.remoteAddr, head: target.head, front: this };
+    const arrival = { service, conn, client, head: target.head, front: this };
     this.#dialects.set(arrival, dialect);
     this.#context.arrive(arrival);
   }

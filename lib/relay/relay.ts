@@ -59,6 +59,8 @@ export interface RelayOptions {
   https?: FrontsOptions["https"];
   /** The proxy front (`--proxy`): SOCKS5 and HTTP CONNECT to any service, by name. */
   proxy?: FrontsOptions["proxy"];
+  /** Load balancers whose PROXY headers name the real client (`--proxy-protocol-from`). */
+  trustedProxies?: string[];
   /** How long a client waits for its data channel. */
   connectTimeoutMs?: number;
   /** Heartbeat interval on control channels. */
@@ -147,13 +149,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     session.channel.send({ type: "connect", service, conn: token, client, to });
   }
 
-  const { domain, http, https, proxy } = options;
+  const { domain, http, https, proxy, trustedProxies } = options;
   const fronts = await openFronts({
     ports: { pinned, listenHost: options.listen.hostname, portRange: options.portRange },
     domain,
     http,
     https,
     proxy,
+    trustedProxies,
   }, { arrive, onAcceptError });
   let agentPort: AgentPort;
   const sessions = new Sessions({
