@@ -8,6 +8,7 @@
 
 import { randomToken } from "../lib/auth.ts";
 import { AGENTS, controlPlane, SERVICES_PER_AGENT } from "./control.ts";
+import { names } from "./names.ts";
 import * as data from "./phases.ts";
 import { clockTicks, openFileLimit, stopAll } from "./procs.ts";
 import { formatTable, type Measure, meets, ratioOf, renderChart } from "./report.ts";
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
       () => data.concurrency(bench, "fd limit", data.HELD_CONNECTIONS),
     ],
     ["5. control plane", () => controlPlane(bench)],
+    ["7. names on shared ports", () => names(bench)],
     // 6. TLS overhead runs within 1, 2 and the first 4, beside the plain tunnel it is compared
     // with; its rows come last.
   ];

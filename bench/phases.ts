@@ -62,6 +62,9 @@ export const TARGETS = {
   /** 6: the TLS tunnel ÷ the plain one. */
   tlsThroughput: { of: "ratio", value: 0.8 },
   tlsConnectionsPerSecond: { of: "ratio", value: 0.5 },
+  /** 7: the HTTP front ÷ the port front. */
+  namedConnections: { of: "ratio", value: 0.9 },
+  namedKeepAlive: { of: "ratio", value: 0.95 },
 } satisfies Record<string, Target>;
 
 /** What every phase needs. */

@@ -162,12 +162,13 @@ export interface Tunnel {
 /**
  * Starts a relay and an agent that publishes `services` (id → backend port), over plain TCP or,
  * with `tls`, over TLS with a pinned self-signed certificate; resolves once a byte echoes
- * through the `echo` service, which must be among them.
+ * through the `echo` service, which must be among them. `extra` flags go to relay and agent.
  */
 export async function startTunnel(
   services: Record<string, number>,
   secret: string,
   tls = false,
+  extra: { relay?: string[]; agent?: string[] } = {},
 ): Promise<Tunnel> {
   const trust = tls
     ? await tlsSetup(secret)
@@ -179,6 +180,7 @@ export async function startTunnel(
   const relay = startPorthole("relay", [
     ...["--listen", `127.0.0.1:${relayPort}`, "--log-level", "warn", ...trust.relay],
     ...ids.flatMap((id) => ["--expose", `${id}=127.0.0.1:${ports[id]}`]),
+    ...extra.relay ?? [],
   ], secret);
   const children = [relay];
   const stop = () =>
@@ -188,6 +190,7 @@ export async function startTunnel(
     children.push(startPorthole("agent", [
       ...["--relay", `127.0.0.1:${relayPort}`, "--id", "bench", "--log-level", "warn"],
       ...trust.agent,
+      ...extra.agent ?? [],
       ...ids.flatMap((id) => ["--service", `${id}=127.0.0.1:${services[id]}`]),
     ], secret));
     await retryUntil("the tunnel", () => echoOnce(ports.echo), children);
