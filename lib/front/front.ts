@@ -26,6 +26,14 @@ export interface Arrival {
   head: Uint8Array;
   /** The front it came through, which knows how to turn it away. */
   front: Front;
+  /** The user and password the client presented (an HTTP request's Basic authorization). */
+  credentials?: Credentials;
+}
+
+/** A visitor's user name and password. */
+export interface Credentials {
+  user: string;
+  password: string;
 }
 
 /** Why the relay turns a client away, for the front to tell it in its own terms. */
@@ -34,6 +42,8 @@ export type Refusal =
   | "offline"
   /** The client is not admitted (access rules, limits). */
   | "denied"
+  /** The service lets in named visitors only, and the client is none of them. */
+  | "unauthorized"
   /** The agent could not or would not reach the service, or opened no data channel in time. */
   | "unreachable";
 

@@ -6,7 +6,7 @@
 
 import { closeQuietly, type Conn, writeAll } from "../net.ts";
 import type { ServiceKind } from "../protocol.ts";
-import type { Arrival, Front, FrontContext, Refusal } from "./front.ts";
+import type { Arrival, Credentials, Front, FrontContext, Refusal } from "./front.ts";
 import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
 
 /** How long a client that is answered with an error may go on sending before it is closed. */
@@ -14,17 +14,26 @@ export const LINGER_MS = 2_000;
 
 const STATUS_TEXT = {
   400: "Bad Request",
+  401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
   408: "Request Timeout",
   502: "Bad Gateway",
 };
 
-/** An HTTP response that ends the connection: status line, a plain-text body of one line. */
-export function httpError(status: keyof typeof STATUS_TEXT, body: string): Uint8Array {
+/**
+ * An HTTP response that ends the connection: status line, `fields` (each `Name: value`), and a
+ * plain-text body of one line.
+ */
+export function httpError(
+  status: keyof typeof STATUS_TEXT,
+  body: string,
+  fields: string[] = [],
+): Uint8Array {
   const text = new TextEncoder().encode(`${body}\n`);
   const head = new TextEncoder().encode(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      fields.map((field) => `${field}\r\n`).join("") +
       `Content-Length: ${text.length}\r\nConnection: close\r\n\r\n`,
   );
   const response = new Uint8Array(head.length + text.length);
@@ -33,16 +42,38 @@ export function httpError(status: keyof typeof STATUS_TEXT, body: string): Uint8
   return response;
 }
 
-const REFUSALS: Record<Refusal, [502 | 403, string]> = {
+const REFUSALS: Record<Refusal, [502 | 403 | 401, string]> = {
   offline: [502, "the service is offline"],
   unreachable: [502, "the service cannot be reached"],
   denied: [403, "access refused"],
+  unauthorized: [401, "this service needs a user name and password"],
 };
 
-/** Tells an HTTP client why the relay cannot serve it (502, 403), and closes. */
+/** Tells an HTTP client why the relay cannot serve it (502, 403, 401), and closes. */
 export function refuseHttp(arrival: Arrival, why: Refusal): void {
   const [status, text] = REFUSALS[why];
-  answer(arrival.conn, httpError(status, text));
+  const fields = why === "unauthorized"
+    ? [`WWW-Authenticate: Basic realm="${arrival.service}"`]
+    : [];
+  answer(arrival.conn, httpError(status, text, fields));
+}
+
+/** The user and password of a request head's Basic authorization, if it has one. */
+export function basicCredentials(head: string): Credentials | undefined {
+  const encoded = /\r\nauthorization:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*\r\n/i.exec(head)?.[1];
+  if (!encoded) return undefined;
+  let decoded: string;
+  try {
+    decoded = new TextDecoder("utf-8", { fatal: true }).decode(
+      Uint8Array.from(atob(encoded), (char) => char.charCodeAt(0)),
+    );
+  } catch {
+    return undefined;
+  }
+  const colon = decoded.indexOf(":");
+  return colon < 0
+    ? undefined
+    : { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
 /**
@@ -115,5 +146,8 @@ export async function routeHttp(
   if (service === undefined) {
     return answer(conn, httpError(404, `no service is published at ${head.host}`));
   }
-  context.arrive({ service, conn, client, head: head.bytes, front });
+  const credentials = basicCredentials(
+    new TextDecoder().decode(head.bytes.subarray(0, head.length)),
+  );
+  context.arrive({ service, conn, client, head: head.bytes, front, credentials });
 }

@@ -41,6 +41,7 @@ const SOCKS_REPLIES: Record<Outcome, SocksReply> = {
   offline: SocksReply.NetworkUnreachable,
   unreachable: SocksReply.ConnectionRefused,
   denied: SocksReply.NotAllowed,
+  unauthorized: SocksReply.NotAllowed,
   unknown: SocksReply.HostUnreachable,
   forbidden: SocksReply.NotAllowed,
 };
@@ -48,6 +49,7 @@ const HTTP_REPLIES: Record<Outcome, [403 | 404 | 502, string]> = {
   offline: [502, "the service is offline"],
   unreachable: [502, "the service cannot be reached"],
   denied: [403, "access refused"],
+  unauthorized: [403, "this service lets in its visitors through its HTTP(S) front only"],
   unknown: [404, "no such service on this relay"],
   forbidden: [403, "this relay reaches only its own services, by name"],
 };

@@ -1,14 +1,19 @@
 /**
  * Client admission per service, by the `[services.*]` rules of the relay's config: address
  * ranges allowed and denied, concurrent connections per service and per client address, and new
- * connections per second per client address (a token bucket with a one-second burst).
+ * connections per second per client address (a token bucket with a one-second burst), and the
+ * visitors (user and password) a service lets in.
  */
 
+import { createHash } from "node:crypto";
 import type ipaddr from "ipaddr.js";
+import type { Credentials } from "../front/front.ts";
 import type { AccessRule } from "./config.ts";
 
 /** Client addresses whose rate and connection counts are tracked at most; oldest forgotten first. */
 export const MAX_TRACKED_CLIENTS = 100_000;
+/** Visitor credentials remembered as checked (bcrypt is slow on purpose); oldest forgotten first. */
+export const MAX_CHECKED_CREDENTIALS = 1_000;
 
 /** The verdict for one client: admitted (call `release` when it goes) or refused, with why. */
 export type Admission =
@@ -23,6 +28,7 @@ export class AccessControl {
   #perService = new Map<string, number>();
   #perClient = new Map<string, number>(); // "service client-ip" → open connections
   #buckets = new Map<string, { tokens: number; at: number }>(); // "service client-ip"
+  #checked = new Map<string, boolean>(); // SHA-256 of service, user, password → verdict
 
   constructor(rules: Map<string, AccessRule>) {
     this.#rules = rules;
@@ -86,6 +92,34 @@ export class AccessControl {
         decrement(this.#perClient, clientKey);
       },
     };
+  }
+
+  /** Whether `service` lets in named visitors only (`basic_auth`). */
+  hasVisitors(service: string): boolean {
+    return (this.#rules.get(service) ?? this.#rules.get("*"))?.visitors !== undefined;
+  }
+
+  /**
+   * Whether a service that names its visitors (`basic_auth`) lets these credentials in; true for
+   * a service that names none. Verdicts are remembered, so a visitor pays bcrypt's cost once.
+   */
+  async visitorAllowed(service: string, credentials: Credentials | undefined): Promise<boolean> {
+    const visitors = (this.#rules.get(service) ?? this.#rules.get("*"))?.visitors;
+    if (!visitors) return true;
+    const hash = credentials && visitors.get(credentials.user);
+    if (!credentials || !hash) return false;
+    const key = createHash("sha256").update(`${service}\0${credentials.user}\0${hash}\0`)
+      .update(credentials.password).digest("hex");
+    let verdict = this.#checked.get(key);
+    if (verdict === undefined) {
+      const { default: bcrypt } = await import("bcryptjs");
+      verdict = await bcrypt.compare(credentials.password, hash);
+      if (this.#checked.size >= MAX_CHECKED_CREDENTIALS) {
+        this.#checked.delete(this.#checked.keys().next().value!);
+      }
+      this.#checked.set(key, verdict);
+    }
+    return verdict;
   }
 
   /** Takes a token from the client's bucket (refilled at `rate` per second, holding at most `rate`). */

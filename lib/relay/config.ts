@@ -25,8 +25,9 @@
 import type ipaddr from "ipaddr.js";
 import { keyFromHex, secretKey } from "../auth.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../protocol.ts";
-import { type PortRange, portRangeOf } from "../net.ts";
+import type { PortRange } from "../net.ts";
 import { readConfigText, type Table, TomlFile } from "../toml.ts";
+import { parsePorts, parseVisitors } from "./config_values.ts";
 
 /** Default for `limits.max_pending_per_agent`: clients waiting for one agent's data channels. */
 export const MAX_PENDING_PER_AGENT = 1_000;
@@ -54,6 +55,8 @@ export interface AccessRule {
   maxConnections?: number;
   maxConnectionsPerClient?: number;
   maxNewPerSecondPerClient?: number;
+  /** `basic_auth`: user → bcrypt hash; when given, only clients with one of them get through. */
+  visitors?: Map<string, string>;
 }
 
 /** Limits on what the relay holds for strangers and agents. */
@@ -153,6 +156,7 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
         "max_connections",
         "max_connections_per_client",
         "max_new_per_second_per_client",
+        "basic_auth",
       ]);
       const cidrs = (name: string) =>
         (rule[name] === undefined ? [] : strings(rule[name], `${key}.${name}`)).map((cidr) => {
@@ -178,6 +182,9 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
           rule.max_new_per_second_per_client,
           `${key}.max_new_per_second_per_client`,
         ),
+        visitors: rule.basic_auth === undefined
+          ? undefined
+          : parseVisitors(strings(rule.basic_auth, `${key}.basic_auth`), `${key}.basic_auth`, fail),
       });
     }
   }
@@ -207,26 +214,6 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
         MAX_SERVICES_PER_AGENT;
   }
   return config;
-}
-
-function parsePorts(
-  value: unknown,
-  key: string,
-  fail: (key: string, problem: string) => never,
-): PortRange[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) {
-    fail(key, 'must be a list of ports and ranges, e.g. [8080, "20000-20010"]');
-  }
-  return (value as unknown[]).map((item) => {
-    const range = typeof item === "number" || typeof item === "string"
-      ? portRangeOf(String(item))
-      : undefined;
-    return range ?? fail(
-      key,
-      `has ${JSON.stringify(item)}, which is not a port (1-65535) or a range "FIRST-LAST"`,
-    );
-  });
 }
 
 /** True if `port` lies in one of `ranges`. */

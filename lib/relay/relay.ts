@@ -120,9 +120,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   function arrive(arrival: Arrival): void {
     const { service } = arrival;
     const client = formatAddr(arrival.client);
-    const turnAway = (kind: "offline" | "pending" | "access", why: string) => {
+    const turnAway = (kind: "offline" | "pending" | "access" | "visitor", why: string) => {
       refusedClients++;
-      arrival.front.refuse(arrival, kind === "offline" ? "offline" : "denied");
+      const refusal = kind === "offline"
+        ? "offline"
+        : kind === "visitor"
+        ? "unauthorized"
+        : "denied";
+      arrival.front.refuse(arrival, refusal);
       clientLog.pass(`${arrival.client.hostname} ${service} ${kind}`, (note) => {
         log.warn(`client ${client} for service ${service}: ${why}${note}`);
       });
@@ -144,9 +149,17 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     }
     const admission = access.admit(service, arrival.client.hostname);
     if (!admission.admitted) return turnAway("access", `refused: ${admission.reason}`);
-    const token = rendezvous.hold(arrival, session, admission.release);
-    const to = formatAddr(arrival.conn.localAddr);
-    session.channel.send({ type: "connect", service, conn: token, client, to });
+    const hold = () => {
+      const token = rendezvous.hold(arrival, session, admission.release);
+      const to = formatAddr(arrival.conn.localAddr);
+      session.channel.send({ type: "connect", service, conn: token, client, to });
+    };
+    if (!access.hasVisitors(service)) return hold();
+    access.visitorAllowed(service, arrival.credentials).then((allowed) => {
+      if (allowed) return hold();
+      admission.release();
+      turnAway("visitor", `refused: no valid user and password (basic_auth)`);
+    });
   }
 
   const { domain, http, https, proxy, trustedProxies } = options;
