@@ -21,16 +21,15 @@
 
 import { secretKey } from "../auth.ts";
 import { drain, OpenConnections } from "../drain.ts";
-import type { Arrival } from "../front/front.ts";
 import { type FrontsOptions, openFronts } from "../front/fronts.ts";
 import { HttpsFront } from "../front/https.ts";
 import { createLogger } from "../log.ts";
-import { formatAddr, formatHostPort, type HostPort, type PortRange } from "../net.ts";
+import { formatHostPort, type HostPort, type PortRange } from "../net.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../protocol.ts";
-import { LogThrottle } from "../throttle.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";
 import type { AgentTransport } from "../transport/transport.ts";
 import { AccessControl } from "./access.ts";
+import { Admission } from "./admission.ts";
 import { AgentPort } from "./agent_port.ts";
 import { EMPTY_CONFIG, type RelayConfig } from "./config.ts";
 import { Registry } from "./registry.ts";
@@ -111,56 +110,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     connectTimeoutMs: options.connectTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
   });
-  const clientLog = new LogThrottle();
-  let refusedClients = 0;
   const onAcceptError = (error: Error) =>
     log.error(`cannot accept connections: ${error.message} (raise the open-file limit?)`);
-
-  /** S6–S7: admits a client, holds it, and asks the service's agent for a data channel. */
-  function arrive(arrival: Arrival): void {
-    const { service } = arrival;
-    const client = formatAddr(arrival.client);
-    const turnAway = (kind: "offline" | "pending" | "access" | "visitor", why: string) => {
-      refusedClients++;
-      const refusal = kind === "offline"
-        ? "offline"
-        : kind === "visitor"
-        ? "unauthorized"
-        : "denied";
-      arrival.front.refuse(arrival, refusal);
-      clientLog.pass(`${arrival.client.hostname} ${service} ${kind}`, (note) => {
-        log.warn(`client ${client} for service ${service}: ${why}${note}`);
-      });
-    };
-    const session = registry.pick(service);
-    if (!session) {
-      return turnAway(
-        "offline",
-        `no agent is serving it now; closing (start the agent that has --service ${service}=...)`,
-      );
-    }
-    const { maxPendingPerAgent } = config.limits;
-    if (rendezvous.countFor(session.id) >= maxPendingPerAgent) {
-      return turnAway(
-        "pending",
-        `agent ${session.agentId} already has ${maxPendingPerAgent} clients waiting ` +
-          "for data channels (limits.max_pending_per_agent); closing",
-      );
-    }
-    const admission = access.admit(service, arrival.client.hostname);
-    if (!admission.admitted) return turnAway("access", `refused: ${admission.reason}`);
-    const hold = () => {
-      const token = rendezvous.hold(arrival, session, admission.release);
-      const to = formatAddr(arrival.conn.localAddr);
-      session.channel.send({ type: "connect", service, conn: token, client, to });
-    };
-    if (!access.hasVisitors(service)) return hold();
-    access.visitorAllowed(service, arrival.credentials).then((allowed) => {
-      if (allowed) return hold();
-      admission.release();
-      turnAway("visitor", `refused: no valid user and password (basic_auth)`);
-    });
-  }
+  const admission = new Admission({ registry, rendezvous, access, limits: () => config.limits });
 
   const { domain, http, https, proxy, trustedProxies } = options;
   const fronts = await openFronts({
@@ -170,7 +122,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     https,
     proxy,
     trustedProxies,
-  }, { arrive, onAcceptError });
+  }, { arrive: (arrival) => admission.arrive(arrival), onAcceptError });
   let agentPort: AgentPort;
   const sessions = new Sessions({
     policy,
@@ -226,7 +178,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       pending: rendezvous.size,
       connections: open.size,
       unauthenticated: agentPort.unauthenticated,
-      refusedClients,
+      refusedClients: admission.refused,
     }),
     setHttpsCertificate(certificate) {
       for (const front of fronts) {
