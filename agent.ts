@@ -7,6 +7,7 @@ import { AgentFatalError, startAgent } from "./lib/agent/agent.ts";
 import { AGENT_FLAGS, AGENT_HELP } from "./lib/agent_flags.ts";
 import { readSecret } from "./lib/auth.ts";
 import {
+  applyHostNames,
   applyLogLevel,
   applyProxyProtocol,
   EXIT_REFUSED,
@@ -79,6 +80,7 @@ Deno.exit(
     }
     const services = parseAgentServices(flags.service);
     applyProxyProtocol(services, flags["proxy-protocol"]);
+    applyHostNames(services, flags.host);
     const agent = startAgent({
       dialer: await relayDialer(parseAddress(flags.relay, "--relay"), flags),
       secret: await readSecret(flags["secret-file"]),

@@ -20,6 +20,13 @@ export const AGENT_FLAGS = {
       "it too, at ID.DOMAIN.",
     example: "--service web@8080=http://127.0.0.1:3000",
   },
+  host: {
+    value: "ID=NAME",
+    repeats: true,
+    help: "A host name service ID answers to on the relay's HTTP, HTTPS and proxy fronts, " +
+      "besides ID.DOMAIN (repeatable); the relay's config must allow it for this agent.",
+    example: "--host web=www.example.com",
+  },
   "proxy-protocol": {
     value: "ID=VERSION",
     repeats: true,

@@ -110,6 +110,19 @@ export function parseAgentServices(texts: string[]): Map<string, AgentService> {
   return services;
 }
 
+/** Applies `--host ID=NAME` flags: host names service ID claims besides `ID.DOMAIN`. */
+export function applyHostNames(services: Map<string, AgentService>, texts: string[]): void {
+  for (const text of texts) {
+    const [, id, name] = /^([^=]+)=([A-Za-z0-9*][A-Za-z0-9.-]*)$/.exec(text) ?? [];
+    if (!id) {
+      throw new UsageError(`--host "${text}" is not ID=NAME (example: web=www.example.com)`);
+    }
+    const service = services.get(id);
+    if (!service) throw new UsageError(`--host names ${id}, which no --service has`);
+    service.hosts = [...service.hosts ?? [], name.toLowerCase()];
+  }
+}
+
 /** Applies `--proxy-protocol ID=VERSION` flags (`v1`, `v2`) to the agent's `services`. */
 export function applyProxyProtocol(services: Map<string, AgentService>, texts: string[]): void {
   for (const text of texts) {

@@ -52,9 +52,9 @@ export const AGENT_MESSAGES = {
   auth: { proof: "id" },
   /**
    * S3: publish a service under this id, of a kind (default tcp), optionally asking for a public
-   * port (may be sent at any time while C1 is up).
+   * port and for host names besides `ID.DOMAIN` (may be sent at any time while C1 is up).
    */
-  register: { service: "id", kind: "kind?", port: "int?" },
+  register: { service: "id", kind: "kind?", port: "int?", hosts: "texts?" },
   /** S3: withdraw a service. */
   unregister: { service: "id" },
   /** S8: the agent will not serve this client connection, and why. */

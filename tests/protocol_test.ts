@@ -90,7 +90,13 @@ type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ?
 Deno.test("the types inferred from the tables are plain discriminated unions", () => {
   const register: Same<
     AgentMessageOf<"register">,
-    { type: "register"; service: string; kind?: "tcp" | "http" | "tls"; port?: number }
+    {
+      type: "register";
+      service: string;
+      kind?: "tcp" | "http" | "tls";
+      port?: number;
+      hosts?: string[];
+    }
   > = true;
   const welcome: Same<
     RelayMessageOf<"welcome">,

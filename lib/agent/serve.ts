@@ -35,6 +35,8 @@ export interface AgentService {
   port?: number;
   /** Open each connection with a PROXY protocol header of this version, naming the client. */
   proxyProtocol?: ProxyVersion;
+  /** Host names it claims on the relay's name-routing fronts besides `ID.DOMAIN`. */
+  hosts?: string[];
 }
 
 /** What serving a client needs from the agent. */

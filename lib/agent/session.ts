@@ -87,12 +87,13 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
       (silentMs) =>
         log.warn(`the relay at ${relayName} has been silent for ${Math.round(silentMs)} ms`),
     );
-    for (const [service, { port, kind }] of options.services) {
+    for (const [service, { port, kind, hosts }] of options.services) {
       channel.send({
         type: "register",
         service,
         ...(kind === undefined || kind === "tcp" ? {} : { kind }),
         ...(port === undefined ? {} : { port }),
+        ...(hosts?.length ? { hosts } : {}),
       });
     }
     const context: ServeContext = {

@@ -67,6 +67,8 @@ export interface PublishRequest {
   kind: ServiceKind;
   /** The public port its agent asked for, if any. */
   port?: number;
+  /** Host names its agent claimed besides `ID.DOMAIN` (allowed by the relay's config). */
+  hosts?: readonly string[];
 }
 
 /** A way clients arrive. */

@@ -49,15 +49,15 @@ export class HttpFront implements Front {
     return new HttpFront(listenTcp(options.listen, "HTTP clients"), options, context);
   }
 
-  publish({ service, kind }: PublishRequest): { address: string } | undefined {
-    const host = this.#names.publish(service, kind);
-    if (host === undefined) return undefined;
+  publish(request: PublishRequest): { address: string } | { reason: string } | undefined {
+    const named = this.#names.publish(request);
+    if (!named || "reason" in named) return named;
     const port = this.address.port === 80 ? "" : `:${this.address.port}`;
-    return { address: `http://${host}${port}/` };
+    return { address: `http://${named.host}${port}/` };
   }
 
-  withdraw(): void {
-    // Names stay: see HostNames.
+  withdraw(service: string): void {
+    this.#names.withdraw(service);
   }
 
   refuse(arrival: Arrival, why: Refusal): void {

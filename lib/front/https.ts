@@ -79,15 +79,17 @@ export class HttpsFront implements Front {
     this.#terminator.setCertificate(certificate);
   }
 
-  publish({ service, kind }: PublishRequest): { address: string } | undefined {
-    const host = this.#web.publish(service, kind) ?? this.#passthrough.publish(service, kind);
-    if (host === undefined) return undefined;
+  publish(request: PublishRequest): { address: string } | { reason: string } | undefined {
+    const named = this.#web.publish(request) ?? this.#passthrough.publish(request);
+    if (!named || "reason" in named) return named;
     const port = this.address.port === 443 ? "" : `:${this.address.port}`;
-    return { address: `https://${host}${port}/${kind === "tls" ? " (its own TLS)" : ""}` };
+    const own = request.kind === "tls" ? " (its own TLS)" : "";
+    return { address: `https://${named.host}${port}/${own}` };
   }
 
-  withdraw(): void {
-    // Names stay: see HostNames.
+  withdraw(service: string): void {
+    this.#web.withdraw(service);
+    this.#passthrough.withdraw(service);
   }
 
   refuse(arrival: Arrival, why: Refusal): void {
@@ -112,7 +114,8 @@ export class HttpsFront implements Front {
       this.#passedThrough.add(arrival);
       return this.#context.arrive(arrival);
     }
-    if (!name.endsWith(`.${this.#options.domain}`)) return closeQuietly(conn);
+    const ours = name.endsWith(`.${this.#options.domain}`) || this.#web.serviceAt(name);
+    if (!ours) return closeQuietly(conn);
     await this.#terminate(conn, client, hello.bytes);
   }
 

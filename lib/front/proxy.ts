@@ -91,10 +91,10 @@ export class ProxyFront implements Front {
     return new ProxyFront(listenTcp(options.listen, "proxy clients"), options, context);
   }
 
-  publish({ service }: PublishRequest): { address: string } {
-    this.#names.set(service.toLowerCase(), service);
+  publish({ service, hosts = [] }: PublishRequest): { address: string } {
     const { domain } = this.#options;
-    if (domain) this.#names.set(`${service}.${domain}`.toLowerCase(), service);
+    const names = [service, ...(domain ? [`${service}.${domain}`] : []), ...hosts];
+    for (const name of names) this.#names.set(name.toLowerCase(), service);
     return { address: `proxy ${formatHostPort(this.address)} (target ${service})` };
   }
 

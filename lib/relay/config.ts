@@ -44,6 +44,8 @@ export interface AgentEntry {
   services?: Set<string>;
   /** Public ports it may ask for. */
   ports: PortRange[];
+  /** Host names it may claim for its services besides `ID.DOMAIN` (`*.example.com` patterns). */
+  hosts: string[];
 }
 
 /** Who may reach a service, from a `[services.ID]` table (`"*"`: services without their own). */
@@ -115,7 +117,7 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
       )
     ) {
       const key = `agents.${id}`;
-      const entry = table(value, key, ["secret", "secret_sha256", "services", "ports"]);
+      const entry = table(value, key, ["secret", "secret_sha256", "services", "ports", "hosts"]);
       if ((entry.secret === undefined) === (entry.secret_sha256 === undefined)) {
         fail(key, 'needs exactly one of secret = "…" or secret_sha256 = "<64 hex digits>"');
       }
@@ -139,6 +141,9 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
         key: hmacKey,
         services: services.includes("*") ? undefined : new Set(services),
         ports: parsePorts(entry.ports, `${key}.ports`, fail),
+        hosts: entry.hosts === undefined
+          ? []
+          : strings(entry.hosts, `${key}.hosts`).map((host) => host.toLowerCase()),
       });
     }
   }

@@ -7,6 +7,12 @@
 import { portAllowed, type RelayConfig } from "./config.ts";
 import type { PortRange } from "../net.ts";
 
+/** True if `name` is `allowed`, or under it when `allowed` is `*.example.com`. */
+export function hostMatches(name: string, allowed: string): boolean {
+  const host = name.toLowerCase();
+  return allowed.startsWith("*.") ? host.endsWith(allowed.slice(1)) : host === allowed;
+}
+
 /** What the policy is applied with, besides the configuration. */
 export interface PolicyContext {
   config: RelayConfig;
@@ -23,7 +29,8 @@ export interface Claimant {
 }
 
 /**
- * Why `agent` may not serve `service` (on public `port`), or undefined if it may.
+ * Why `agent` may not serve `service` (on public `port`, under the custom host names `hosts`),
+ * or undefined if it may.
  *
  * @example
  * ```ts
@@ -42,8 +49,16 @@ export function registrationProblem(
   agent: Claimant,
   service: string,
   port: number | undefined,
+  hosts: readonly string[] = [],
 ): string | undefined {
   const entry = config.agents?.get(agent.agentId);
+  const host = hosts.find((name) =>
+    !(entry?.hosts ?? []).some((allowed) => hostMatches(name, allowed))
+  );
+  if (host !== undefined) {
+    return `agent ${agent.agentId} may not claim host name ${host} ` +
+      (entry ? "(see hosts in its [agents] entry)" : "(list the agent under [agents] with hosts)");
+  }
   if (entry?.services && !entry.services.has(service)) {
     return `agent ${agent.agentId} may not serve ${service} (see services in its [agents] entry)`;
   }

@@ -194,11 +194,14 @@ export class Sessions {
   }
 
   /** S3–S4: brings a service online for `session`, or tells the agent why not. */
-  #register(session: AgentSession, { service, kind = "tcp", port }: AgentMessageOf<"register">) {
-    const problem = registrationProblem(this.#options.policy(), session, service, port);
+  #register(
+    session: AgentSession,
+    { service, kind = "tcp", port, hosts }: AgentMessageOf<"register">,
+  ) {
+    const problem = registrationProblem(this.#options.policy(), session, service, port, hosts);
     const result = problem
       ? { reason: problem }
-      : this.#bringOnline(session, { service, kind, port });
+      : this.#bringOnline(session, { service, kind, port, hosts });
     if ("reason" in result) {
       log.warn(`agent ${session.agentId}: service ${service} refused: ${result.reason}`);
       session.channel.send({ type: "refused", service, reason: result.reason });
