@@ -14,6 +14,7 @@ import {
   startAgentProcess,
   startRelayProcess,
 } from "./helpers.ts";
+import { statusOf } from "./faults.ts";
 import { startNginx } from "./nginx.ts";
 import { writeAll } from "../lib/net.ts";
 
@@ -71,6 +72,7 @@ Deno.test("HTTP front: services by Host on one port, keep-alive, a 20 MiB upload
   ]);
   const { httpPort } = relay;
   await onHttpFront(agent, ["web", "api"], httpPort);
+  assertEquals((await statusOf(relay)).fronts, "ports,http", "the status line names the fronts");
   // One curl, three requests: keep-alive carries them on one connection through the tunnel.
   const web = url("web", httpPort);
   assertEquals(

@@ -17,6 +17,7 @@ const bytes = (value: string) => new TextEncoder().encode(value);
 function recordingFront(): Front & { refusals: Refusal[] } {
   const refusals: Refusal[] = [];
   return {
+    name: "recording",
     refusals,
     publish: () => undefined,
     withdraw: () => {},

@@ -73,6 +73,8 @@ export interface PublishRequest {
 
 /** A way clients arrive. */
 export interface Front {
+  /** Its short name, for the status line: `ports`, `http`, `https`, `proxy`. */
+  readonly name: string;
   /**
    * Publishes a service that came online: where clients reach it through this front (as they
    * would write it: `relay.example.com:20000`, `http://web.example.com/`), why it cannot, or

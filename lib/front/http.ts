@@ -25,6 +25,7 @@ export interface HttpFrontOptions {
 
 /** Services by host name on one shared port. */
 export class HttpFront implements Front {
+  readonly name = "http";
   /** Where it listens, with the actual port when 0 was asked for. */
   readonly address: HostPort;
   #listener: Deno.TcpListener;

@@ -22,6 +22,7 @@ export const LINGER_MS = 2_000;
 const STATUS_TEXT = {
   400: "Bad Request",
   401: "Unauthorized",
+  407: "Proxy Authentication Required",
   403: "Forbidden",
   404: "Not Found",
   408: "Request Timeout",
@@ -65,9 +66,13 @@ export function refuseHttp(arrival: Arrival, why: Refusal): void {
   answer(arrival.conn, httpError(status, text, fields));
 }
 
-/** The user and password of a request head's Basic authorization, if it has one. */
-export function basicCredentials(head: string): Credentials | undefined {
-  const encoded = /\r\nauthorization:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*\r\n/i.exec(head)?.[1];
+/**
+ * The user and password of a request head's Basic authorization (or of another field of the
+ * same form, such as Proxy-Authorization), if it has one.
+ */
+export function basicCredentials(head: string, field = "authorization"): Credentials | undefined {
+  const pattern = new RegExp(`\r\n${field}:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*\r\n`, "i");
+  const encoded = pattern.exec(head)?.[1];
   if (!encoded) return undefined;
   let decoded: string;
   try {

@@ -33,6 +33,7 @@ export interface HttpsFrontOptions {
 
 /** Services by TLS server name on one shared port. */
 export class HttpsFront implements Front {
+  readonly name = "https";
   /** Where it listens, with the actual port when 0 was asked for. */
   readonly address: HostPort;
   #listener: Deno.TcpListener;

@@ -26,6 +26,7 @@ const NOTHING_READ = new Uint8Array(0);
 
 /** Public ports, one per service. */
 export class PortFront implements Front {
+  readonly name = "ports";
   #listeners = new Map<string, Deno.TcpListener>();
   /** The port each service was last given, kept while the relay runs. */
   #addresses = new Map<string, HostPort>();

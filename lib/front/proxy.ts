@@ -20,8 +20,15 @@ import {
   listenTcp,
 } from "../net.ts";
 import { LogThrottle } from "../throttle.ts";
-import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
-import { answer, httpError } from "./http_route.ts";
+import type {
+  Arrival,
+  Credentials,
+  Front,
+  FrontContext,
+  PublishRequest,
+  Refusal,
+} from "./front.ts";
+import { answer, basicCredentials, httpError } from "./http_route.ts";
 import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
 import { readSocksRequest, SOCKS_VERSION, SocksReply, socksReply } from "./socks.ts";
 
@@ -45,24 +52,28 @@ const SOCKS_REPLIES: Record<Outcome, SocksReply> = {
   unknown: SocksReply.HostUnreachable,
   forbidden: SocksReply.NotAllowed,
 };
-const HTTP_REPLIES: Record<Outcome, [403 | 404 | 502, string]> = {
+const HTTP_REPLIES: Record<Outcome, [403 | 404 | 407 | 502, string]> = {
   offline: [502, "the service is offline"],
   unreachable: [502, "the service cannot be reached"],
   denied: [403, "access refused"],
-  unauthorized: [403, "this service lets in its visitors through its HTTP(S) front only"],
+  unauthorized: [407, "this service needs a user name and password"],
   unknown: [404, "no such service on this relay"],
   forbidden: [403, "this relay reaches only its own services, by name"],
 };
 const CONNECTED = new TextEncoder().encode("HTTP/1.1 200 Connection established\r\n\r\n");
 
 type Dialect = "socks" | "http";
-/** The host a client asks for and the bytes it sent after its request, or void once answered. */
-type Target = { host: string; head: Uint8Array } | void;
+/**
+ * The host a client asks for, the bytes it sent after its request, and the credentials it gave;
+ * or void once answered.
+ */
+type Target = { host: string; head: Uint8Array; credentials?: Credentials } | void;
 
 const log = createLogger("relay");
 
 /** SOCKS5 and HTTP CONNECT on one port. */
 export class ProxyFront implements Front {
+  readonly name = "proxy";
   /** Where it listens, with the actual port when 0 was asked for. */
   readonly address: HostPort;
   #listener: Deno.TcpListener;
@@ -117,7 +128,8 @@ export class ProxyFront implements Front {
   #tell(conn: Conn, dialect: Dialect, outcome: Outcome): void {
     if (dialect === "socks") return answer(conn, socksReply(SOCKS_REPLIES[outcome]));
     const [status, text] = HTTP_REPLIES[outcome];
-    answer(conn, httpError(status, text));
+    const challenge = status === 407 ? ['Proxy-Authenticate: Basic realm="porthole"'] : [];
+    answer(conn, httpError(status, text, challenge));
   }
 
   async #serve(conn: Deno.TcpConn): Promise<void> {
@@ -144,7 +156,8 @@ export class ProxyFront implements Front {
       this.#logStranger(conn, target.host);
       return this.#tell(conn, dialect, /^[\d.]+$|:/.test(target.host) ? "forbidden" : "unknown");
     }
-    const arrival = { service, conn, client, head: target.head, front: this };
+    const { head, credentials } = target;
+    const arrival = { service, conn, client, head, front: this, credentials };
     this.#dialects.set(arrival, dialect);
     this.#context.arrive(arrival);
   }
@@ -155,7 +168,7 @@ export class ProxyFront implements Front {
     if (request.kind === "gone") return closeQuietly(conn);
     if (request.kind === "bad") return answer(conn, socksReply(request.reply));
     if (request.kind === "address") return { host: request.address, head: new Uint8Array(0) };
-    return { host: request.host, head: request.rest };
+    return { host: request.host, head: request.rest, credentials: request.credentials };
   }
 
   /** The host an HTTP CONNECT asks for, and what came after its head; undefined once answered. */
@@ -166,7 +179,9 @@ export class ProxyFront implements Front {
     if (head.method !== "CONNECT") {
       return answer(conn, httpError(400, "this port takes SOCKS5 or HTTP CONNECT"));
     }
-    return { host: head.host, head: head.bytes.slice(head.length) };
+    const text = new TextDecoder().decode(head.bytes.subarray(0, head.length));
+    const credentials = basicCredentials(text, "proxy-authorization");
+    return { host: head.host, head: head.bytes.slice(head.length), credentials };
   }
 
   #logStranger(conn: Deno.TcpConn, target: string): void {

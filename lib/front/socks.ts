@@ -1,9 +1,11 @@
 /**
- * The server side of SOCKS5 (RFC 1928) as the proxy front needs it: the method negotiation
- * (no authentication), a CONNECT request's target, and replies.
+ * The server side of SOCKS5 (RFC 1928) as the proxy front needs it: the method negotiation (no
+ * authentication, or a user name and password by RFC 1929), a CONNECT request's target, and
+ * replies.
  */
 
 import { type Conn, writeAll } from "../net.ts";
+import type { Credentials } from "./front.ts";
 
 /** The version byte that starts every SOCKS5 message. */
 export const SOCKS_VERSION = 5;
@@ -22,7 +24,7 @@ export enum SocksReply {
 
 /** What a client asked for: a host name and port, or why it cannot be served. */
 export type SocksRequest =
-  | { kind: "name"; host: string; port: number; rest: Uint8Array }
+  | { kind: "name"; host: string; port: number; rest: Uint8Array; credentials?: Credentials }
   /** An IPv4 or IPv6 address: the relay is no open proxy, so this is refused. */
   | { kind: "address"; address: string }
   | { kind: "bad"; reply: SocksReply; why: string }
@@ -75,11 +77,14 @@ export async function readSocksRequest(conn: Conn, first: Uint8Array): Promise<S
   const greeting = await reader.take(2);
   const methods = greeting && await reader.take(greeting[1]);
   if (!greeting || !methods) return { kind: "gone" };
-  if (!methods.includes(0)) {
-    await writeAll(conn, new Uint8Array([SOCKS_VERSION, 0xff]));
-    return { kind: "gone" };
-  }
-  await writeAll(conn, new Uint8Array([SOCKS_VERSION, 0]));
+  // A client with a user name and password gives them (RFC 1929), for services that name their
+  // visitors; they are checked when its target is known.
+  const method = methods.includes(USER_PASSWORD) ? USER_PASSWORD : methods.includes(0) ? 0 : 0xff;
+  await writeAll(conn, new Uint8Array([SOCKS_VERSION, method]));
+  if (method === 0xff) return { kind: "gone" };
+  const credentials = method === USER_PASSWORD ? await readUserPassword(reader) : undefined;
+  if (credentials === null) return { kind: "gone" };
+  if (credentials) await writeAll(conn, new Uint8Array([1, 0]));
   const head = await reader.take(4);
   if (!head) return { kind: "gone" };
   const [version, command, , addressType] = head;
@@ -108,7 +113,22 @@ export async function readSocksRequest(conn: Conn, first: Uint8Array): Promise<S
   if (command !== 1) {
     return { kind: "bad", reply: SocksReply.CommandNotSupported, why: `command ${command}` };
   }
-  return { kind: "name", host, port: port[0] * 256 + port[1], rest: reader.rest() };
+  const rest = reader.rest();
+  return { kind: "name", host, port: port[0] * 256 + port[1], rest, credentials };
+}
+
+/** The method that has the client send a user name and password (RFC 1929). */
+const USER_PASSWORD = 2;
+
+/** RFC 1929's user name and password, or null if the client went away or spoke nonsense. */
+async function readUserPassword(reader: ExactReader): Promise<Credentials | null> {
+  const head = await reader.take(2);
+  const user = head && head[0] === 1 && await reader.take(head[1]);
+  const length = user && await reader.take(1);
+  const password = length && await reader.take(length[0]);
+  if (!user || !password) return null;
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { user: text(user), password: text(password) };
 }
 
 function formatIp(bytes: Uint8Array): string {

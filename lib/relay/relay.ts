@@ -80,6 +80,8 @@ export interface Relay {
     connections: number;
     unauthenticated: number;
     refusedClients: number;
+    /** The fronts clients arrive at, e.g. `ports,http,proxy`. */
+    fronts: string;
   };
   /** Applies a new configuration: removed agents are disconnected, other tunnels stay up. */
   reload(config: RelayConfig): void;
@@ -179,6 +181,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       connections: open.size,
       unauthenticated: agentPort.unauthenticated,
       refusedClients: admission.refused,
+      fronts: fronts.map((front) => front.name).join(","),
     }),
     setHttpsCertificate(certificate) {
       for (const front of fronts) {
