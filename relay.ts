@@ -72,8 +72,8 @@ async function loadCertificate(
 async function namedFronts(flags: {
   http?: string;
   https?: string;
-  "https-cert"?: string;
-  "https-key"?: string;
+  "https-cert": string[];
+  "https-key": string[];
   domain?: string;
   proxy?: string;
 }) {
@@ -81,9 +81,10 @@ async function namedFronts(flags: {
   if (byHost.length > 0 && !flags.domain) {
     throw new UsageError(`${byHost.join(" and ")} need --domain: services answer at ID.DOMAIN`);
   }
-  if (Boolean(flags.https) !== Boolean(flags["https-cert"] && flags["https-key"])) {
+  const pairs = flags["https-cert"].length;
+  if (pairs !== flags["https-key"].length || Boolean(flags.https) !== pairs > 0) {
     throw new UsageError(
-      "--https goes with --https-cert and --https-key (the domain's certificate)",
+      "--https goes with --https-cert and --https-key, one key for each certificate",
     );
   }
   const at = (value: string | undefined, flag: string) =>
@@ -92,17 +93,17 @@ async function namedFronts(flags: {
   return {
     domain: flags.domain?.toLowerCase(),
     http: at(flags.http, "--http"),
-    https: https && { ...https, certificate: await httpsCertificate(flags) },
+    https: https && { ...https, certificates: await httpsCertificates(flags) },
     proxy: at(flags.proxy, "--proxy"),
   };
 }
 
-/** The HTTPS front's certificate, read from --https-cert and --https-key. */
-async function httpsCertificate(flags: { "https-cert"?: string; "https-key"?: string }) {
-  return {
-    cert: await readFlagFile(flags["https-cert"]!, "--https-cert"),
-    key: await readFlagFile(flags["https-key"]!, "--https-key"),
-  };
+/** The HTTPS front's certificates, read from the --https-cert and --https-key pairs. */
+function httpsCertificates(flags: { "https-cert": string[]; "https-key": string[] }) {
+  return Promise.all(flags["https-cert"].map(async (cert, i) => ({
+    cert: await readFlagFile(cert, "--https-cert"),
+    key: await readFlagFile(flags["https-key"][i], "--https-key"),
+  })));
 }
 
 Deno.exit(
@@ -139,7 +140,10 @@ Deno.exit(
     Deno.addSignalListener("SIGHUP", async () => {
       try {
         if (flags.config) relay.reload(await loadRelayConfig(flags.config));
-        if (flags.https) relay.setHttpsCertificate(await httpsCertificate(flags));
+        if (flags.https) {
+          relay.setHttpsCertificates(await httpsCertificates(flags));
+          log.info("SIGHUP: HTTPS certificates read again");
+        }
       } catch (error) {
         log.error(`SIGHUP: ${(error as Error).message}; keeping the previous configuration`);
       }

@@ -80,10 +80,12 @@ export const RELAY_FLAGS = {
   },
   "https-cert": {
     value: "FILE",
-    help: "Certificate (PEM, full chain; a wildcard for *.DOMAIN) and key the HTTPS front " +
-      "terminates with; re-read on SIGHUP.",
+    repeats: true,
+    help: "Certificate (PEM, full chain) and key the HTTPS front terminates with (repeatable, in " +
+      "pairs): each covers the names of its subjectAltName, e.g. a wildcard for *.DOMAIN; " +
+      "re-read on SIGHUP.",
   },
-  "https-key": { value: "FILE" },
+  "https-key": { value: "FILE", repeats: true },
   domain: {
     value: "NAME",
     help: "The domain whose names the HTTP and HTTPS fronts route: ID.NAME reaches service ID " +

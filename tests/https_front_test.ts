@@ -7,8 +7,10 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   connect,
+  eventually,
   freePort,
   listening,
+  Proc,
   startAgentProcess,
   startRelayProcess,
   startServer,
@@ -37,8 +39,13 @@ async function run(command: string, args: string[], stdin?: string) {
   return { code: output.code, out: text(output.stdout), err: text(output.stderr) };
 }
 
-/** A self-signed certificate for `name` in `dir`: `<file>.pem` and `<file>.key`. */
-async function selfSigned(dir: string, file: string, name: string): Promise<void> {
+/** A self-signed certificate for `name` (of organisation `org`) in `dir`: `<file>.pem`, `.key`. */
+async function selfSigned(
+  dir: string,
+  file: string,
+  name: string,
+  org = "porthole test",
+): Promise<void> {
   const { code, err } = await run("openssl", [
     "req",
     "-x509",
@@ -54,7 +61,7 @@ async function selfSigned(dir: string, file: string, name: string): Promise<void
     "-days",
     "2",
     "-subj",
-    `/CN=${name}`,
+    `/O=${org}/CN=${name}`,
     "-addext",
     `subjectAltName=DNS:${name}`,
   ]);
@@ -149,7 +156,7 @@ Deno.test("HTTPS front: terminated for an HTTP service, passed through for a TLS
     "-servername",
     `web.${DOMAIN}`,
   ], "");
-  assertMatch(shown.out, new RegExp(`subject=CN ?= ?\\*\\.${DOMAIN.replace(".", "\\.")}`));
+  assertMatch(shown.out, new RegExp(`subject=.*CN ?= ?\\*\\.${DOMAIN.replace(".", "\\.")}`));
   const noName = await run("openssl", [
     "s_client",
     "-connect",
@@ -160,6 +167,39 @@ Deno.test("HTTPS front: terminated for an HTTP service, passed through for a TLS
     noName.out + noName.err,
     /no peer certificate available/,
     "no SNI: closed, no certificate",
+  );
+
+  const outside = await run("openssl", [
+    "s_client",
+    "-connect",
+    `127.0.0.1:${httpsPort}`,
+    "-servername",
+    "other.example",
+  ], "");
+  assertMatch(
+    outside.out + outside.err,
+    /no peer certificate available/,
+    "a name outside the domain",
+  );
+
+  // SIGHUP: the certificate files are read again, and new connections get the new one.
+  await selfSigned(dir, "wildcard", `*.${DOMAIN}`, "renewed");
+  const from = relay.lines.length;
+  Deno.kill(relay.pid, "SIGHUP");
+  await relay.waitFor(/SIGHUP: HTTPS certificates read again/, { from });
+  await eventually(async () => {
+    const renewed = await run("openssl", [
+      "s_client",
+      "-connect",
+      `127.0.0.1:${httpsPort}`,
+      "-servername",
+      `web.${DOMAIN}`,
+    ], "");
+    return /O ?= ?renewed/.test(renewed.out);
+  }, "the renewed certificate is served");
+  assert(
+    !relay.lines.slice(from).some((line) => line.includes("keeping the previous")),
+    relay.output,
   );
 
   // A ClientHello cut into 1-byte segments on its way still routes.
@@ -173,4 +213,33 @@ Deno.test("HTTPS front: terminated for an HTTP service, passed through for a TLS
   });
   const trickled = await curl("web", "wildcard", trickle.port);
   assertEquals([trickled.code, trickled.out], [0, "web\n"], trickled.err);
+});
+
+Deno.test("HTTPS front: flags that do not go together are refused at start (exit 2)", async () => {
+  for (
+    const [args, message] of [
+      [
+        ["--https", "127.0.0.1:0", "--domain", DOMAIN],
+        /--https goes with --https-cert and --https-key/,
+      ],
+      [[
+        "--https-cert",
+        "a.pem",
+        "--https-key",
+        "a.key",
+        "--https-key",
+        "b.key",
+        "--https",
+        "127.0.0.1:0",
+        "--domain",
+        DOMAIN,
+      ], /one key for each certificate/],
+      [["--http", "127.0.0.1:0"], /--http need --domain/],
+    ] as const
+  ) {
+    const relay = new Proc("relay", ["--listen", "127.0.0.1:0", "--insecure", ...args]);
+    const { code } = await relay.status;
+    assertEquals(code, 2, relay.output);
+    assertMatch(relay.output, message);
+  }
 });

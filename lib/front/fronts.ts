@@ -8,6 +8,7 @@ import { formatHostPort, type HostPort } from "../net.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";
 import type { Front, FrontContext } from "./front.ts";
 import { HttpFront } from "./http.ts";
+import { CertificateFiles } from "./certificates.ts";
 import { HttpsFront } from "./https.ts";
 import { PortFront, type PortFrontOptions } from "./ports.ts";
 import { ProxyFront } from "./proxy.ts";
@@ -20,8 +21,8 @@ export interface FrontsOptions {
   domain?: string;
   /** `--http`: HTTP services by host name on one port (needs the domain). */
   http?: { listen: HostPort };
-  /** `--https`: TLS by server name, terminated with `certificate` or passed through. */
-  https?: { listen: HostPort; certificate: CertifiedKey };
+  /** `--https`: TLS by server name, terminated with `certificates` or passed through. */
+  https?: { listen: HostPort; certificates: CertifiedKey[] };
   /** `--proxy`: SOCKS5 and HTTP CONNECT, the target naming the service. */
   proxy?: { listen: HostPort };
   /** `--proxy-protocol-from`: load balancers whose PROXY headers name the real client. */
@@ -47,7 +48,8 @@ export async function openFronts(
   try {
     if (http) opened(HttpFront.open({ ...http, domain }, context), "HTTP clients", names);
     if (https) {
-      opened(await HttpsFront.open({ ...https, domain }, context), "HTTPS clients", names);
+      const certificates = new CertificateFiles(https.certificates);
+      opened(HttpsFront.open({ ...https, domain, certificates }, context), "HTTPS clients", names);
     }
     if (proxy) {
       opened(ProxyFront.open({ ...proxy, domain }, context), "SOCKS5 and HTTP CONNECT clients");

@@ -4,17 +4,19 @@
  *
  * - A `tls://` service (one that speaks TLS itself) is passed through: the ClientHello goes to it
  *   first and the connection is spliced raw, so its own certificate reaches the client.
- * - Any other name of the domain is terminated with the operator's certificate (`--https-cert`,
- *   `--https-key`, re-read on SIGHUP) and routed by Host like the HTTP front: an `http://`
- *   service gets HTTPS for free. Termination runs on a TLS listener of the relay's own on
- *   loopback, which the front hands such a client to, remembering the client's address.
- * - No server name, or one outside the domain: the connection is closed.
+ * - Any other name of the domain is terminated with the operator's certificate for it
+ *   (lib/front/certificates.ts) and routed by Host like the HTTP front: an `http://` service
+ *   gets HTTPS for free. Termination runs on a TLS listener of the relay's own on loopback, one
+ *   per certificate, which the front hands such a client to, remembering the client's address.
+ * - No server name, one outside the domain, or one no certificate covers: the connection is
+ *   closed.
  */
 
 import { acceptEach, closeQuietly, type Conn, type HostPort, listenTcp, writeAll } from "../net.ts";
 import { splice } from "../splice.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";
 import { listenTls, type TlsListener } from "../transport/node_tls.ts";
+import type { CertificateProvider } from "./certificates.ts";
 import { readClientHello } from "./client_hello.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
 import { HEAD_TIMEOUT_MS } from "./http_head.ts";
@@ -25,8 +27,8 @@ export interface HttpsFrontOptions {
   listen: HostPort;
   /** The domain whose names it routes: `ID.DOMAIN`. */
   domain: string;
-  /** The operator's certificate for the names it terminates (a wildcard for `*.DOMAIN`). */
-  certificate: CertifiedKey;
+  /** The operator's certificates for the names it terminates (a wildcard for `*.DOMAIN`). */
+  certificates: CertificateProvider;
   /** Time a client has to send its ClientHello, and then its request head. */
   timeoutMs?: number;
 }
@@ -37,7 +39,9 @@ export class HttpsFront implements Front {
   /** Where it listens, with the actual port when 0 was asked for. */
   readonly address: HostPort;
   #listener: Deno.TcpListener;
-  #terminator: TlsListener;
+  /** A loopback TLS listener per certificate, opened when a name first needs it. */
+  #terminators = new Map<CertifiedKey, Promise<TlsListener>>();
+  #certificates: CertificateProvider;
   #options: HttpsFrontOptions;
   #context: FrontContext;
   #web: HostNames;
@@ -48,36 +52,28 @@ export class HttpsFront implements Front {
 
   private constructor(
     listener: Deno.TcpListener,
-    terminator: TlsListener,
     options: HttpsFrontOptions,
     context: FrontContext,
   ) {
     this.#listener = listener;
-    this.#terminator = terminator;
+    this.#certificates = options.certificates;
     this.#options = options;
     this.#context = context;
     this.#web = new HostNames(options.domain, "http");
     this.#passthrough = new HostNames(options.domain, "tls");
     this.address = { hostname: options.listen.hostname, port: listener.addr.port };
     acceptEach(listener, (conn) => this.#route(conn), context.onAcceptError);
-    acceptEach(terminator, (conn) => this.#routeDecrypted(conn), context.onAcceptError);
   }
 
-  /** Listens on `options.listen` (and on loopback for termination); throws if it cannot. */
-  static async open(options: HttpsFrontOptions, context: FrontContext): Promise<HttpsFront> {
-    const listener = listenTcp(options.listen, "HTTPS clients");
-    try {
-      const terminator = await listenTls({ hostname: "127.0.0.1", port: 0 }, options.certificate);
-      return new HttpsFront(listener, terminator, options, context);
-    } catch (error) {
-      closeQuietly(listener);
-      throw error;
-    }
+  /** Listens on `options.listen`; throws if it cannot. */
+  static open(options: HttpsFrontOptions, context: FrontContext): HttpsFront {
+    return new HttpsFront(listenTcp(options.listen, "HTTPS clients"), options, context);
   }
 
-  /** Terminates with `certificate` from now on (SIGHUP). */
-  setCertificate(certificate: CertifiedKey): void {
-    this.#terminator.setCertificate(certificate);
+  /** Terminates with `certificates` from now on (SIGHUP); connections up now keep theirs. */
+  setCertificates(certificates: CertificateProvider): void {
+    this.#certificates = certificates;
+    this.#closeTerminators();
   }
 
   publish(request: PublishRequest): { address: string } | { reason: string } | undefined {
@@ -100,7 +96,27 @@ export class HttpsFront implements Front {
 
   close(): void {
     closeQuietly(this.#listener);
-    closeQuietly(this.#terminator);
+    this.#closeTerminators();
+  }
+
+  #closeTerminators(): void {
+    for (const terminator of this.#terminators.values()) terminator.then(closeQuietly, () => {});
+    this.#terminators.clear();
+  }
+
+  /** The loopback TLS listener that terminates with `certificate`. */
+  #terminatorFor(certificate: CertifiedKey): Promise<TlsListener> {
+    let terminator = this.#terminators.get(certificate);
+    if (!terminator) {
+      terminator = listenTls({ hostname: "127.0.0.1", port: 0 }, certificate);
+      terminator.then(
+        (listener) =>
+          acceptEach(listener, (conn) => this.#routeDecrypted(conn), this.#context.onAcceptError),
+        () => this.#terminators.delete(certificate),
+      );
+      this.#terminators.set(certificate, terminator);
+    }
+    return terminator;
   }
 
   async #route(conn: Deno.TcpConn): Promise<void> {
@@ -116,15 +132,21 @@ export class HttpsFront implements Front {
       return this.#context.arrive(arrival);
     }
     const ours = name.endsWith(`.${this.#options.domain}`) || this.#web.serviceAt(name);
-    if (!ours) return closeQuietly(conn);
-    await this.#terminate(conn, client, hello.bytes);
+    const certificate = ours ? this.#certificates.certificateFor(name) : undefined;
+    if (!certificate) return closeQuietly(conn);
+    await this.#terminate(conn, client, hello.bytes, certificate);
   }
 
   /** Hands a client to the terminator: the ClientHello first, then everything both ways. */
-  async #terminate(conn: Deno.TcpConn, client: Deno.NetAddr, hello: Uint8Array): Promise<void> {
+  async #terminate(
+    conn: Deno.TcpConn,
+    client: Deno.NetAddr,
+    hello: Uint8Array,
+    certificate: CertifiedKey,
+  ): Promise<void> {
     let inner: Deno.TcpConn;
     try {
-      const to = this.#terminator.addr as Deno.NetAddr;
+      const to = (await this.#terminatorFor(certificate)).addr as Deno.NetAddr;
       inner = await Deno.connect({ hostname: to.hostname, port: to.port });
       inner.setNoDelay(true);
       this.#clients.set(inner.localAddr.port, client);

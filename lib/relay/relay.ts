@@ -22,6 +22,7 @@
 import { secretKey } from "../auth.ts";
 import { drain, OpenConnections } from "../drain.ts";
 import { type FrontsOptions, openFronts } from "../front/fronts.ts";
+import { CertificateFiles } from "../front/certificates.ts";
 import { HttpsFront } from "../front/https.ts";
 import { createLogger } from "../log.ts";
 import { formatHostPort, type HostPort, type PortRange } from "../net.ts";
@@ -85,8 +86,8 @@ export interface Relay {
   };
   /** Applies a new configuration: removed agents are disconnected, other tunnels stay up. */
   reload(config: RelayConfig): void;
-  /** Terminates HTTPS with `certificate` from now on (the HTTPS front's, re-read on SIGHUP). */
-  setHttpsCertificate(certificate: CertifiedKey): void;
+  /** Terminates HTTPS with `certificates` from now on (the HTTPS front's, re-read on SIGHUP). */
+  setHttpsCertificates(certificates: CertifiedKey[]): void;
   /** Stops listening and closes every connection. */
   close(): void;
   /**
@@ -183,10 +184,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       refusedClients: admission.refused,
       fronts: fronts.map((front) => front.name).join(","),
     }),
-    setHttpsCertificate(certificate) {
-      for (const front of fronts) {
-        if (front instanceof HttpsFront) front.setCertificate(certificate);
-      }
+    setHttpsCertificates(certificates) {
+      const files = new CertificateFiles(certificates);
+      for (const front of fronts) if (front instanceof HttpsFront) front.setCertificates(files);
     },
     reload(next) {
       config = next;
