@@ -6,7 +6,8 @@
  *
  * Clients it cannot route get a small response that names no other service: 400 or 408 for no
  * complete request head, 404 for an unknown host, 502 when the service is offline or cannot be
- * reached, 403 when the access rules refuse the client.
+ * reached, 403 when the access rules refuse the client, 401 (with a Basic challenge) when the
+ * service names its visitors and the request is none of them.
  */
 
 import { acceptEach, closeQuietly, type HostPort, listenTcp } from "../net.ts";
