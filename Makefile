@@ -41,7 +41,7 @@ build: $(DENO)
 	$(DENO) compile -P=agent $(V8_FLAGS) --output dist/agent agent.ts
 
 .tools/node_modules/.bin/deno:
-	npm install --prefix .tools --no-save --no-audit --no-fund deno@$(DENO_VERSION)
+	npm install --prefix .tools --no-save --no-audit --no-fund --prefer-offline deno@$(DENO_VERSION)
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
