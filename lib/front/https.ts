@@ -155,7 +155,8 @@ export class HttpsFront implements Front {
       return closeQuietly(conn);
     }
     await splice(conn, inner);
-    this.#clients.delete(inner.localAddr.port); // if its head never came
+    const port = inner.localAddr.port; // if its head never came, the entry is still there
+    if (this.#clients.get(port) === client) this.#clients.delete(port);
   }
 
   /** Routes a client the terminator decrypted, once its request head is read. */
