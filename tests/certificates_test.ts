@@ -1,35 +1,12 @@
 /** Which of the operator's certificates the HTTPS front terminates a server name with. */
 
 import { assertEquals, assertThrows } from "./assert.ts";
+import { selfSigned } from "./certs.ts";
 import { tempStateDir } from "./helpers.ts";
 import { CertificateFiles } from "../lib/front/certificates.ts";
 
-async function certificate(dir: string, name: string, san?: string) {
-  const file = `${dir}/${name.replace("*", "star")}`;
-  const args = [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${file}.key`,
-    "-out",
-    `${file}.pem`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    ...(san ? ["-addext", `subjectAltName=${san}`] : []),
-  ];
-  const result = await new Deno.Command("openssl", { args, stderr: "null" }).output();
-  assertEquals(result.success, true);
-  return {
-    cert: await Deno.readTextFile(`${file}.pem`),
-    key: await Deno.readTextFile(`${file}.key`),
-  };
+function certificate(dir: string, name: string, san?: string) {
+  return selfSigned(dir, name.replace("*", "star"), `/CN=${name}`, san);
 }
 
 Deno.test("certificates: an exact name wins over a wildcard, which covers one label", async () => {

@@ -2,7 +2,7 @@
 
 import { assertEquals } from "./assert.ts";
 import { SECRET, startAgentProcess, startRelayProcess, tempConfigFile } from "./helpers.ts";
-import { startNginx } from "./nginx.ts";
+import { SAYS_WEB, startNginx } from "./nginx.ts";
 import { HostNames } from "../lib/front/http_route.ts";
 import { hostMatches } from "../lib/relay/policy.ts";
 
@@ -38,9 +38,7 @@ secret = "${SECRET}"
 services = ["*"]
 hosts = ["www.example.test", "*.apps.test"]
 `);
-  await using nginx = await startNginx(
-    `listen 127.0.0.1:PORT; location / { return 200 "web\\n"; }`,
-  );
+  await using nginx = await startNginx(SAYS_WEB);
   await using relay = await startRelayProcess([
     "--config",
     config,
@@ -87,4 +85,18 @@ hosts = ["www.example.test", "*.apps.test"]
   assertEquals(await get("shop.apps.test"), "web\n", "a name under an allowed *.apps.test");
   assertEquals(await get("web.tunnel.test"), "web\n");
   assertEquals(await get("evil.example.test"), "no service is published at evil.example.test\n");
+
+  // A reload that no longer allows a name withdraws the service that claimed it.
+  await Deno.writeTextFile(
+    config,
+    (await Deno.readTextFile(config)).replace('"www.example.test", ', ""),
+  );
+  const from = agent.lines.length;
+  Deno.kill(relay.pid, "SIGHUP");
+  await agent.waitFor(
+    /service web was refused by the relay: agent office may not claim host name www\.example\.test/,
+    { from },
+  );
+  assertEquals(await get("www.example.test"), "no service is published at www.example.test\n");
+  assertEquals(await get("web.tunnel.test"), "the service is offline\n");
 });

@@ -15,7 +15,7 @@ import {
   startRelayProcess,
 } from "./helpers.ts";
 import { statusOf } from "./faults.ts";
-import { startNginx } from "./nginx.ts";
+import { SAYS_WEB, startNginx } from "./nginx.ts";
 import { writeAll } from "../lib/net.ts";
 
 const DOMAIN = "tunnel.test";
@@ -94,9 +94,7 @@ Deno.test("HTTP front: services by Host on one port, keep-alive, a 20 MiB upload
 });
 
 Deno.test("HTTP front: unknown host 404, offline and unreachable 502, a head one byte at a time", async () => {
-  await using nginx = await startNginx(
-    `listen 127.0.0.1:PORT; location / { return 200 "web\\n"; }`,
-  );
+  await using nginx = await startNginx(SAYS_WEB);
   await using relay = await relayWithHttpFront();
   const agent = await startAgentProcess(relay, {}, [
     "--service",

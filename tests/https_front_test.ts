@@ -16,7 +16,8 @@ import {
   startServer,
   tempStateDir,
 } from "./helpers.ts";
-import { startNginx } from "./nginx.ts";
+import { selfSigned } from "./certs.ts";
+import { SAYS_WEB, startNginx } from "./nginx.ts";
 import { writeAll } from "../lib/net.ts";
 import { splice } from "../lib/splice.ts";
 
@@ -40,32 +41,13 @@ async function run(command: string, args: string[], stdin?: string) {
 }
 
 /** A self-signed certificate for `name` (of organisation `org`) in `dir`: `<file>.pem`, `.key`. */
-async function selfSigned(
-  dir: string,
-  file: string,
-  name: string,
-  org = "porthole test",
-): Promise<void> {
-  const { code, err } = await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${dir}/${file}.key`,
-    "-out",
-    `${dir}/${file}.pem`,
-    "-days",
-    "2",
-    "-subj",
-    `/O=${org}/CN=${name}`,
-    "-addext",
-    `subjectAltName=DNS:${name}`,
-  ]);
-  assertEquals(code, 0, err);
+function certificateFor(dir: string, file: string, name: string, org = "porthole test") {
+  return selfSigned(dir, file, `/O=${org}/CN=${name}`, `DNS:${name}`);
+}
+
+/** `openssl s_client` to the front on `port`, with `args`; what it prints. */
+function sClient(port: number, ...args: string[]) {
+  return run("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, ...args], "");
 }
 
 /** `openssl s_server -www` with its own certificate: a TLS service the relay must not touch. */
@@ -99,11 +81,9 @@ async function startTlsService(dir: string) {
 
 Deno.test("HTTPS front: terminated for an HTTP service, passed through for a TLS one, by SNI", async () => {
   const dir = tempStateDir();
-  await selfSigned(dir, "wildcard", `*.${DOMAIN}`);
-  await selfSigned(dir, "api", `api.${DOMAIN}`);
-  await using nginx = await startNginx(
-    `listen 127.0.0.1:PORT; location / { return 200 "web\\n"; }`,
-  );
+  await certificateFor(dir, "wildcard", `*.${DOMAIN}`);
+  await certificateFor(dir, "api", `api.${DOMAIN}`);
+  await using nginx = await startNginx(SAYS_WEB);
   await using api = await startTlsService(dir);
   await using relay = await startRelayProcess([
     "--https",
@@ -149,33 +129,16 @@ Deno.test("HTTPS front: terminated for an HTTP service, passed through for a TLS
   const wrongTrust = await curl("api", "wildcard");
   assert(wrongTrust.code !== 0, "the relay's certificate is not what a passthrough client sees");
 
-  const shown = await run("openssl", [
-    "s_client",
-    "-connect",
-    `127.0.0.1:${httpsPort}`,
-    "-servername",
-    `web.${DOMAIN}`,
-  ], "");
+  const shown = await sClient(httpsPort, "-servername", `web.${DOMAIN}`);
   assertMatch(shown.out, new RegExp(`subject=.*CN ?= ?\\*\\.${DOMAIN.replace(".", "\\.")}`));
-  const noName = await run("openssl", [
-    "s_client",
-    "-connect",
-    `127.0.0.1:${httpsPort}`,
-    "-noservername",
-  ], "");
+  const noName = await sClient(httpsPort, "-noservername");
   assertMatch(
     noName.out + noName.err,
     /no peer certificate available/,
     "no SNI: closed, no certificate",
   );
 
-  const outside = await run("openssl", [
-    "s_client",
-    "-connect",
-    `127.0.0.1:${httpsPort}`,
-    "-servername",
-    "other.example",
-  ], "");
+  const outside = await sClient(httpsPort, "-servername", "other.example");
   assertMatch(
     outside.out + outside.err,
     /no peer certificate available/,
@@ -183,18 +146,12 @@ Deno.test("HTTPS front: terminated for an HTTP service, passed through for a TLS
   );
 
   // SIGHUP: the certificate files are read again, and new connections get the new one.
-  await selfSigned(dir, "wildcard", `*.${DOMAIN}`, "renewed");
+  await certificateFor(dir, "wildcard", `*.${DOMAIN}`, "renewed");
   const from = relay.lines.length;
   Deno.kill(relay.pid, "SIGHUP");
   await relay.waitFor(/SIGHUP: HTTPS certificates read again/, { from });
   await eventually(async () => {
-    const renewed = await run("openssl", [
-      "s_client",
-      "-connect",
-      `127.0.0.1:${httpsPort}`,
-      "-servername",
-      `web.${DOMAIN}`,
-    ], "");
+    const renewed = await sClient(httpsPort, "-servername", `web.${DOMAIN}`);
     return /O ?= ?renewed/.test(renewed.out);
   }, "the renewed certificate is served");
   assert(

@@ -5,6 +5,9 @@
 
 import { freePort, listening } from "./helpers.ts";
 
+/** A server block for `startNginx` that answers every request with `web` and a newline. */
+export const SAYS_WEB = 'listen 127.0.0.1:PORT; location / { return 200 "web\\n"; }';
+
 /** A running nginx: its port, its access log, and how to stop it. */
 export interface Nginx extends AsyncDisposable {
   port: number;

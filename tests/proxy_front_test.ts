@@ -6,7 +6,7 @@
 
 import { assertEquals, assertMatch } from "./assert.ts";
 import { connect, readAll, readExactly, startAgentProcess, startRelayProcess } from "./helpers.ts";
-import { startNginx } from "./nginx.ts";
+import { SAYS_WEB, startNginx } from "./nginx.ts";
 import { startSshd } from "./sshd.ts";
 import { writeAll } from "../lib/net.ts";
 import { SocksReply } from "../lib/front/socks.ts";
@@ -57,9 +57,7 @@ async function socksConnect(port: number, host: string, target = 80) {
 }
 
 Deno.test("proxy front: curl over SOCKS5 and CONNECT, ssh through nc -X connect, by service name", async () => {
-  await using nginx = await startNginx(
-    `listen 127.0.0.1:PORT; location / { return 200 "web\\n"; }`,
-  );
+  await using nginx = await startNginx(SAYS_WEB);
   await using sshd = await startSshd();
   await using relay = await relayWithProxyFront();
   await using _agent = await startAgentProcess(relay, { web: nginx.port, shell: sshd.port });
@@ -85,9 +83,7 @@ Deno.test("proxy front: curl over SOCKS5 and CONNECT, ssh through nc -X connect,
 });
 
 Deno.test("proxy front: unknown, offline and unreachable services and IP targets get their codes", async () => {
-  await using nginx = await startNginx(
-    `listen 127.0.0.1:PORT; location / { return 200 "web\\n"; }`,
-  );
+  await using nginx = await startNginx(SAYS_WEB);
   await using relay = await relayWithProxyFront();
   const agent = await startAgentProcess(relay, { web: nginx.port, down: 1 });
   const { proxyPort } = relay;

@@ -3,7 +3,7 @@
 import bcrypt from "bcryptjs";
 import { assertEquals, assertMatch } from "./assert.ts";
 import { startAgentProcess, startRelayProcess, tempConfigFile } from "./helpers.ts";
-import { startNginx } from "./nginx.ts";
+import { SAYS_WEB, startNginx } from "./nginx.ts";
 
 async function curl(args: string[]): Promise<{ code: number; out: string }> {
   const output = await new Deno.Command("curl", {
@@ -18,9 +18,7 @@ async function curl(args: string[]): Promise<{ code: number; out: string }> {
 Deno.test("basic auth: the right user and password get through on every front that can ask", async () => {
   const hash = bcrypt.hashSync("correct horse", 4); // a low cost: a test, not a vault
   const config = tempConfigFile(`[services.web]\nbasic_auth = ["alice:${hash}"]\n`);
-  await using nginx = await startNginx(
-    `listen 127.0.0.1:PORT; location / { return 200 "web\\n"; }`,
-  );
+  await using nginx = await startNginx(SAYS_WEB);
   await using relay = await startRelayProcess([
     "--config",
     config,

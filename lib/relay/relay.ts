@@ -33,6 +33,7 @@ import { AccessControl } from "./access.ts";
 import { Admission } from "./admission.ts";
 import { AgentPort } from "./agent_port.ts";
 import { EMPTY_CONFIG, type RelayConfig } from "./config.ts";
+import { Publication } from "./publication.ts";
 import { Registry } from "./registry.ts";
 import { Rendezvous } from "./rendezvous.ts";
 import { type AgentSession, Sessions } from "./sessions.ts";
@@ -131,8 +132,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     policy,
     sharedKey: options.secret === undefined ? undefined : secretKey(options.secret),
     heartbeatMs: options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS,
-    registry,
-    fronts,
+    publication: new Publication(registry, fronts),
     rendezvous,
     open,
     refuse: (conn, why) => agentPort.refuse(conn, why),

@@ -7,7 +7,6 @@
 import { randomToken, sameBytes } from "../auth.ts";
 import { ControlChannel } from "../channel.ts";
 import type { OpenConnections } from "../drain.ts";
-import type { Front, PublishRequest } from "../front/front.ts";
 import { challengeAgent } from "../handshake.ts";
 import { createLogger } from "../log.ts";
 import { type Conn, deadline, describeError, formatAddr } from "../net.ts";
@@ -20,7 +19,7 @@ import {
 import { type FrameReader } from "../frames.ts";
 import type { RelayConfig } from "./config.ts";
 import { type PolicyContext, registrationProblem } from "./policy.ts";
-import type { Registry } from "./registry.ts";
+import type { Publication } from "./publication.ts";
 import type { Rendezvous } from "./rendezvous.ts";
 
 /** An authenticated agent's session. */
@@ -32,6 +31,8 @@ export interface AgentSession {
   key: Uint8Array;
   channel: ControlChannel<AgentMessage>;
   services: Set<string>;
+  /** The host names each of its services claimed, checked again on reload. */
+  hosts: Map<string, readonly string[]>;
 }
 
 /** What sessions are run with. */
@@ -41,9 +42,8 @@ export interface SessionsOptions {
   /** The key of agents not listed in the configuration (the shared secret's). */
   sharedKey?: Uint8Array;
   heartbeatMs: number;
-  registry: Registry<AgentSession>;
-  /** Where services are published when they come online. */
-  fronts: readonly Front[];
+  /** Where services come online and go offline (the registry and the fronts). */
+  publication: Publication<AgentSession>;
   rendezvous: Rendezvous;
   open: OpenConnections;
   /** Sends an error frame on an agent-port connection, logs why, and releases it. */
@@ -110,6 +110,7 @@ export class Sessions {
       key,
       channel,
       services: new Set(),
+      hosts: new Map(),
     };
     const stale = this.#byAgent.get(hello.agent);
     if (stale) {
@@ -142,7 +143,7 @@ export class Sessions {
     session.channel.close(reason);
     this.#options.open.forget(session.channel.conn);
     if (this.#byAgent.get(session.agentId) === session) this.#byAgent.delete(session.agentId);
-    for (const service of session.services) this.#takeOffline(service, session);
+    for (const service of session.services) this.#options.publication.takeOffline(service, session);
     if (session.services.size > 0) {
       log.info(`agent ${session.agentId}: ${[...session.services].join(", ")} offline`);
       session.services.clear();
@@ -172,7 +173,8 @@ export class Sessions {
         continue;
       }
       for (const service of [...session.services]) {
-        const problem = registrationProblem(context, session, service, undefined);
+        const hosts = session.hosts.get(service);
+        const problem = registrationProblem(context, session, service, undefined, hosts);
         if (!problem) continue;
         this.#withdraw(session, service);
         session.channel.send({ type: "refused", service, reason: problem });
@@ -201,13 +203,14 @@ export class Sessions {
     const problem = registrationProblem(this.#options.policy(), session, service, port, hosts);
     const result = problem
       ? { reason: problem }
-      : this.#bringOnline(session, { service, kind, port, hosts });
+      : this.#options.publication.bringOnline(session, { service, kind, port, hosts });
     if ("reason" in result) {
       log.warn(`agent ${session.agentId}: service ${service} refused: ${result.reason}`);
       session.channel.send({ type: "refused", service, reason: result.reason });
       return;
     }
     session.services.add(service);
+    session.hosts.set(service, hosts ?? []);
     const [address, ...also] = result.addresses;
     log.info(
       `agent ${session.agentId}: service ${service} online at ${result.addresses.join(", ")}`,
@@ -220,34 +223,10 @@ export class Sessions {
     });
   }
 
-  /** Adds `session` to the service's members and publishes it on every front that carries it. */
-  #bringOnline(session: AgentSession, request: PublishRequest) {
-    const { service } = request;
-    const added = this.#options.registry.add(service, session);
-    if ("reason" in added) return added;
-    const addresses: string[] = [];
-    for (const front of this.#options.fronts) {
-      const published = front.publish(request);
-      if (published && "reason" in published) {
-        this.#takeOffline(service, session);
-        return published;
-      }
-      if (published) addresses.push(published.address);
-    }
-    if (addresses.length > 0) return { addresses };
-    this.#takeOffline(service, session);
-    return { reason: `no front of the relay can publish service ${service}` };
-  }
-
-  /** Removes `session` from `service`; with no member left, the fronts stop publishing it. */
-  #takeOffline(service: string, session: AgentSession): void {
-    if (!this.#options.registry.remove(service, session)) return;
-    for (const front of this.#options.fronts) front.withdraw(service);
-  }
-
   #withdraw(session: AgentSession, service: string): void {
     if (!session.services.delete(service)) return;
-    this.#takeOffline(service, session);
+    session.hosts.delete(service);
+    this.#options.publication.takeOffline(service, session);
     log.info(`agent ${session.agentId}: service ${service} withdrawn`);
   }
 }
