@@ -243,6 +243,30 @@ export async function iperf3(
   seconds: number,
   reverse = false,
 ): Promise<number> {
+  // The server takes one test at a time, and on a busy machine it may still be finishing the last
+  // one: that refusal is retried, for a while.
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await iperf3Once(port, streams, seconds, reverse);
+    } catch (error) {
+      if (!/server is busy/.test((error as Error).message) || attempt >= IPERF_BUSY_RETRIES) {
+        throw error;
+      }
+      await sleep(IPERF_BUSY_PAUSE_MS);
+    }
+  }
+}
+
+/** Times a busy iperf3 server is asked again, and the pause before each. */
+const IPERF_BUSY_RETRIES = 10;
+const IPERF_BUSY_PAUSE_MS = 500;
+
+async function iperf3Once(
+  port: number,
+  streams: number,
+  seconds: number,
+  reverse: boolean,
+): Promise<number> {
   const client = new Child("iperf3 -c", "iperf3", [
     ...["-c", "127.0.0.1", "-p", `${port}`, "-P", `${streams}`, "-t", `${seconds}`],
     ...["-O", "1", "-i", "0", "-J", "--connect-timeout", `${OP_TIMEOUT_MS}`],
