@@ -12,10 +12,10 @@ export const HEAD_TIMEOUT_MS = 10_000;
 
 /**
  * A request head as read: its bytes and any that came with them (`bytes`, of which the head is
- * the first `length`), its method, and the host it names.
+ * the first `length`), the head as text (without its blank line), and the host it names.
  */
 export type HeadResult =
-  | { kind: "head"; bytes: Uint8Array; length: number; method: string; host: string }
+  | { kind: "head"; bytes: Uint8Array; length: number; text: string; host: string }
   /** The client sent no complete, valid head; `status` is the answer it gets. */
   | { kind: "bad"; status: 400 | 408; why: string }
   /** The client went away before sending anything. */
@@ -73,11 +73,10 @@ export async function readRequestHead(
       const end = indexOfEnd(buffer, Math.max(0, searched - 3), length);
       searched = length;
       if (end < 0) continue;
-      const head = decoder.decode(buffer.subarray(0, end));
-      const host = hostOf(head);
+      const text = decoder.decode(buffer.subarray(0, end));
+      const host = hostOf(text);
       if (!host) return badHead("it names no host");
-      const method = head.slice(0, head.indexOf(" "));
-      return { kind: "head", bytes: buffer.subarray(0, length), length: end + 4, method, host };
+      return { kind: "head", bytes: buffer.subarray(0, length), length: end + 4, text, host };
     }
   }
 }

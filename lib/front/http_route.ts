@@ -66,13 +66,22 @@ export function refuseHttp(arrival: Arrival, why: Refusal): void {
   answer(arrival.conn, httpError(status, text, fields));
 }
 
+/** The head fields that carry Basic credentials, and how to find one (the head ends without CRLF). */
+const CREDENTIAL_FIELDS = {
+  authorization: /\r\nauthorization:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*(?:\r\n|$)/i,
+  "proxy-authorization":
+    /\r\nproxy-authorization:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*(?:\r\n|$)/i,
+};
+
 /**
  * The user and password of a request head's Basic authorization (or of another field of the
  * same form, such as Proxy-Authorization), if it has one.
  */
-export function basicCredentials(head: string, field = "authorization"): Credentials | undefined {
-  const pattern = new RegExp(`\r\n${field}:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*\r\n`, "i");
-  const encoded = pattern.exec(head)?.[1];
+export function basicCredentials(
+  head: string,
+  field: keyof typeof CREDENTIAL_FIELDS = "authorization",
+): Credentials | undefined {
+  const encoded = CREDENTIAL_FIELDS[field].exec(head)?.[1];
   if (!encoded) return undefined;
   let decoded: string;
   try {
@@ -179,8 +188,6 @@ export async function routeHttp(
   if (service === undefined) {
     return answer(conn, httpError(404, `no service is published at ${head.host}`));
   }
-  const credentials = basicCredentials(
-    new TextDecoder().decode(head.bytes.subarray(0, head.length)),
-  );
+  const credentials = basicCredentials(head.text);
   context.arrive({ service, conn, client, head: head.bytes, front, credentials });
 }

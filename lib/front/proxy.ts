@@ -176,11 +176,10 @@ export class ProxyFront implements Front {
     const head = await readRequestHead(conn, timeoutMs, first);
     if (head.kind === "gone") return closeQuietly(conn);
     if (head.kind === "bad") return answer(conn, httpError(head.status, head.why));
-    if (head.method !== "CONNECT") {
+    if (!head.text.startsWith("CONNECT ")) {
       return answer(conn, httpError(400, "this port takes SOCKS5 or HTTP CONNECT"));
     }
-    const text = new TextDecoder().decode(head.bytes.subarray(0, head.length));
-    const credentials = basicCredentials(text, "proxy-authorization");
+    const credentials = basicCredentials(head.text, "proxy-authorization");
     return { host: head.host, head: head.bytes.slice(head.length), credentials };
   }
 
