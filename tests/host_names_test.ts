@@ -3,7 +3,7 @@
 import { assertEquals } from "./assert.ts";
 import { SECRET, startAgentProcess, startRelayProcess, tempConfigFile } from "./helpers.ts";
 import { SAYS_WEB, startNginx } from "./nginx.ts";
-import { HostNames } from "../lib/front/http_route.ts";
+import { HostNames } from "../lib/front/host_names.ts";
 import { hostMatches } from "../lib/relay/policy.ts";
 
 Deno.test("host names in-process: patterns, and no name taken from another service", () => {
@@ -15,7 +15,7 @@ Deno.test("host names in-process: patterns, and no name taken from another servi
     false,
     false,
   ]);
-  const names = new HostNames("tunnel.test", "http");
+  const names = new HostNames({ domain: "tunnel.test", kind: "http" });
   assertEquals(names.publish({ service: "web", kind: "http", hosts: ["www.example.test"] }), {
     host: "web.tunnel.test",
   });
@@ -28,6 +28,15 @@ Deno.test("host names in-process: patterns, and no name taken from another servi
     [names.serviceAt("www.example.test"), names.serviceAt("WEB.tunnel.test")],
     [undefined, "web"],
     "claimed names are freed, ID.DOMAIN stays for the 502",
+  );
+  const proxy = new HostNames({ domain: "tunnel.test", bareIds: true });
+  assertEquals(proxy.publish({ service: "db", kind: "tcp", hosts: ["db.example.test"] }), {
+    host: "db.tunnel.test",
+  });
+  assertEquals(
+    ["db", "DB.tunnel.test", "db.example.test"].map((name) => proxy.serviceAt(name)),
+    ["db", "db", "db"],
+    "the proxy front: every kind, by bare id too",
   );
 });
 

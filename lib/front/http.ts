@@ -12,7 +12,8 @@
 
 import { acceptEach, closeQuietly, type HostPort, listenTcp } from "../net.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
-import { HostNames, refuseHttp, routeHttp } from "./http_route.ts";
+import { HostNames } from "./host_names.ts";
+import { refuseHttp, routeHttp } from "./http_route.ts";
 
 /** How the HTTP front is set up. */
 export interface HttpFrontOptions {
@@ -38,7 +39,7 @@ export class HttpFront implements Front {
     context: FrontContext,
   ) {
     this.#listener = listener;
-    this.#names = new HostNames(options.domain, "http");
+    this.#names = new HostNames({ domain: options.domain, kind: "http" });
     this.address = { hostname: options.listen.hostname, port: listener.addr.port };
     acceptEach(listener, async (conn) => {
       const client = await context.clientOf(conn);

@@ -5,15 +5,8 @@
  */
 
 import { closeQuietly, type Conn, writeAll } from "../net.ts";
-import type { ServiceKind } from "../protocol.ts";
-import type {
-  Arrival,
-  Credentials,
-  Front,
-  FrontContext,
-  PublishRequest,
-  Refusal,
-} from "./front.ts";
+import type { Arrival, Credentials, Front, FrontContext, Refusal } from "./front.ts";
+import type { HostNames } from "./host_names.ts";
 import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
 
 /** How long a client that is answered with an error may go on sending before it is closed. */
@@ -113,57 +106,6 @@ export function answer(conn: Conn, response: Uint8Array): void {
     clearTimeout(timer);
     closeQuietly(conn);
   });
-}
-
-/**
- * The host names services of one kind answer to on a front: `ID.DOMAIN`, and the names their
- * agents claimed (as the relay's config allows). A service that goes offline keeps `ID.DOMAIN`
- * while the relay runs (unless it comes back as another kind), so its clients are told 502, not
- * 404; its claimed names are freed.
- */
-export class HostNames {
-  readonly #domain: string;
-  readonly #kind: ServiceKind;
-  #services = new Map<string, string>(); // host name → service id
-  #claimed = new Map<string, string[]>(); // service id → its claimed names
-
-  constructor(domain: string, kind: ServiceKind) {
-    this.#domain = domain.toLowerCase();
-    this.#kind = kind;
-  }
-
-  /**
-   * Gives a service of this kind its names (and takes them away from one of another kind):
-   * resolves with its `ID.DOMAIN`, or why a claimed name cannot be its, or undefined when it is
-   * of another kind.
-   */
-  publish(
-    { service, kind, hosts = [] }: PublishRequest,
-  ): { host: string } | { reason: string } | undefined {
-    this.withdraw(service);
-    for (const [host, id] of this.#services) if (id === service) this.#services.delete(host);
-    if (kind !== this.#kind) return undefined;
-    const own = `${service}.${this.#domain}`.toLowerCase();
-    const names = hosts.map((host) => host.toLowerCase());
-    const taken = names.find((name) => (this.#services.get(name) ?? service) !== service);
-    if (taken !== undefined) {
-      return { reason: `host name ${taken} is already service ${this.#services.get(taken)}'s` };
-    }
-    for (const name of [own, ...names]) this.#services.set(name, service);
-    this.#claimed.set(service, names);
-    return { host: own };
-  }
-
-  /** Frees the names `service` claimed (its `ID.DOMAIN` stays). */
-  withdraw(service: string): void {
-    for (const name of this.#claimed.get(service) ?? []) this.#services.delete(name);
-    this.#claimed.delete(service);
-  }
-
-  /** The service that answers to `host`, if any. */
-  serviceAt(host: string): string | undefined {
-    return this.#services.get(host.toLowerCase());
-  }
 }
 
 /**

@@ -20,7 +20,8 @@ import type { CertificateProvider } from "./certificates.ts";
 import { readClientHello } from "./client_hello.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
 import { HEAD_TIMEOUT_MS } from "./http_head.ts";
-import { HostNames, refuseHttp, routeHttp } from "./http_route.ts";
+import { HostNames } from "./host_names.ts";
+import { refuseHttp, routeHttp } from "./http_route.ts";
 
 /** How the HTTPS front is set up. */
 export interface HttpsFrontOptions {
@@ -59,8 +60,8 @@ export class HttpsFront implements Front {
     this.#certificates = options.certificates;
     this.#options = options;
     this.#context = context;
-    this.#web = new HostNames(options.domain, "http");
-    this.#passthrough = new HostNames(options.domain, "tls");
+    this.#web = new HostNames({ domain: options.domain, kind: "http" });
+    this.#passthrough = new HostNames({ domain: options.domain, kind: "tls" });
     this.address = { hostname: options.listen.hostname, port: listener.addr.port };
     acceptEach(listener, (conn) => this.#route(conn), context.onAcceptError);
   }

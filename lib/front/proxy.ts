@@ -28,6 +28,7 @@ import type {
   PublishRequest,
   Refusal,
 } from "./front.ts";
+import { HostNames } from "./host_names.ts";
 import { answer, basicCredentials, httpError } from "./http_route.ts";
 import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
 import { readSocksRequest, SOCKS_VERSION, SocksReply, socksReply } from "./socks.ts";
@@ -79,8 +80,8 @@ export class ProxyFront implements Front {
   #listener: Deno.TcpListener;
   #options: ProxyFrontOptions;
   #context: FrontContext;
-  /** Service id, or `ID.DOMAIN`, lower-cased → service id; kept while the relay runs. */
-  #names = new Map<string, string>();
+  /** A service's id, `ID.DOMAIN` and claimed names, of every kind. */
+  #names: HostNames;
   /** Which protocol each client waiting for its tunnel speaks. */
   #dialects = new WeakMap<Arrival, Dialect>();
   #throttle = new LogThrottle();
@@ -93,6 +94,7 @@ export class ProxyFront implements Front {
     this.#listener = listener;
     this.#options = options;
     this.#context = context;
+    this.#names = new HostNames({ domain: options.domain, bareIds: true });
     this.address = { hostname: options.listen.hostname, port: listener.addr.port };
     acceptEach(listener, (conn) => this.#serve(conn), context.onAcceptError);
   }
@@ -102,15 +104,14 @@ export class ProxyFront implements Front {
     return new ProxyFront(listenTcp(options.listen, "proxy clients"), options, context);
   }
 
-  publish({ service, hosts = [] }: PublishRequest): { address: string } {
-    const { domain } = this.#options;
-    const names = [service, ...(domain ? [`${service}.${domain}`] : []), ...hosts];
-    for (const name of names) this.#names.set(name.toLowerCase(), service);
-    return { address: `proxy ${formatHostPort(this.address)} (target ${service})` };
+  publish(request: PublishRequest): { address: string } | { reason: string } | undefined {
+    const named = this.#names.publish(request);
+    if (!named || "reason" in named) return named;
+    return { address: `proxy ${formatHostPort(this.address)} (target ${request.service})` };
   }
 
-  withdraw(): void {
-    // Names stay, so that clients of a service gone offline are told so.
+  withdraw(service: string): void {
+    this.#names.withdraw(service);
   }
 
   refuse(arrival: Arrival, why: Refusal): void {
@@ -151,7 +152,7 @@ export class ProxyFront implements Front {
       return closeQuietly(conn); // reset, or silent past the deadline (which closed it)
     }
     if (!target) return;
-    const service = this.#names.get(target.host.toLowerCase());
+    const service = this.#names.serviceAt(target.host);
     if (service === undefined) {
       this.#logStranger(conn, target.host);
       return this.#tell(conn, dialect, /^[\d.]+$|:/.test(target.host) ? "forbidden" : "unknown");
