@@ -7,7 +7,7 @@
  */
 
 import { type Bench, TARGETS } from "./phases.ts";
-import { connect } from "./probes.ts";
+import { connect, OP_TIMEOUT_MS, within } from "./probes.ts";
 import type { Measure } from "./report.ts";
 import { freePorts, retryUntil, startTunnel, type Tunnel } from "./tunnel.ts";
 
@@ -24,14 +24,24 @@ const HEAD = new TextEncoder().encode(
   `GET /bench HTTP/1.1\r\nHost: web.${DOMAIN}\r\nUser-Agent: porthole-bench\r\n\r\n`,
 );
 
-/** Writes the request head and reads its echo. */
-async function round(conn: Deno.TcpConn, back: Uint8Array): Promise<void> {
-  for (let done = 0; done < HEAD.length;) done += await conn.write(HEAD.subarray(done));
-  for (let got = 0; got < HEAD.length;) {
-    const count = await conn.read(back.subarray(got));
-    if (count === null) throw new Error("the echo ended early");
-    got += count;
-  }
+/** Writes the request head and reads its echo; anything else (a 404 from the front) fails. */
+function round(conn: Deno.TcpConn, back: Uint8Array): Promise<void> {
+  return within(
+    conn,
+    OP_TIMEOUT_MS,
+    "a request's echo",
+    (async () => {
+      for (let done = 0; done < HEAD.length;) done += await conn.write(HEAD.subarray(done));
+      for (let got = 0; got < HEAD.length;) {
+        const count = await conn.read(back.subarray(got));
+        if (count === null) throw new Error("the echo ended early");
+        got += count;
+      }
+      if (!back.every((byte, i) => byte === HEAD[i])) {
+        throw new Error(`not the echo: ${JSON.stringify(new TextDecoder().decode(back))}`);
+      }
+    })(),
+  );
 }
 
 /** Connections per second for `count` fresh connections, each one round. */

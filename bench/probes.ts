@@ -24,7 +24,12 @@ export async function connect(port: number): Promise<Deno.TcpConn> {
 }
 
 /** Resolves as `work` does, unless `ms` pass first: then `conn` is closed and it rejects. */
-async function within<T>(conn: Deno.Conn, ms: number, what: string, work: Promise<T>): Promise<T> {
+export async function within<T>(
+  conn: Deno.Conn,
+  ms: number,
+  what: string,
+  work: Promise<T>,
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
