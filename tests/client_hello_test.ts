@@ -16,7 +16,9 @@ async function realClientHello(serverName: string): Promise<Uint8Array> {
   const buffer = new Uint8Array(16 * 1024);
   let length = 0;
   while (length < 5 || length < 5 + ((buffer[3] << 8) | buffer[4])) {
-    length += (await server.read(buffer.subarray(length)))!;
+    const count = await server.read(buffer.subarray(length));
+    if (count === null) throw new Error("the TLS client closed before its ClientHello");
+    length += count;
   }
   client.close();
   server.close();

@@ -107,6 +107,19 @@ export class Proc {
     });
   }
 
+  /**
+   * Resolves as `work` (waiting for what the process announces) does; if it fails, stops the
+   * process first, so that a test that never got the process cannot leave it running.
+   */
+  async whileStarting<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
   /** Stops the process (SIGTERM, then SIGKILL if it lingers) and waits for it. */
   async stop(): Promise<Deno.CommandStatus> {
     try {
@@ -189,7 +202,9 @@ export async function startRelayProcess(
     ...(args.includes("--state-dir") ? [] : ["--state-dir", tempStateDir()]),
     ...args,
   ], env);
-  const [, port] = await relay.waitFor(/listening for agents on .*:(\d+)$/);
+  const [, port] = await relay.whileStarting(() =>
+    relay.waitFor(/listening for agents on .*:(\d+)$/)
+  );
   const fingerprint = relay.lines.join("\n").match(/fingerprint \(SHA-256\): (\S+)/)?.[1] ?? "";
   const trust = fingerprint ? ["--fingerprint", fingerprint] : ["--insecure"];
   return Object.assign(relay, { port: Number(port), fingerprint, trust });
@@ -211,12 +226,14 @@ export async function startAgentProcess(
     ...args,
   ]);
   const publicPort: Record<string, number> = {};
-  for (const id of Object.keys(services)) {
-    const [, port] = await agent.waitFor(
-      new RegExp(`service ${id} \\(.*\\) is reachable at .*:(\\d+)$`),
-    );
-    publicPort[id] = Number(port);
-  }
+  await agent.whileStarting(async () => {
+    for (const id of Object.keys(services)) {
+      const [, port] = await agent.waitFor(
+        new RegExp(`service ${id} \\(.*\\) is reachable at .*:(\\d+)$`),
+      );
+      publicPort[id] = Number(port);
+    }
+  });
   return Object.assign(agent, { publicPort });
 }
 
@@ -341,6 +358,42 @@ export function listening(port: number, what: string): Promise<void> {
       return false;
     }
   }, `${what} listens on ${port}`);
+}
+
+/** A server process a test started (nginx, sshd, openssl s_server), and how to stop it. */
+export interface Daemon extends AsyncDisposable {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `command` with `args` and resolves once it accepts connections on `port`; `stop` (and
+ * leaving the test's scope) ends it with SIGTERM and then removes `dir`, if given. If it never
+ * listens, it is stopped before the error goes on.
+ */
+export async function startDaemon(
+  command: string,
+  args: string[],
+  port: number,
+  dir?: string,
+): Promise<Daemon> {
+  const child = new Deno.Command(command, { args, stdin: "null", stdout: "null", stderr: "null" })
+    .spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status;
+    if (dir) await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    await listening(port, command);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { stop, [Symbol.asyncDispose]: stop };
 }
 
 /** Connections to a test relay, trusting it as its agents would. */

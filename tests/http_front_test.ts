@@ -23,7 +23,9 @@ const DOMAIN = "tunnel.test";
 /** A relay with the HTTP front, and the port the front listens on. */
 async function relayWithHttpFront() {
   const relay = await startRelayProcess(["--http", "127.0.0.1:0", "--domain", DOMAIN]);
-  const [, port] = await relay.waitFor(/listening for HTTP clients on .*:(\d+) /);
+  const [, port] = await relay.whileStarting(() =>
+    relay.waitFor(/listening for HTTP clients on .*:(\d+) /)
+  );
   return Object.assign(relay, { httpPort: Number(port) });
 }
 
@@ -103,7 +105,7 @@ Deno.test("HTTP front: unknown host 404, offline and unreachable 502, a head one
     `down=http://127.0.0.1:${freePort()}`,
   ]);
   const { httpPort } = relay;
-  await onHttpFront(agent, ["web", "down"], httpPort);
+  await agent.whileStarting(() => onHttpFront(agent, ["web", "down"], httpPort));
   const status = (service: string) =>
     curl(httpPort, `${service}.${DOMAIN}`, [
       "-o",

@@ -9,9 +9,9 @@ import {
   connect,
   eventually,
   freePort,
-  listening,
   Proc,
   startAgentProcess,
+  startDaemon,
   startRelayProcess,
   startServer,
   tempStateDir,
@@ -53,30 +53,9 @@ function sClient(port: number, ...args: string[]) {
 /** `openssl s_server -www` with its own certificate: a TLS service the relay must not touch. */
 async function startTlsService(dir: string) {
   const port = freePort();
-  const child = new Deno.Command("openssl", {
-    args: [
-      "s_server",
-      "-accept",
-      `127.0.0.1:${port}`,
-      "-cert",
-      `${dir}/api.pem`,
-      "-key",
-      `${dir}/api.key`,
-      "-www",
-      "-quiet",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await listening(port, "openssl s_server");
-  return {
-    port,
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
+  const args = ["s_server", "-accept", `127.0.0.1:${port}`, "-www", "-quiet"];
+  const certificate = ["-cert", `${dir}/api.pem`, "-key", `${dir}/api.key`];
+  return { port, ...await startDaemon("openssl", [...args, ...certificate], port) };
 }
 
 Deno.test("HTTPS front: terminated for an HTTP service, passed through for a TLS one, by SNI", async () => {

@@ -16,8 +16,8 @@ async function relayWithProxyFront() {
   const relay = await startRelayProcess(
     ["--proxy", "127.0.0.1:0", "--http", "127.0.0.1:0", "--domain", "tunnel.test"],
   );
-  const [, port] = await relay.waitFor(
-    /listening for SOCKS5 and HTTP CONNECT clients on .*:(\d+)$/,
+  const [, port] = await relay.whileStarting(() =>
+    relay.waitFor(/listening for SOCKS5 and HTTP CONNECT clients on .*:(\d+)$/)
   );
   return Object.assign(relay, { proxyPort: Number(port) });
 }

@@ -1,7 +1,7 @@
 /** The relay's rendezvous, held clients and port front, in-process over loopback sockets. */
 
 import { assert, assertEquals } from "./assert.ts";
-import { readExactly, socketPair } from "./helpers.ts";
+import { eventually, readExactly, socketPair } from "./helpers.ts";
 import { OpenConnections } from "../lib/drain.ts";
 import type { Arrival, Front, Refusal } from "../lib/front/front.ts";
 import { PortFront } from "../lib/front/ports.ts";
@@ -145,7 +145,7 @@ Deno.test("held connection: the splice reads into the held buffer, done or under
   const [client2, relaySide2] = await socketPair();
   const done = new HeldConn(relaySide2, new Uint8Array(0), 1024);
   await writeAll(client2, bytes("first"));
-  await waitFor(() => done.takeArrived().length || undefined); // its bytes came and are taken
+  await eventually(() => done.takeArrived().length > 0, "the held read's bytes came and are taken");
   assertEquals(done.takeSpareBuffer()?.length, 1024, "after its bytes were taken, the buffer");
   assertEquals(done.takeSpareBuffer(), undefined, "given once");
   client2.close();
@@ -182,7 +182,8 @@ Deno.test("port front: ports from the range kept across withdrawal, pins, and ar
     const again = front.publish({ service: "web", kind: "tcp" });
     assertEquals(again, web, "a service that comes back gets its port again");
     const client = await Deno.connect({ hostname: "127.0.0.1", port });
-    const arrived = await waitFor(() => arrivals[0]);
+    await eventually(() => arrivals.length > 0, "the client arrived at the front");
+    const [arrived] = arrivals;
     assertEquals([arrived.service, arrived.head.length], ["web", 0]);
     assertEquals(arrived.client.port, client.localAddr.port, "the client's own address");
     front.refuse(arrived);
@@ -192,12 +193,3 @@ Deno.test("port front: ports from the range kept across withdrawal, pins, and ar
     front.close();
   }
 });
-
-async function waitFor<T>(value: () => T | undefined): Promise<T> {
-  for (let tries = 0; tries < 250; tries++) {
-    const got = value();
-    if (got !== undefined) return got;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error("timed out");
-}

@@ -3,14 +3,13 @@
  * key and client key in a temporary directory, on a port chosen at run time, in the foreground.
  */
 
-import { freePort, listening } from "./helpers.ts";
+import { type Daemon, freePort, startDaemon } from "./helpers.ts";
 
 /** A running sshd: its port, the client key it accepts, and the `ssh` arguments that use it. */
-export interface Sshd extends AsyncDisposable {
+export interface Sshd extends Daemon {
   port: number;
   /** `ssh` options for a non-interactive login with the test's key. */
   clientArgs: string[];
-  stop(): Promise<void>;
 }
 
 async function run(command: string, args: string[]): Promise<void> {
@@ -46,27 +45,12 @@ export async function startSshd(): Promise<Sshd> {
     ].join("\n") + "\n",
   );
   await Deno.mkdir("/run/sshd", { recursive: true }); // sshd's privilege separation directory
-  const child = new Deno.Command("/usr/sbin/sshd", {
-    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await child.status;
-    await Deno.remove(dir, { recursive: true });
-  };
-  try {
-    await listening(port, "sshd");
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  const sshd = await startDaemon(
+    "/usr/sbin/sshd",
+    ["-D", "-e", "-f", `${dir}/sshd_config`],
+    port,
+    dir,
+  );
   const clientArgs = [
     "-i",
     `${dir}/client_key`,
@@ -79,5 +63,5 @@ export async function startSshd(): Promise<Sshd> {
     "-o",
     "LogLevel=ERROR",
   ];
-  return { port, clientArgs, stop, [Symbol.asyncDispose]: stop };
+  return { port, clientArgs, ...sshd };
 }
