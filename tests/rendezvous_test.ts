@@ -50,7 +50,7 @@ Deno.test("rendezvous: an id is single use and bound to its session; the rightfu
   const front = recordingFront();
   const { client, arrived } = await arrival(front);
   let released = 0;
-  const token = rendezvous.hold(arrived, session, () => released++);
+  const { token } = rendezvous.hold(arrived, session, () => released++);
   assertEquals(rendezvous.countFor(session.id), 1);
   await writeAll(client, bytes("GET /"));
   assertEquals(rendezvous.claim(token, "session-2"), "issued to another agent session");
@@ -85,7 +85,7 @@ Deno.test("rendezvous: expiry, the agent's refusal and a lost session turn clien
   assertEquals(await expiring.client.read(new Uint8Array(1)), null, "closed at the deadline");
 
   const refused = await arrival(front);
-  const token = rendezvous.hold(refused.arrived, session);
+  const { token } = rendezvous.hold(refused.arrived, session);
   rendezvous.refused(token, "session-2", "not mine"); // another session cannot refuse it
   assertEquals(rendezvous.size, 1);
   rendezvous.refused(token, session.id, "cannot reach 127.0.0.1:1");

@@ -40,7 +40,6 @@ export class Admission {
   arrive(arrival: Arrival): void {
     const { registry, rendezvous, access, limits } = this.parts;
     const { service } = arrival;
-    const client = formatAddr(arrival.client);
     const session = registry.pick(service);
     if (!session) {
       return this.#turnAway(
@@ -63,7 +62,7 @@ export class Admission {
       return this.#turnAway(arrival, "access", `refused: ${admission.reason}`);
     }
     const hold = () => {
-      const token = rendezvous.hold(arrival, session, admission.release);
+      const { token, client } = rendezvous.hold(arrival, session, admission.release);
       const to = formatAddr(arrival.conn.localAddr);
       session.channel.send({ type: "connect", service, conn: token, client, to });
     };

@@ -62,9 +62,14 @@ export class Rendezvous {
 
   /**
    * S6: holds `arrival`'s client for `session` under a fresh one-time id, which it returns for
-   * the `connect` message (S7). `onRelease` runs when the client's connection is released.
+   * the `connect` message (S7) with the client's address as logs show it. `onRelease` runs when
+   * the client's connection is released.
    */
-  hold(arrival: Arrival, session: HoldingSession, onRelease?: () => void): string {
+  hold(
+    arrival: Arrival,
+    session: HoldingSession,
+    onRelease?: () => void,
+  ): { token: string; client: string } {
     const conn = new HeldConn(arrival.conn, arrival.head, SMALL_BUFFER_BYTES);
     this.#open.track(conn, onRelease);
     const token = randomToken();
@@ -86,7 +91,7 @@ export class Rendezvous {
           `agent ${session.agentId} opened no data channel within ${this.#connectTimeoutMs} ms; closing`,
         ),
     );
-    return token;
+    return { token, client };
   }
 
   /**
