@@ -206,6 +206,20 @@ export async function writeAll(conn: Conn, data: Uint8Array): Promise<void> {
   }
 }
 
+/**
+ * Reads exactly `length` bytes, and nothing beyond them; throws `the connection ended inside
+ * <what>` if it ends first.
+ */
+export async function readExactly(conn: Conn, length: number, what: string): Promise<Uint8Array> {
+  const bytes = new Uint8Array(length);
+  for (let at = 0; at < length;) {
+    const count = await conn.read(bytes.subarray(at));
+    if (count === null) throw new Error(`the connection ended inside ${what}`);
+    at += count;
+  }
+  return bytes;
+}
+
 /** Closes a connection, ignoring that it may already be closed. */
 export function closeQuietly(conn: Conn | Listener): void {
   if (closed.has(conn)) return; // a second close would cost a thrown (and caught) error

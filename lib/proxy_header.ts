@@ -5,7 +5,9 @@
  * reads one from a load balancer in front of it that it trusts.
  */
 
-import type { Conn, HostPort } from "./net.ts";
+import { type Conn, type HostPort, readExactly } from "./net.ts";
+
+const HEADER = "its PROXY header";
 
 /** The versions of the PROXY protocol. */
 export type ProxyVersion = 1 | 2;
@@ -78,11 +80,11 @@ export type ReadHeader = { client: HostPort } | { local: true } | { bad: string 
  * follows it is the client's own. Rejects if the connection fails or ends.
  */
 export async function readProxyHeader(conn: Conn): Promise<ReadHeader> {
-  const start = await readExactly(conn, 15); // "PROXY UNKNOWN\r\n", the shortest header
+  const start = await readExactly(conn, 15, HEADER); // "PROXY UNKNOWN\r\n", the shortest header
   if (V2_SIGNATURE.every((byte, i) => start[i] === byte)) {
-    const rest = await readExactly(conn, 1);
+    const rest = await readExactly(conn, 1, HEADER);
     const length = (start[14] << 8) | rest[0];
-    const body = await readExactly(conn, length);
+    const body = await readExactly(conn, length, HEADER);
     const command = start[12];
     if (command === 0x20) return { local: true };
     if (command !== 0x21) return { bad: `PROXY v2 command ${command}` };
@@ -96,7 +98,7 @@ export async function readProxyHeader(conn: Conn): Promise<ReadHeader> {
   if (!line.startsWith("PROXY ")) return { bad: "no PROXY header" };
   while (!line.endsWith("\r\n")) {
     if (line.length >= MAX_V1_HEADER_BYTES) return { bad: "PROXY v1 header too long" };
-    line += new TextDecoder().decode(await readExactly(conn, 1));
+    line += new TextDecoder().decode(await readExactly(conn, 1, HEADER));
   }
   const [, family, source, , sourcePort] = line.trimEnd().split(" ");
   if (family === "UNKNOWN") return { local: true };
@@ -105,16 +107,6 @@ export async function readProxyHeader(conn: Conn): Promise<ReadHeader> {
     return { bad: `PROXY v1 header ${JSON.stringify(line.trimEnd())}` };
   }
   return { client: { hostname: source, port } };
-}
-
-async function readExactly(conn: Conn, length: number): Promise<Uint8Array> {
-  const bytes = new Uint8Array(length);
-  for (let at = 0; at < length;) {
-    const count = await conn.read(bytes.subarray(at));
-    if (count === null) throw new Error("the connection ended inside its PROXY header");
-    at += count;
-  }
-  return bytes;
 }
 
 async function ipText(bytes: Uint8Array): Promise<string> {

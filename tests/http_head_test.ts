@@ -3,7 +3,7 @@
 import { assertEquals } from "./assert.ts";
 import { socketPair } from "./helpers.ts";
 import { writeAll } from "../lib/net.ts";
-import { hostOf, MAX_HEAD_BYTES, readRequestHead } from "../lib/front/http_head.ts";
+import { hostOf, MAX_HEAD_BYTES, readRequestHead } from "../lib/http_head.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 

@@ -9,7 +9,7 @@ import { connect, readAll, readExactly, startAgentProcess, startRelayProcess } f
 import { SAYS_WEB, startNginx } from "./nginx.ts";
 import { startSshd } from "./sshd.ts";
 import { writeAll } from "../lib/net.ts";
-import { SocksReply } from "../lib/front/socks.ts";
+import { SocksReply } from "../lib/socks5.ts";
 
 /** A relay with the proxy front (and the HTTP front's domain), and the proxy's port. */
 async function relayWithProxyFront() {

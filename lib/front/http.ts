@@ -21,7 +21,7 @@ export interface HttpFrontOptions {
   listen: HostPort;
   /** The domain whose subdomains name services: `web.DOMAIN` reaches service web. */
   domain: string;
-  /** Time a client has to send its request head (default: lib/front/http_head.ts'). */
+  /** Time a client has to send its request head (default: lib/http_head.ts'). */
   headTimeoutMs?: number;
 }
 

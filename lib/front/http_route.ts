@@ -7,7 +7,7 @@
 import { closeQuietly, type Conn, writeAll } from "../net.ts";
 import type { Arrival, Credentials, Front, FrontContext, Refusal } from "./front.ts";
 import type { HostNames } from "./host_names.ts";
-import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
+import { HEAD_TIMEOUT_MS, readRequestHead } from "../http_head.ts";
 
 /** How long a client that is answered with an error may go on sending before it is closed. */
 export const LINGER_MS = 2_000;

@@ -19,7 +19,7 @@ import { listenTls, type TlsListener } from "../transport/node_tls.ts";
 import type { CertificateProvider } from "./certificates.ts";
 import { readClientHello } from "./client_hello.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
-import { HEAD_TIMEOUT_MS } from "./http_head.ts";
+import { HEAD_TIMEOUT_MS } from "../http_head.ts";
 import { HostNames } from "./host_names.ts";
 import { refuseHttp, routeHttp } from "./http_route.ts";
 

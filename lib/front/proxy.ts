@@ -30,8 +30,9 @@ import type {
 } from "./front.ts";
 import { HostNames } from "./host_names.ts";
 import { answer, basicCredentials, httpError } from "./http_route.ts";
-import { HEAD_TIMEOUT_MS, readRequestHead } from "./http_head.ts";
-import { readSocksRequest, SOCKS_VERSION, SocksReply, socksReply } from "./socks.ts";
+import { HEAD_TIMEOUT_MS, readRequestHead } from "../http_head.ts";
+import { SOCKS_VERSION, SocksReply } from "../socks5.ts";
+import { readSocksRequest, socksReply } from "./socks.ts";
 
 /** How the proxy front is set up. */
 export interface ProxyFrontOptions {

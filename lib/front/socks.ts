@@ -5,22 +5,8 @@
  */
 
 import { type Conn, writeAll } from "../net.ts";
+import { SOCKS_VERSION, SocksMethod, SocksReply } from "../socks5.ts";
 import type { Credentials } from "./front.ts";
-
-/** The version byte that starts every SOCKS5 message. */
-export const SOCKS_VERSION = 5;
-
-/** Reply codes (RFC 1928 §6). */
-export enum SocksReply {
-  Succeeded = 0,
-  GeneralFailure = 1,
-  NotAllowed = 2,
-  NetworkUnreachable = 3,
-  HostUnreachable = 4,
-  ConnectionRefused = 5,
-  CommandNotSupported = 7,
-  AddressTypeNotSupported = 8,
-}
 
 /** What a client asked for: a host name and port, or why it cannot be served. */
 export type SocksRequest =
@@ -79,10 +65,16 @@ export async function readSocksRequest(conn: Conn, first: Uint8Array): Promise<S
   if (!greeting || !methods) return { kind: "gone" };
   // A client with a user name and password gives them (RFC 1929), for services that name their
   // visitors; they are checked when its target is known.
-  const method = methods.includes(USER_PASSWORD) ? USER_PASSWORD : methods.includes(0) ? 0 : 0xff;
+  const method = methods.includes(SocksMethod.UserPassword)
+    ? SocksMethod.UserPassword
+    : methods.includes(SocksMethod.None)
+    ? SocksMethod.None
+    : SocksMethod.NoneAcceptable;
   await writeAll(conn, new Uint8Array([SOCKS_VERSION, method]));
-  if (method === 0xff) return { kind: "gone" };
-  const credentials = method === USER_PASSWORD ? await readUserPassword(reader) : undefined;
+  if (method === SocksMethod.NoneAcceptable) return { kind: "gone" };
+  const credentials = method === SocksMethod.UserPassword
+    ? await readUserPassword(reader)
+    : undefined;
   if (credentials === null) return { kind: "gone" };
   if (credentials) await writeAll(conn, new Uint8Array([1, 0]));
   const head = await reader.take(4);
@@ -116,9 +108,6 @@ export async function readSocksRequest(conn: Conn, first: Uint8Array): Promise<S
   const rest = reader.rest();
   return { kind: "name", host, port: port[0] * 256 + port[1], rest, credentials };
 }
-
-/** The method that has the client send a user name and password (RFC 1929). */
-const USER_PASSWORD = 2;
 
 /** RFC 1929's user name and password, or null if the client went away or spoke nonsense. */
 async function readUserPassword(reader: ExactReader): Promise<Credentials | null> {

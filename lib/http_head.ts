@@ -1,25 +1,31 @@
 /**
- * Reading an HTTP/1.x request head to learn the host it is for, without consuming anything
- * beyond what the head needs: the bytes read are kept whole, to go to the service first.
+ * Reading an HTTP/1.x head (a request's, to learn the host it is for; a response's, for the
+ * agent's proxies and WebSocket upgrades), without consuming anything beyond what the head
+ * needs: the bytes read are kept whole, to go to the service first.
  */
 
-import type { Conn } from "../net.ts";
+import type { Conn } from "./net.ts";
 
-/** Largest request head read to find the host; a longer one is answered 400. */
+/** Largest head read; a longer request is answered 400. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 /** Time a client has to send its whole request head; then it is answered 408. */
 export const HEAD_TIMEOUT_MS = 10_000;
 
 /**
- * A request head as read: its bytes and any that came with them (`bytes`, of which the head is
- * the first `length`), the head as text (without its blank line), and the host it names.
+ * A head as read: its bytes and any that came with them (`bytes`, of which the head is the first
+ * `length`), and the head as text (without its blank line).
  */
-export type HeadResult =
-  | { kind: "head"; bytes: Uint8Array; length: number; text: string; host: string }
-  /** The client sent no complete, valid head; `status` is the answer it gets. */
+export type Head = { kind: "head"; bytes: Uint8Array; length: number; text: string };
+
+/** Why no head was read. */
+export type NoHead =
+  /** The peer sent no complete, valid head; `status` is the answer a client gets. */
   | { kind: "bad"; status: 400 | 408; why: string }
-  /** The client went away before sending anything. */
+  /** The peer went away before sending anything. */
   | { kind: "gone" };
+
+/** A request head as read, with the host it names; or why there is none. */
+export type HeadResult = Head & { host: string } | NoHead;
 
 const END_OF_HEAD = [13, 10, 13, 10]; // CRLF CRLF
 const decoder = new TextDecoder();
@@ -33,6 +39,18 @@ export async function readRequestHead(
   timeoutMs = HEAD_TIMEOUT_MS,
   prefix: Uint8Array = new Uint8Array(0),
 ): Promise<HeadResult> {
+  const head = await readHead(conn, timeoutMs, prefix);
+  if (head.kind !== "head") return head;
+  const host = hostOf(head.text);
+  return host ? { ...head, host } : badHead("it names no host");
+}
+
+/** Reads `conn` until the end of any HTTP head, as {@link readRequestHead} does. */
+export async function readHead(
+  conn: Conn,
+  timeoutMs = HEAD_TIMEOUT_MS,
+  prefix: Uint8Array = new Uint8Array(0),
+): Promise<Head | NoHead> {
   let buffer = new Uint8Array(Math.max(1024, prefix.length));
   buffer.set(prefix);
   let length = prefix.length;
@@ -47,7 +65,7 @@ export async function readRequestHead(
     clearTimeout(timer);
   }
 
-  async function readUntilEnd(): Promise<HeadResult> {
+  async function readUntilEnd(): Promise<Head | NoHead> {
     while (true) {
       if (length === buffer.length) {
         if (length >= MAX_HEAD_BYTES) {
@@ -74,15 +92,27 @@ export async function readRequestHead(
       searched = length;
       if (end < 0) continue;
       const text = decoder.decode(buffer.subarray(0, end));
-      const host = hostOf(text);
-      if (!host) return badHead("it names no host");
-      return { kind: "head", bytes: buffer.subarray(0, length), length: end + 4, text, host };
+      return { kind: "head", bytes: buffer.subarray(0, length), length: end + 4, text };
     }
   }
 }
 
-function badHead(why: string): HeadResult {
+function badHead(why: string): NoHead {
   return { kind: "bad", status: 400, why: `not an HTTP request head: ${why}` };
+}
+
+/**
+ * The value of header `name` in a head's text (the first one, trimmed), or undefined.
+ *
+ * @example
+ * ```ts
+ * headerOf("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket", "upgrade"); // "websocket"
+ * ```
+ */
+export function headerOf(head: string, name: string): string | undefined {
+  const prefix = name.toLowerCase() + ":";
+  const line = head.split("\r\n").slice(1).find((field) => field.toLowerCase().startsWith(prefix));
+  return line?.slice(prefix.length).trim();
 }
 
 function indexOfEnd(buffer: Uint8Array, from: number, to: number): number {
@@ -103,11 +133,11 @@ function indexOfEnd(buffer: Uint8Array, from: number, to: number): number {
  * ```
  */
 export function hostOf(head: string): string | undefined {
-  const [requestLine, ...fields] = head.split("\r\n");
+  const [requestLine] = head.split("\r\n");
   const [, method, target] = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(requestLine) ?? [];
   if (target === undefined) return undefined;
   const absolute = method === "CONNECT" ? target : /^https?:\/\/([^/?#]+)/i.exec(target)?.[1];
-  const header = fields.find((field) => /^host:/i.test(field))?.slice(5).trim();
+  const header = headerOf(head, "host");
   const authority = absolute ?? header;
   if (!authority) return undefined;
   const host = authority.replace(/^[^@]*@/, "").replace(/:\d*$/, "").replace(/\.$/, "");
