@@ -13,7 +13,6 @@ import {
   EXIT_REFUSED,
   onShutdownSignal,
   onStatusSignal,
-  parseAddress,
   parseAgentServices,
   parseOptionalSeconds,
   parseSeconds,
@@ -25,18 +24,20 @@ import {
 } from "./lib/cli.ts";
 import { parseFlags } from "./lib/flags.ts";
 import { createLogger } from "./lib/log.ts";
-import type { HostPort } from "./lib/net.ts";
-import { TcpDialer } from "./lib/transport/tcp.ts";
-import { TlsDialer } from "./lib/transport/tls.ts";
-import type { RelayDialer } from "./lib/transport/transport.ts";
+import {
+  parseRelayAddress,
+  proxyRoute,
+  type RelayPath,
+  relayPaths,
+} from "./lib/agent/relay_paths.ts";
+import type { RelayTrust } from "./lib/transport/tls.ts";
 
 const log = createLogger("agent");
 
-/** How to reach and trust the relay, from --fingerprint, --ca or --insecure (at most one). */
-async function relayDialer(
-  relay: HostPort,
-  flags: { fingerprint?: string; ca?: string; insecure: boolean },
-): Promise<RelayDialer> {
+/** The paths to the relay, from --relay and --proxy, trusted by --fingerprint, --ca or --insecure. */
+async function pathsToRelay(
+  flags: { relay: string; proxy?: string; fingerprint?: string; ca?: string; insecure: boolean },
+): Promise<RelayPath[]> {
   const chosen = [
     flags.fingerprint && "--fingerprint",
     flags.ca && "--ca",
@@ -44,24 +45,42 @@ async function relayDialer(
   ]
     .filter(Boolean);
   if (chosen.length > 1) throw new UsageError(`${chosen.join(" and ")} exclude each other`);
+  let address, proxy;
+  try {
+    address = parseRelayAddress(flags.relay);
+    proxy = proxyRoute(flags.proxy, address.relay);
+  } catch (error) {
+    throw new UsageError(`--relay: ${(error as Error).message}`);
+  }
+  if (address.plain && !flags.insecure) {
+    throw new UsageError(
+      "--relay ws:// is not encrypted: use wss://, or add --insecure to mean it",
+    );
+  }
   if (flags.insecure) {
+    if (address.transport === "websocket" && !address.plain) {
+      throw new UsageError("--insecure turns TLS off, so the relay is ws://HOST/PATH, not wss://");
+    }
     log.warn(
       "TLS is off (--insecure): traffic to the relay can be read and changed by anyone on the path",
     );
-    return new TcpDialer(relay);
+    return relayPaths({ address, proxy });
   }
+  return relayPaths({ address, proxy, trust: await relayTrust(flags) });
+}
+
+/** How the relay's certificate is checked: by --fingerprint, --ca, or the system's roots. */
+async function relayTrust(flags: { fingerprint?: string; ca?: string }): Promise<RelayTrust> {
   if (flags.fingerprint) {
     if (!/^([0-9a-f]{2}:?){31}[0-9a-f]{2}$/i.test(flags.fingerprint)) {
       throw new UsageError(
         `--fingerprint "${flags.fingerprint}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`,
       );
     }
-    return new TlsDialer(relay, { kind: "fingerprint", sha256: flags.fingerprint });
+    return { kind: "fingerprint", sha256: flags.fingerprint };
   }
-  if (flags.ca) {
-    return new TlsDialer(relay, { kind: "ca", pem: await readFlagFile(flags.ca, "--ca") });
-  }
-  return new TlsDialer(relay, { kind: "system" });
+  if (flags.ca) return { kind: "ca", pem: await readFlagFile(flags.ca, "--ca") };
+  return { kind: "system" };
 }
 
 Deno.exit(
@@ -70,7 +89,9 @@ Deno.exit(
     if (flags.help) return console.log(AGENT_HELP);
     if (flags.version) return console.log(`porthole agent ${VERSION}`);
     applyLogLevel(flags["log-level"]);
-    if (!flags.relay) throw new UsageError("--relay HOST:PORT is required");
+    if (!flags.relay) {
+      throw new UsageError("--relay ADDRESS is required (HOST:PORT or wss://HOST/PATH)");
+    }
     if (flags.service.length === 0) {
       throw new UsageError("at least one --service ID=HOST:PORT is required");
     }
@@ -82,7 +103,7 @@ Deno.exit(
     applyProxyProtocol(services, flags["proxy-protocol"]);
     applyHostNames(services, flags.host);
     const agent = startAgent({
-      dialer: await relayDialer(parseAddress(flags.relay, "--relay"), flags),
+      paths: await pathsToRelay({ ...flags, relay: flags.relay }),
       secret: await readSecret(flags["secret-file"]),
       id,
       services,

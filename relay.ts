@@ -13,6 +13,7 @@ import {
   parsePortRange,
   parseSeconds,
   parseServiceSpecs,
+  parseWebSocketPath,
   readFlagFile,
   runCommand,
   UsageError,
@@ -124,6 +125,7 @@ Deno.exit(
       transport: tls ? tlsTransport(tls) : plainTcp,
       config,
       listen: parseAddress(flags.listen, "--listen"),
+      webSocketPath: parseWebSocketPath(flags["websocket-path"]),
       // With agents listed in --config, a shared secret is optional.
       secret: config?.agents && !sharedSecretGiven
         ? undefined

@@ -3,13 +3,25 @@
 import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/agent.ts";
 import { COMMON_FLAGS, EXIT_REFUSED, EXIT_USAGE, VERSION } from "./cli.ts";
 import { flagHelp, type FlagTable } from "./flags.ts";
+import { WEBSOCKET_PATH } from "./transport/websocket.ts";
 
 /** Every flag of `agent`, in --help order. */
 export const AGENT_FLAGS = {
   relay: {
-    value: "HOST:PORT",
-    help: "The relay's agent port (required).",
-    example: "--relay relay.example.com:7835",
+    value: "ADDRESS",
+    help: "The relay's agent port (required): HOST:PORT tries TLS, then a WebSocket over TLS, " +
+      "on that port; tls://HOST:PORT only TLS; wss://HOST[:PORT][/PATH] only a WebSocket (port " +
+      `443, path ${WEBSOCKET_PATH} by default), for networks that pass only HTTPS.`,
+    example: "--relay wss://relay.example.com/porthole",
+  },
+  proxy: {
+    value: "URL",
+    defaultText: "$HTTPS_PROXY or $ALL_PROXY",
+    help: "Reach the relay through this proxy when the direct paths fail: " +
+      "http://[USER:PASSWORD@]HOST:PORT (CONNECT) or socks5://[USER:PASSWORD@]HOST:PORT (the " +
+      "proxy resolves the relay's name); none for no proxy. Without it, the environment's " +
+      "https_proxy, HTTPS_PROXY, all_proxy or ALL_PROXY is used, unless NO_PROXY names the relay.",
+    example: "--proxy http://alice:secret@proxy.corp:3128",
   },
   service: {
     value: "ID[@PORT]=HOST:PORT",
@@ -50,7 +62,9 @@ export const AGENT_FLAGS = {
     help: "Trust relay certificates signed by this CA (PEM).\nWithout --fingerprint or --ca, the " +
       "system's roots are trusted (for a relay with a real certificate).",
   },
-  insecure: { help: "Plain TCP to the relay: no encryption. The relay must use it too." },
+  insecure: {
+    help: "No TLS to the relay (plain TCP, or ws://): no encryption. The relay must use it too.",
+  },
   id: {
     value: "NAME",
     defaultText: "the host name",
@@ -77,7 +91,7 @@ export const AGENT_HELP = `porthole agent ${VERSION}: the private end of a porth
 Runs inside a private network, dials out to a porthole relay, and lets the relay's clients
 reach the services named here. Nothing needs to be open inbound.
 
-Usage: agent --relay HOST:PORT --service ID=HOST:PORT [flags]
+Usage: agent --relay ADDRESS --service ID=HOST:PORT [flags]
 
 Flags:
 ${flagHelp(AGENT_FLAGS)}

@@ -145,6 +145,16 @@ export function parseAddress(text: string, flag: string): HostPort {
   }
 }
 
+/** Checks `--websocket-path`: an absolute path, without query. */
+export function parseWebSocketPath(path: string): string {
+  if (!/^\/[^\s?#]*$/.test(path)) {
+    throw new UsageError(
+      `--websocket-path "${path}" must start with / (and hold no ?, # or spaces)`,
+    );
+  }
+  return path;
+}
+
 /** Parses `FIRST-LAST` as given to `--port-range`. */
 export function parsePortRange(text: string): PortRange {
   const range = text.includes("-") ? portRangeOf(text) : undefined;

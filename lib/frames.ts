@@ -17,8 +17,12 @@ export class FrameReader {
   #start = 0;
   #end = 0;
 
-  constructor(conn: Conn) {
+  /** Reads frames from `conn`; `prefix` holds bytes already read from it. */
+  constructor(conn: Conn, prefix: Uint8Array = new Uint8Array(0)) {
     this.#conn = conn;
+    if (prefix.length > this.#buffer.length) this.#buffer = new Uint8Array(prefix.length);
+    this.#buffer.set(prefix);
+    this.#end = prefix.length;
   }
 
   /** The next frame's payload, or null when the peer closed cleanly between frames. */

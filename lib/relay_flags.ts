@@ -1,5 +1,6 @@
 /** The relay's flags and its --help, from one table (see lib/flags.ts). */
 
+import { WEBSOCKET_PATH } from "./transport/websocket.ts";
 import { COMMON_FLAGS, VERSION } from "./cli.ts";
 import { flagHelp, type FlagTable } from "./flags.ts";
 import { HEARTBEAT_INTERVAL_MS } from "./protocol.ts";
@@ -10,8 +11,15 @@ export const RELAY_FLAGS = {
   listen: {
     value: "HOST:PORT",
     default: "0.0.0.0:7835",
-    help: "Where agents dial; control and data channels share this port.",
+    help: "Where agents dial; control and data channels share this port. Agents may also " +
+      "come as WebSocket upgrades here (wss://, or ws:// with --insecure): listen on 443 for " +
+      "networks that pass only HTTPS.",
     example: "--listen [::]:7835",
+  },
+  "websocket-path": {
+    value: "PATH",
+    default: WEBSOCKET_PATH,
+    help: "The path of agents' WebSocket upgrades on the agent port; other requests get 404.",
   },
   "secret-file": {
     value: "FILE",

@@ -8,6 +8,7 @@ import {
   parsePortRange,
   parseSeconds,
   parseServiceSpecs,
+  parseWebSocketPath,
 } from "../lib/cli.ts";
 import { type Flag, type FlagTable, HELP_LINE_WIDTH } from "../lib/flags.ts";
 import { V8_FLAGS } from "../lib/launch.ts";
@@ -95,6 +96,7 @@ Deno.test("the flag tables' defaults are values their flags accept", () => {
     "FIRST-LAST": parsePortRange,
     SECS: parseSeconds,
     LEVEL: applyLogLevel,
+    PATH: parseWebSocketPath,
   };
   for (const { name, flags } of PROGRAMS) {
     for (const [flag, spec] of Object.entries(flags) as [string, Flag][]) {

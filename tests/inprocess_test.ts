@@ -4,7 +4,8 @@ import { assertEquals } from "./assert.ts";
 import { echo, eventually, freePort, request, SECRET, startServer } from "./helpers.ts";
 import { startAgent } from "../lib/agent/agent.ts";
 import { startRelay } from "../lib/relay/relay.ts";
-import { plainTcp, TcpDialer } from "../lib/transport/tcp.ts";
+import { relayPaths } from "../lib/agent/relay_paths.ts";
+import { plainTcp } from "../lib/transport/tcp.ts";
 
 Deno.test("in-process: a relay and an agent from lib/ carry a connection and stop cleanly", async () => {
   await using service = startServer(echo);
@@ -16,7 +17,7 @@ Deno.test("in-process: a relay and an agent from lib/ carry a connection and sto
     portRange: { first: publicPort, last: publicPort },
   });
   const agent = startAgent({
-    dialer: new TcpDialer(relay.address),
+    paths: relayPaths({ address: { relay: relay.address } }),
     secret: SECRET,
     id: "in-process",
     services: new Map([["echo", { target: { hostname: "127.0.0.1", port: service.port } }]]),
@@ -33,6 +34,10 @@ Deno.test("in-process: a relay and an agent from lib/ carry a connection and sto
     await agent.done;
     await relay.shutdown(1_000);
   }
-  assertEquals(agent.stats(), { relay: "disconnected", connections: 0 });
+  assertEquals(agent.stats(), {
+    relay: "disconnected",
+    path: "plain TCP, direct",
+    connections: 0,
+  });
   assertEquals(relay.stats().agents, 0);
 });

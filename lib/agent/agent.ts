@@ -2,13 +2,14 @@
  * The agent: keeps one control channel to the relay (lib/agent/session.ts), reconnecting with
  * exponential backoff and jitter whenever it is lost, and serves the clients the relay announces
  * (lib/agent/serve.ts). It only ever dials out, and only to the relay and the services its own
- * configuration names.
+ * configuration names. Of the paths to the relay (lib/agent/relay_paths.ts), it uses the best
+ * one that completes the handshake (lib/agent/path_choice.ts), for data channels too.
  *
  * @example
  * ```ts
- * import { TcpDialer } from "../transport/tcp.ts";
+ * import { relayPaths } from "./relay_paths.ts";
  * const agent = startAgent({
- *   dialer: new TcpDialer({ hostname: "127.0.0.1", port: 7835 }),
+ *   paths: relayPaths({ address: { relay: { hostname: "127.0.0.1", port: 7835 } } }),
  *   secret: "a-secret-of-16-characters-or-more",
  *   id: "office",
  *   services: new Map([["web", { target: { hostname: "127.0.0.1", port: 3000 } }]]),
@@ -21,7 +22,8 @@
 import { Backoff } from "../backoff.ts";
 import { drain, OpenConnections, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
 import { createLogger } from "../log.ts";
-import type { RelayDialer } from "../transport/transport.ts";
+import { PathChoice } from "./path_choice.ts";
+import type { RelayPath } from "./relay_paths.ts";
 import type { AgentService } from "./serve.ts";
 import { AgentFatalError, runSession } from "./session.ts";
 
@@ -34,8 +36,8 @@ export const RECONNECT_MAX_MS = 10_000;
 
 /** What an agent is started with. */
 export interface AgentOptions {
-  /** Opens connections to the relay's agent port, over the transport chosen. */
-  dialer: RelayDialer;
+  /** The ways to reach the relay's agent port, best first (lib/agent/relay_paths.ts). */
+  paths: RelayPath[];
   /** The shared secret. */
   secret: string;
   /** This agent's id, unique among the relay's agents. */
@@ -59,6 +61,8 @@ export interface AgentOptions {
 export interface AgentStats {
   /** Whether the control channel to the relay is up. */
   relay: "connected" | "disconnected";
+  /** The path to the relay in use or last used, e.g. "TLS, direct". */
+  path?: string;
   /** Open service and data connections. */
   connections: number;
 }
@@ -86,9 +90,14 @@ export function startAgent(options: AgentOptions): Agent {
   const open = new OpenConnections(); // service and data connections, which outlive a session
   const stopping = new AbortController();
   let connected = false;
-  const done = run(options, open, stopping.signal, (up) => connected = up);
+  const choice = new PathChoice(options.paths);
+  const done = run(options, choice, open, stopping.signal, (up) => connected = up);
   return {
-    stats: () => ({ relay: connected ? "connected" : "disconnected", connections: open.size }),
+    stats: () => ({
+      relay: connected ? "connected" : "disconnected",
+      ...(choice.chosen ? { path: choice.chosen.name } : {}),
+      connections: open.size,
+    }),
     shutdown: () => stopping.abort(),
     done,
   };
@@ -97,6 +106,7 @@ export function startAgent(options: AgentOptions): Agent {
 /** Sessions one after another until `signal` aborts, then the drain. */
 async function run(
   options: AgentOptions,
+  choice: PathChoice,
   open: OpenConnections,
   signal: AbortSignal,
   onConnected: (connected: boolean) => void,
@@ -107,7 +117,9 @@ async function run(
     while (!signal.aborted) {
       let ended;
       try {
-        ended = await runSession(session);
+        ended = await choice.attempt((path, onEstablished) =>
+          runSession({ ...session, dialer: path.dialer, path: path.name, onEstablished })
+        );
       } catch (error) {
         if (!(error instanceof AgentFatalError) || options.retryRefusedMs === undefined) {
           throw error;

@@ -23,17 +23,30 @@ import {
   ProtocolError,
   type RelayMessage,
 } from "../protocol.ts";
-import { type RelayDialer, UntrustedRelayError } from "../transport/transport.ts";
+import { type RelayDialer, RouteError, UntrustedRelayError } from "../transport/transport.ts";
 import { type AgentService, DIAL_TIMEOUT_MS, serveClient, type ServeContext } from "./serve.ts";
 
 /** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
 export class AgentFatalError extends Error {
   override name = "AgentFatalError";
+  /**
+   * True when the problem may be the path's rather than the relay's (a certificate not trusted,
+   * nonsense instead of frames: something in between), so another path may still work.
+   */
+  readonly ofPath: boolean;
+
+  constructor(message: string, ofPath = false) {
+    super(message);
+    this.ofPath = ofPath;
+  }
 }
 
 /** What a session is run with. */
 export interface SessionOptions {
+  /** Opens the control channel, and the data channels of its clients. */
   dialer: RelayDialer;
+  /** The path the dialer takes, for logs ("TLS, direct"). */
+  path: string;
   secret: string;
   agentId: string;
   services: ReadonlyMap<string, AgentService>;
@@ -43,12 +56,16 @@ export interface SessionOptions {
   signal: AbortSignal;
   /** Called with true once the session is established, and with false when it ends. */
   onConnected(connected: boolean): void;
+  /** Called once the session is established, before `onConnected`. */
+  onEstablished?(): void;
 }
 
 /** How a session ended: why, and whether it had been established (which resets the backoff). */
 export interface SessionEnd {
   reason: string;
   established: boolean;
+  /** True when the route could not open a connection at all (the relay or proxy unreachable). */
+  unreachable?: boolean;
 }
 
 type Channel = ControlChannel<RelayMessage>;
@@ -62,10 +79,13 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
   try {
     conn = await options.dialer.dial(DIAL_TIMEOUT_MS);
   } catch (error) {
-    if (error instanceof UntrustedRelayError) throw new AgentFatalError(error.message);
+    if (error instanceof UntrustedRelayError || error instanceof ProtocolError) {
+      throw new AgentFatalError(error.message, true);
+    }
     return {
       reason: `cannot reach the relay at ${relayName}: ${describeError(error)}`,
       established: false,
+      unreachable: error instanceof RouteError,
     };
   }
   const channel: Channel = new ControlChannel(conn, decodeRelayMessage);
@@ -80,8 +100,11 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
       `the handshake with the relay at ${relayName}`,
     );
     established = true;
+    options.onEstablished?.();
     options.onConnected(true);
-    log.info(`connected to the relay at ${relayName} as agent ${options.agentId}`);
+    log.info(
+      `connected to the relay at ${relayName} (${options.path}) as agent ${options.agentId}`,
+    );
     channel.startHeartbeat(
       welcome.heartbeatMs,
       (silentMs) =>
@@ -110,7 +133,9 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     if (error instanceof ProtocolError) {
       channel.send({ type: "error", message: error.message });
       // Nonsense before the handshake completes is not a glitch: the address or setup is wrong.
-      if (!established) throw new AgentFatalError(`the relay at ${relayName}: ${error.message}`);
+      if (!established) {
+        throw new AgentFatalError(`the relay at ${relayName}: ${error.message}`, true);
+      }
     }
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {

@@ -1,7 +1,7 @@
 /**
  * The relay's agent port: one listener, on whatever transport, for agents' control and data
- * channels (C1, C3 in docs/flow.md). It caps the connections still in their handshake, reads the
- * first frame within the handshake deadline, checks its protocol version, and hands a `hello` to
+ * channels (C1, C3 in docs/flow.md), as porthole frames or inside WebSocket upgrades. It caps the
+ * connections still in their handshake, reads the first frame within the handshake deadline, checks its protocol version, and hands a `hello` to
  * the control side and a `data` frame to the data side. Whatever fails is answered with an error
  * frame where possible, closed, and logged at most once a minute per address and kind.
  */
@@ -26,9 +26,10 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from "../protocol.ts";
-import { FrameReader } from "../frames.ts";
+import type { FrameReader } from "../frames.ts";
 import { LogThrottle } from "../throttle.ts";
 import type { AgentTransport } from "../transport/transport.ts";
+import { openChannel } from "../transport/websocket.ts";
 import type { Limits } from "./config.ts";
 
 /** What the agent port hands a connection to, once its first frame says what it is. */
@@ -53,6 +54,8 @@ export interface AgentPortHandlers {
 export interface AgentPortOptions {
   transport: AgentTransport;
   address: HostPort;
+  /** The path agents' WebSocket upgrades must ask for (lib/transport/websocket.ts). */
+  webSocketPath: string;
   /** The limits in force (they change on reload). */
   limits: () => Limits;
   open: OpenConnections;
@@ -135,24 +138,45 @@ export class AgentPort {
       counted = false;
     };
     this.#options.open.track(conn, authenticated);
-    this.#dispatch(conn, authenticated).catch((error) => {
+    this.#open(conn, authenticated).catch((error) => {
       const why = describeError(error) + this.#options.transport.hint(error);
       this.#warn(conn, "failed", (from) => `agent connection from ${from}: ${why}`);
       this.#options.open.release(conn);
     });
   }
 
+  /** Opens the channel (a WebSocket's, if it asks for one) within the handshake deadline. */
+  async #open(raw: Conn, authenticated: () => void): Promise<void> {
+    const { open, limits, webSocketPath } = this.#options;
+    const until = Date.now() + limits().handshakeTimeoutMs;
+    const channel = await deadline(
+      openChannel(raw, webSocketPath),
+      until - Date.now(),
+      raw,
+      "the opening",
+    );
+    if (!channel) return open.release(raw);
+    if (channel.conn !== raw) {
+      open.forget(raw);
+      open.track(channel.conn, authenticated);
+    }
+    const timeoutMs = Math.max(1, until - Date.now());
+    await this.#dispatch(channel.conn, channel.reader, authenticated, timeoutMs).catch((error) => {
+      open.release(channel.conn);
+      throw error;
+    });
+  }
+
   /** First frame decides: `hello` opens a control channel, `data` a data channel. */
-  async #dispatch(conn: Conn, authenticated: () => void): Promise<void> {
-    const reader = new FrameReader(conn);
+  async #dispatch(
+    conn: Conn,
+    reader: FrameReader,
+    authenticated: () => void,
+    timeoutMs: number,
+  ): Promise<void> {
     let message;
     try {
-      const first = await deadline(
-        reader.next(),
-        this.#options.limits().handshakeTimeoutMs,
-        conn,
-        "the opening frame",
-      );
+      const first = await deadline(reader.next(), timeoutMs, conn, "the opening frame");
       if (first === null) return this.#options.open.release(conn);
       message = decodeAgentMessage(first);
     } catch (error) {

@@ -29,6 +29,7 @@ import { formatHostPort, type HostPort, type PortRange } from "../net.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../protocol.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";
 import type { AgentTransport } from "../transport/transport.ts";
+import { WEBSOCKET_PATH } from "../transport/websocket.ts";
 import { AccessControl } from "./access.ts";
 import { Admission } from "./admission.ts";
 import { AgentPort } from "./agent_port.ts";
@@ -44,6 +45,8 @@ export interface RelayOptions {
   transport: AgentTransport;
   /** Where agents dial, for both control and data channels. */
   listen: HostPort;
+  /** The path of agents' WebSocket upgrades on the agent port (default `/porthole`). */
+  webSocketPath?: string;
   /** The shared secret of agents not listed in `config.agents` (needed when it lists none). */
   secret?: string;
   /** Agents, access rules and limits (`--config`); replaceable later with `reload`. */
@@ -141,6 +144,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     agentPort = await AgentPort.open({
       transport: options.transport,
       address: options.listen,
+      webSocketPath: options.webSocketPath ?? WEBSOCKET_PATH,
       limits: () => config.limits,
       open,
       onAcceptError,

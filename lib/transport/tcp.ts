@@ -4,8 +4,8 @@
  * that one side runs with `--insecure`.
  */
 
-import { type Conn, dial, type HostPort, type Listener } from "../net.ts";
-import type { AgentTransport, RelayDialer } from "./transport.ts";
+import type { Conn, HostPort, Listener } from "../net.ts";
+import { type AgentTransport, direct, type RelayDialer, type Route } from "./transport.ts";
 
 /** The relay's agent port over plain TCP. */
 export const plainTcp: AgentTransport = {
@@ -15,16 +15,18 @@ export const plainTcp: AgentTransport = {
   hint: () => "",
 };
 
-/** Dials the relay over plain TCP. */
+/** Dials the relay over plain TCP, by `route`. */
 export class TcpDialer implements RelayDialer {
   readonly relay: HostPort;
+  #route: Route;
 
-  constructor(relay: HostPort) {
+  constructor(relay: HostPort, route: Route = direct) {
     this.relay = relay;
+    this.#route = route;
   }
 
   /** A TCP connection to the relay, failing after `timeoutMs`. */
   dial(timeoutMs: number): Promise<Conn> {
-    return dial(this.relay, timeoutMs);
+    return this.#route.open(this.relay, timeoutMs);
   }
 }

@@ -4,13 +4,21 @@
  * trusts the relay by pinned SHA-256 fingerprint, by a CA file, or by the system's roots.
  */
 
+import { isIP } from "node:net";
+import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { createLogger } from "../log.ts";
-import { closeQuietly, type Conn, deadline, dial, formatHostPort, type HostPort } from "../net.ts";
+import { closeQuietly, type Conn, deadline, formatHostPort, type HostPort } from "../net.ts";
 import { tlsProblem } from "../tls_errors.ts";
 import { type CertifiedKey, fingerprintOf, normalizeFingerprint, toPem } from "./certificate.ts";
 import { canCollectYoungGeneration, listenTls } from "./node_tls.ts";
-import { type AgentTransport, type RelayDialer, UntrustedRelayError } from "./transport.ts";
+import {
+  type AgentTransport,
+  direct,
+  type RelayDialer,
+  type Route,
+  UntrustedRelayError,
+} from "./transport.ts";
 
 /** Silence allowed while fetching a pinned relay's certificate. */
 export const FETCH_CERT_TIMEOUT_MS = 5_000;
@@ -42,18 +50,20 @@ export function tlsTransport(certified: CertifiedKey): AgentTransport {
 }
 
 /**
- * Opens TLS connections to the relay as `trust` requires. With a pinned fingerprint, the relay's
- * certificate is fetched once, checked against the pin, and from then on used as the only root
- * the connection may chain to.
+ * Opens TLS connections to the relay as `trust` requires, over TCP connections `route` opens.
+ * With a pinned fingerprint, the relay's certificate is fetched once (by the same route), checked
+ * against the pin, and from then on used as the only root the connection may chain to.
  */
 export class TlsDialer implements RelayDialer {
   readonly relay: HostPort;
   #trust: RelayTrust;
+  #route: Route;
   #pinnedPem?: string;
 
-  constructor(relay: HostPort, trust: RelayTrust) {
+  constructor(relay: HostPort, trust: RelayTrust, route: Route = direct) {
     this.relay = relay;
     this.#trust = trust;
+    this.#route = route;
   }
 
   /** A TLS connection to the relay, failing after `timeoutMs`. */
@@ -65,7 +75,7 @@ export class TlsDialer implements RelayDialer {
       options.caCerts = [this.#pinnedPem];
       options.unsafelyDisableHostnameVerification = true; // the pin is the identity
     }
-    const conn = await Deno.startTls(await dial(this.relay, timeoutMs), options);
+    const conn = await Deno.startTls(await this.#route.open(this.relay, timeoutMs), options);
     try {
       await deadline(conn.handshake(), timeoutMs, conn, "the TLS handshake");
     } catch (error) {
@@ -77,18 +87,20 @@ export class TlsDialer implements RelayDialer {
 
   /** Fetches the relay's certificate without trusting it, and keeps it only if it matches. */
   async #fetchPinned(expected: string): Promise<string> {
+    const tcp = await this.#route.open(this.relay, FETCH_CERT_TIMEOUT_MS);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const der = await new Promise<Uint8Array>((resolve, reject) => {
       const socket = tls.connect({
-        host: this.relay.hostname,
-        port: this.relay.port,
+        socket: Duplex.fromWeb({ readable: tcp.readable, writable: tcp.writable }),
+        ...(isIP(this.relay.hostname) ? {} : { servername: this.relay.hostname }),
         rejectUnauthorized: false,
       }, () => {
         resolve(new Uint8Array(socket.getPeerCertificate().raw));
         socket.end(); // with close_notify, so the relay sees a clean close
       });
       socket.on("error", (error) => reject(this.#explain(error)));
-      socket.setTimeout(FETCH_CERT_TIMEOUT_MS, () => socket.destroy(new Error("timed out")));
-    });
+      timer = setTimeout(() => socket.destroy(new Error("timed out")), FETCH_CERT_TIMEOUT_MS);
+    }).finally(() => clearTimeout(timer));
     const pem = toPem(der, "CERTIFICATE");
     const actual = fingerprintOf(pem);
     if (normalizeFingerprint(actual) !== normalizeFingerprint(expected)) {

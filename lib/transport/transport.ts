@@ -5,11 +5,14 @@
  * whose contract (half-close included) is written down on that type in `lib/net.ts`; nothing
  * else of a transport shows through to the relay or the agent.
  *
+ * The agent's dialers are layered: a {@link Route} opens a TCP connection to the relay (directly,
+ * or through an HTTP or SOCKS5 proxy), TLS may run over it, and a WebSocket over that.
+ *
  * A new transport is one file beside `tcp.ts` and `tls.ts`, and one line where the entry script
  * picks it.
  */
 
-import type { Conn, HostPort, Listener } from "../net.ts";
+import { type Conn, describeError, dial, type HostPort, type Listener } from "../net.ts";
 
 /** How the relay accepts agents' control and data channels (C1, C3) on its agent port. */
 export interface AgentTransport {
@@ -34,6 +37,31 @@ export interface RelayDialer {
    */
   dial(timeoutMs: number): Promise<Conn>;
 }
+
+/** How the agent's TCP connections reach an address: directly, or through a proxy. */
+export interface Route {
+  /** For logs: "direct", "via HTTP proxy proxy.corp:3128". */
+  readonly name: string;
+  /**
+   * A TCP connection to `to`, failing after `timeoutMs`; rejects with {@link RouteError} when it
+   * cannot be opened (so nothing else need be tried over this route for now).
+   */
+  open(to: HostPort, timeoutMs: number): Promise<Deno.TcpConn>;
+}
+
+/** Thrown by a {@link Route} that could not open a connection (unreachable, or refused by a proxy). */
+export class RouteError extends Error {
+  override name = "RouteError";
+}
+
+/** Straight to the address. */
+export const direct: Route = {
+  name: "direct",
+  open: (to, timeoutMs) =>
+    dial(to, timeoutMs).catch((error) => {
+      throw new RouteError(describeError(error));
+    }),
+};
 
 /** Thrown by a {@link RelayDialer} when the relay is not the one the agent trusts. */
 export class UntrustedRelayError extends Error {
