@@ -17,10 +17,11 @@ export const AGENT_FLAGS = {
   proxy: {
     value: "URL",
     defaultText: "$HTTPS_PROXY or $ALL_PROXY",
-    help: "Reach the relay through this proxy when the direct paths fail: " +
-      "http://[USER:PASSWORD@]HOST:PORT (CONNECT) or socks5://[USER:PASSWORD@]HOST:PORT (the " +
-      "proxy resolves the relay's name); none for no proxy. Without it, the environment's " +
-      "https_proxy, HTTPS_PROXY, all_proxy or ALL_PROXY is used, unless NO_PROXY names the relay.",
+    help: "Reach the relay through this proxy (with a WebSocket, which carries half-closes " +
+      "that proxies drop) when the direct paths fail: http://[USER:PASSWORD@]HOST:PORT " +
+      "(CONNECT) or socks5://[USER:PASSWORD@]HOST:PORT (the proxy resolves the relay's name); " +
+      "none for no proxy. Without it, the environment's https_proxy, HTTPS_PROXY, all_proxy or " +
+      "ALL_PROXY is used, unless NO_PROXY names the relay.",
     example: "--proxy http://alice:secret@proxy.corp:3128",
   },
   service: {

@@ -3,6 +3,7 @@
  * for what they announce (never a fixed sleep), and small in-process servers and clients.
  */
 
+import { NO_PROXY_VARIABLES, PROXY_VARIABLES } from "../lib/agent/relay_paths.ts";
 import { denoRunArgs } from "../lib/launch.ts";
 import { createHash } from "node:crypto";
 import { assert } from "./assert.ts";
@@ -29,16 +30,25 @@ export class Proc {
   #waiters = new Set<() => void>();
   #drained: Promise<void>;
 
-  /** `runArgs`: the `deno` arguments before the script's own, by default as lib/launch.ts has them. */
+  /**
+   * `runArgs`: the `deno` arguments before the script's own, by default as lib/launch.ts has them;
+   * `wrap`: a command that runs deno (such as `ip netns exec NS`). No proxy variable of the test's
+   * environment reaches the process unless `env` sets it.
+   */
   constructor(
     script: "relay" | "agent",
     args: string[],
     env: Record<string, string> = {},
     runArgs = denoRunArgs(script),
+    wrap: string[] = [],
   ) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: [...runArgs, ...args],
-      env: { PORTHOLE_SECRET: SECRET, NO_COLOR: "1", ...env },
+    const command = [...wrap, Deno.execPath(), ...runArgs, ...args];
+    const noProxy = Object.fromEntries(
+      [...PROXY_VARIABLES, ...NO_PROXY_VARIABLES].map((name) => [name, ""]),
+    );
+    this.#child = new Deno.Command(command[0], {
+      args: command.slice(1),
+      env: { PORTHOLE_SECRET: SECRET, NO_COLOR: "1", ...noProxy, ...env },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -15,6 +15,7 @@ import {
 import { writeAll } from "../lib/net.ts";
 import { denoRunArgs } from "../lib/launch.ts";
 import { Shim } from "./faults.ts";
+import { makeCa } from "./certs.ts";
 
 /** An agent expected to stop at once; returns its exit code and output. */
 async function agentOutcome(relayPort: number, args: string[]) {
@@ -26,66 +27,6 @@ async function agentOutcome(relayPort: number, args: string[]) {
     ...args,
   ]);
   return { code: (await agent.status).code, output: agent.output };
-}
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const result = await new Deno.Command("openssl", { args, cwd, stderr: "piped" }).output();
-  assert(result.success, new TextDecoder().decode(result.stderr));
-}
-
-/** A CA and a relay certificate it signed for 127.0.0.1, in a fresh directory. */
-async function makeCa(): Promise<string> {
-  const dir = tempStateDir();
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await openssl([
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=test CA",
-  ], dir);
-  await openssl(
-    ["req", ...ec, "-keyout", "relay.key", "-out", "relay.csr", "-subj", "/CN=relay"],
-    dir,
-  );
-  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    "relay.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "relay.pem",
-    "-days",
-    "2",
-    "-extfile",
-    "ext.cnf",
-  ], dir);
-  await openssl([
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "other.key",
-    "-out",
-    "other.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=other CA",
-  ], dir);
-  return dir;
 }
 
 Deno.test("the relay makes its certificate once, keeps the key private, and reuses it", async () => {

@@ -146,8 +146,13 @@ export interface PathOptions {
 }
 
 /**
- * Every path to try, best first: each transport direct, then each through the proxy. TLS is
- * tried before WebSocket; `--insecure` makes them plain TCP and `ws://`.
+ * Every path to try, best first: each transport direct, then the WebSocket through the proxy.
+ * TLS is tried before WebSocket; `--insecure` makes them plain TCP and `ws://`.
+ *
+ * Through a proxy, only the WebSocket: proxies do not pass a TCP half-close (squid and microsocks
+ * close the tunnel both ways on the first FIN, and bytes still on their way the other way are
+ * lost), and the WebSocket carries porthole's half-close inside, ending TCP only once both
+ * directions are done.
  */
 export function relayPaths({ address, trust, proxy }: PathOptions): RelayPath[] {
   const { relay } = address;
@@ -158,15 +163,17 @@ export function relayPaths({ address, trust, proxy }: PathOptions): RelayPath[] 
     : ["tls", "websocket"];
   const routes = proxy ? [direct, proxy] : [direct];
   return routes.flatMap((route) =>
-    transports.map((transport) => {
-      const base = trust ? new TlsDialer(relay, trust, route) : new TcpDialer(relay, route);
-      const layer = trust ? "TLS" : "plain TCP";
-      if (transport === "tls") return { name: `${layer}, ${route.name}`, route, dialer: base };
-      return {
-        name: `WebSocket over ${layer}, ${route.name}`,
-        route,
-        dialer: new WebSocketDialer(base, address.path ?? WEBSOCKET_PATH),
-      };
-    })
+    transports.filter((transport) => route === direct || transport === "websocket").map(
+      (transport) => {
+        const base = trust ? new TlsDialer(relay, trust, route) : new TcpDialer(relay, route);
+        const layer = trust ? "TLS" : "plain TCP";
+        if (transport === "tls") return { name: `${layer}, ${route.name}`, route, dialer: base };
+        return {
+          name: `WebSocket over ${layer}, ${route.name}`,
+          route,
+          dialer: new WebSocketDialer(base, address.path ?? WEBSOCKET_PATH),
+        };
+      },
+    )
   );
 }
