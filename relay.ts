@@ -75,6 +75,7 @@ async function namedFronts(flags: {
   https?: string;
   "https-cert": string[];
   "https-key": string[];
+  "https-agents": string[];
   domain?: string;
   proxy?: string;
 }) {
@@ -88,13 +89,20 @@ async function namedFronts(flags: {
       "--https goes with --https-cert and --https-key, one key for each certificate",
     );
   }
+  if (flags["https-agents"].length > 0 && !flags.https) {
+    throw new UsageError("--https-agents shares the --https port with agents: it needs --https");
+  }
   const at = (value: string | undefined, flag: string) =>
     value === undefined ? undefined : { listen: parseAddress(value, flag) };
   const https = at(flags.https, "--https");
   return {
     domain: flags.domain?.toLowerCase(),
     http: at(flags.http, "--http"),
-    https: https && { ...https, certificates: await httpsCertificates(flags) },
+    https: https && {
+      ...https,
+      certificates: await httpsCertificates(flags),
+      agentNames: flags["https-agents"],
+    },
     proxy: at(flags.proxy, "--proxy"),
   };
 }

@@ -27,6 +27,21 @@ export type Conn = Pick<
   "read" | "write" | "closeWrite" | "close" | "localAddr" | "remoteAddr"
 >;
 
+/**
+ * `conn` as seen from `peer`: a connection handed on over loopback, named by the client that
+ * really opened it (for logs and limits).
+ */
+export function withPeer(conn: Conn, peer: Deno.NetAddr): Conn {
+  return {
+    read: (buffer) => conn.read(buffer),
+    write: (data) => conn.write(data),
+    closeWrite: () => conn.closeWrite(),
+    close: () => conn.close(),
+    localAddr: conn.localAddr,
+    remoteAddr: peer,
+  };
+}
+
 /** The part of a listener porthole uses. */
 export interface Listener<C extends Conn = Conn> {
   readonly addr: Deno.Addr;

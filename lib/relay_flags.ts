@@ -94,6 +94,14 @@ export const RELAY_FLAGS = {
       "re-read on SIGHUP.",
   },
   "https-key": { value: "FILE", repeats: true },
+  "https-agents": {
+    value: "NAME",
+    repeats: true,
+    help: "Agents whose TLS server name is NAME (the relay's own, e.g. relay.example.com) may " +
+      "share the --https port with browsers: they are handed on to the agent port, whose " +
+      "certificate answers them (repeatable). For networks that pass only port 443.",
+    example: "--https-agents relay.example.com",
+  },
   domain: {
     value: "NAME",
     help: "The domain whose names the HTTP and HTTPS fronts route: ID.NAME reaches service ID " +

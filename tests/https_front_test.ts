@@ -179,3 +179,36 @@ Deno.test("HTTPS front: flags that do not go together are refused at start (exit
     assertMatch(relay.output, message);
   }
 });
+
+Deno.test("HTTPS front: agents share its port by the relay's own name, over TLS or WebSocket", async () => {
+  const dir = tempStateDir();
+  await certificateFor(dir, "wildcard", `*.${DOMAIN}`);
+  await using nginx = await startNginx(SAYS_WEB);
+  await using relay = await startRelayProcess([
+    ...["--https", "127.0.0.1:0", "--domain", DOMAIN, "--https-agents", "localhost"],
+    ...["--https-cert", `${dir}/wildcard.pem`, "--https-key", `${dir}/wildcard.key`],
+  ]);
+  const [, port] = await relay.waitFor(/listening for HTTPS clients on .*:(\d+) /);
+  for (const relayAt of [`wss://localhost:${port}/porthole`, `tls://localhost:${port}`]) {
+    const id = relayAt.split(":")[0];
+    const from = relay.lines.length;
+    await using agent = await startAgentProcess(relay, {}, [
+      ...["--relay", relayAt, "--id", id, "--service", `web=http://127.0.0.1:${nginx.port}`],
+    ]);
+    await agent.waitFor(/service web is also reachable at https:\/\/web\./);
+    const [, agentFrom] = await relay.waitFor(new RegExp(`agent ${id} connected from (\\S+)`), {
+      from,
+    });
+    const web = await run("curl", [
+      ...["-sS", "--cacert", `${dir}/wildcard.pem`],
+      ...["--resolve", `web.${DOMAIN}:${port}:127.0.0.1`, `https://web.${DOMAIN}:${port}/`],
+    ]);
+    assertEquals([web.code, web.out], [0, "web\n"], `browsers still get the web: ${web.err}`);
+    const toFront = await run("ss", ["-tnH", "state", "established", "dst", `127.0.0.1:${port}`]);
+    const agentEnds = toFront.out.split("\n").map((line) => line.trim().split(/\s+/)[2]);
+    assert(
+      agentEnds.includes(agentFrom),
+      `the agent's own address is logged, not the loopback hop's: ${agentFrom} in ${agentEnds}`,
+    );
+  }
+});

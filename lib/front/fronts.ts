@@ -9,7 +9,7 @@ import type { CertifiedKey } from "../transport/certificate.ts";
 import type { Front, FrontContext } from "./front.ts";
 import { HttpFront } from "./http.ts";
 import { CertificateFiles } from "./certificates.ts";
-import { HttpsFront } from "./https.ts";
+import { HttpsFront, type HttpsFrontOptions } from "./https.ts";
 import { PortFront, type PortFrontOptions } from "./ports.ts";
 import { ProxyFront } from "./proxy.ts";
 import { RealClients } from "./real_client.ts";
@@ -21,8 +21,11 @@ export interface FrontsOptions {
   domain?: string;
   /** `--http`: HTTP services by host name on one port (needs the domain). */
   http?: { listen: HostPort };
-  /** `--https`: TLS by server name, terminated with `certificates` or passed through. */
-  https?: { listen: HostPort; certificates: CertifiedKey[] };
+  /**
+   * `--https`: TLS by server name, terminated with `certificates` or passed through; `agents`:
+   * the relay's own names, handed on to the agent port (`--https-agents`).
+   */
+  https?: { listen: HostPort; certificates: CertifiedKey[]; agents?: HttpsFrontOptions["agents"] };
   /** `--proxy`: SOCKS5 and HTTP CONNECT, the target naming the service. */
   proxy?: { listen: HostPort };
   /** `--proxy-protocol-from`: load balancers whose PROXY headers name the real client. */

@@ -8,11 +8,22 @@
  *   (lib/front/certificates.ts) and routed by Host like the HTTP front: an `http://` service
  *   gets HTTPS for free. Termination runs on a TLS listener of the relay's own on loopback, one
  *   per certificate, which the front hands such a client to, remembering the client's address.
+ * - The relay's own names for agents (`--https-agents`) are handed on, ClientHello first, to the
+ *   agent port over loopback, where the relay's own certificate answers: agents in networks that
+ *   pass only port 443 share it with browsers.
  * - No server name, one outside the domain, or one no certificate covers: the connection is
  *   closed.
  */
 
-import { acceptEach, closeQuietly, type Conn, type HostPort, listenTcp, writeAll } from "../net.ts";
+import {
+  acceptEach,
+  closeQuietly,
+  type Conn,
+  type HostPort,
+  isUnspecified,
+  listenTcp,
+  writeAll,
+} from "../net.ts";
 import { splice } from "../splice.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";
 import { listenTls, type TlsListener } from "../transport/node_tls.ts";
@@ -32,6 +43,8 @@ export interface HttpsFrontOptions {
   certificates: CertificateProvider;
   /** Time a client has to send its ClientHello, and then its request head. */
   timeoutMs?: number;
+  /** Server names that are the relay's own, for agents, and where the agent port listens. */
+  agents?: { names: string[]; port: () => HostPort };
 }
 
 /** Services by TLS server name on one shared port. */
@@ -49,6 +62,9 @@ export class HttpsFront implements Front {
   #passthrough: HostNames;
   /** Port of the front's end of a connection to the terminator → the client it carries. */
   #clients = new Map<number, Deno.NetAddr>();
+  /** The same for connections handed on to the agent port. */
+  #agents = new Map<number, Deno.NetAddr>();
+  #agentNames: Set<string>;
   #passedThrough = new WeakSet<Arrival>();
 
   private constructor(
@@ -62,6 +78,7 @@ export class HttpsFront implements Front {
     this.#context = context;
     this.#web = new HostNames({ domain: options.domain, kind: "http" });
     this.#passthrough = new HostNames({ domain: options.domain, kind: "tls" });
+    this.#agentNames = new Set(options.agents?.names.map((name) => name.toLowerCase()));
     this.address = { hostname: options.listen.hostname, port: listener.addr.port };
     acceptEach(listener, (conn) => this.#route(conn), context.onAcceptError);
   }
@@ -69,6 +86,18 @@ export class HttpsFront implements Front {
   /** Listens on `options.listen`; throws if it cannot. */
   static open(options: HttpsFrontOptions, context: FrontContext): HttpsFront {
     return new HttpsFront(listenTcp(options.listen, "HTTPS clients"), options, context);
+  }
+
+  /**
+   * The agent that opened `conn`, a connection the agent port accepted, if this front handed it
+   * on; looked up once, after its first bytes (by then the front has noted it).
+   */
+  agentOf(conn: Conn): Deno.NetAddr | undefined {
+    const { hostname, port } = conn.remoteAddr as Deno.NetAddr;
+    if (hostname !== "127.0.0.1" && hostname !== "::1") return undefined;
+    const agent = this.#agents.get(port);
+    this.#agents.delete(port);
+    return agent;
   }
 
   /** Terminates with `certificates` from now on (SIGHUP); connections up now keep theirs. */
@@ -126,6 +155,9 @@ export class HttpsFront implements Front {
     const hello = await readClientHello(conn, this.#options.timeoutMs ?? HEAD_TIMEOUT_MS);
     const name = hello.kind === "hello" ? hello.serverName : undefined;
     if (hello.kind !== "hello" || name === undefined) return closeQuietly(conn);
+    if (this.#agentNames.has(name) && this.#options.agents) {
+      return this.#handOn(conn, client, hello.bytes, this.#options.agents.port(), this.#agents);
+    }
     const service = this.#passthrough.serviceAt(name);
     if (service !== undefined) {
       const arrival = { service, conn, client, head: hello.bytes, front: this };
@@ -135,34 +167,39 @@ export class HttpsFront implements Front {
     const ours = name.endsWith(`.${this.#options.domain}`) || this.#web.serviceAt(name);
     const certificate = ours ? this.#certificates.certificateFor(name) : undefined;
     if (!certificate) return closeQuietly(conn);
-    await this.#terminate(conn, client, hello.bytes, certificate);
+    const to = await this.#terminatorFor(certificate).then((listener) => listener.addr, () => null);
+    if (!to) return closeQuietly(conn);
+    await this.#handOn(conn, client, hello.bytes, to as Deno.NetAddr, this.#clients);
   }
 
-  /** Hands a client to the terminator: the ClientHello first, then everything both ways. */
-  async #terminate(
+  /**
+   * Hands a client on over loopback to `to` (the terminator, or the agent port), noting in
+   * `clients` whose it is: the ClientHello first, then everything both ways.
+   */
+  async #handOn(
     conn: Deno.TcpConn,
     client: Deno.NetAddr,
     hello: Uint8Array,
-    certificate: CertifiedKey,
+    to: HostPort,
+    clients: Map<number, Deno.NetAddr>,
   ): Promise<void> {
     let inner: Deno.TcpConn;
     try {
-      const to = (await this.#terminatorFor(certificate)).addr as Deno.NetAddr;
-      inner = await Deno.connect({ hostname: to.hostname, port: to.port });
+      inner = await Deno.connect({ hostname: dialable(to.hostname), port: to.port });
       inner.setNoDelay(true);
-      this.#clients.set(inner.localAddr.port, client);
+      clients.set(inner.localAddr.port, client);
       await writeAll(inner, hello);
     } catch {
       return closeQuietly(conn);
     }
     await splice(conn, inner);
-    const port = inner.localAddr.port; // if its head never came, the entry is still there
-    if (this.#clients.get(port) === client) this.#clients.delete(port);
+    const port = inner.localAddr.port; // if it was never looked up, the entry is still there
+    if (clients.get(port) === client) clients.delete(port);
   }
 
   /** Routes a client the terminator decrypted, once its request head is read. */
   #routeDecrypted(conn: Conn): void {
-    // Looked up after the head: the terminator may accept before #terminate has noted the client.
+    // Looked up after the head: the terminator may accept before #handOn has noted the client.
     const clientOf = () => {
       const port = (conn.remoteAddr as Deno.NetAddr).port;
       const client = this.#clients.get(port);
@@ -171,4 +208,9 @@ export class HttpsFront implements Front {
     };
     routeHttp(conn, clientOf, this.#web, this, this.#context, this.#options.timeoutMs);
   }
+}
+
+/** Where to dial a listener bound to `hostname`: its loopback if it is bound to every address. */
+function dialable(hostname: string): string {
+  return isUnspecified(hostname) ? (hostname.includes(":") ? "::1" : "127.0.0.1") : hostname;
 }

@@ -17,6 +17,7 @@ import {
   formatAddr,
   type HostPort,
   type Listener,
+  withPeer,
   writeAll,
 } from "../net.ts";
 import {
@@ -56,6 +57,8 @@ export interface AgentPortOptions {
   address: HostPort;
   /** The path agents' WebSocket upgrades must ask for (lib/transport/websocket.ts). */
   webSocketPath: string;
+  /** The agent that really opened a connection a front handed on over loopback, if one did. */
+  agentOf?: (conn: Conn) => Deno.NetAddr | undefined;
   /** The limits in force (they change on reload). */
   limits: () => Limits;
   open: OpenConnections;
@@ -156,6 +159,8 @@ export class AgentPort {
       "the opening",
     );
     if (!channel) return open.release(raw);
+    const agent = this.#options.agentOf?.(raw);
+    if (agent) channel.conn = withPeer(channel.conn, agent);
     if (channel.conn !== raw) {
       open.forget(raw);
       open.track(channel.conn, authenticated);

@@ -59,8 +59,11 @@ export interface RelayOptions {
   domain?: string;
   /** The HTTP front (`--http`): HTTP services by host name on one port. */
   http?: FrontsOptions["http"];
-  /** The HTTPS front (`--https`): services by TLS server name, terminated or passed through. */
-  https?: FrontsOptions["https"];
+  /**
+   * The HTTPS front (`--https`): services by TLS server name, terminated or passed through; and
+   * agents, by the relay's own names (`agentNames`), handed on to the agent port.
+   */
+  https?: Omit<NonNullable<FrontsOptions["https"]>, "agents"> & { agentNames?: string[] };
   /** The proxy front (`--proxy`): SOCKS5 and HTTP CONNECT to any service, by name. */
   proxy?: FrontsOptions["proxy"];
   /** Load balancers whose PROXY headers name the real client (`--proxy-protocol-from`). */
@@ -121,7 +124,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     log.error(`cannot accept connections: ${error.message} (raise the open-file limit?)`);
   const admission = new Admission({ registry, rendezvous, access, limits: () => config.limits });
 
-  const { domain, http, https, proxy, trustedProxies } = options;
+  const { domain, http, proxy, trustedProxies } = options;
+  const names = options.https?.agentNames ?? [];
+  const https = options.https && {
+    ...options.https,
+    agents: names.length ? { names, port: () => agentPort.address } : undefined,
+  };
   const fronts = await openFronts({
     ports: { pinned, listenHost: options.listen.hostname, portRange: options.portRange },
     domain,
@@ -131,6 +139,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     trustedProxies,
   }, { arrive: (arrival) => admission.arrive(arrival), onAcceptError });
   let agentPort: AgentPort;
+  const httpsFront = fronts.find((front) => front instanceof HttpsFront);
   const sessions = new Sessions({
     policy,
     sharedKey: options.secret === undefined ? undefined : secretKey(options.secret),
@@ -145,6 +154,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       transport: options.transport,
       address: options.listen,
       webSocketPath: options.webSocketPath ?? WEBSOCKET_PATH,
+      agentOf: (conn) => httpsFront?.agentOf(conn),
       limits: () => config.limits,
       open,
       onAcceptError,
