@@ -65,6 +65,8 @@ export const TARGETS = {
   /** 7: the HTTP front ÷ the port front. */
   namedConnections: { of: "ratio", value: 0.9 },
   namedKeepAlive: { of: "ratio", value: 0.95 },
+  /** 8: the WebSocket transport ÷ TLS. */
+  webSocketThroughput: { of: "ratio", value: 0.9 },
 } satisfies Record<string, Target>;
 
 /** What every phase needs. */

@@ -162,13 +162,14 @@ export interface Tunnel {
 /**
  * Starts a relay and an agent that publishes `services` (id → backend port), over plain TCP or,
  * with `tls`, over TLS with a pinned self-signed certificate; resolves once a byte echoes
- * through the `echo` service, which must be among them. `extra` flags go to relay and agent.
+ * through the `echo` service, which must be among them. `extra` flags go to relay and agent;
+ * `extra.webSocket` has the agent come as WebSocket upgrades (wss://, or ws:// without TLS).
  */
 export async function startTunnel(
   services: Record<string, number>,
   secret: string,
   tls = false,
-  extra: { relay?: string[]; agent?: string[] } = {},
+  extra: { relay?: string[]; agent?: string[]; webSocket?: boolean } = {},
 ): Promise<Tunnel> {
   const trust = tls
     ? await tlsSetup(secret)
@@ -188,7 +189,8 @@ export async function startTunnel(
   try {
     await retryUntil("the relay", () => connect(relayPort).then((conn) => conn.close()), children);
     children.push(startPorthole("agent", [
-      ...["--relay", `127.0.0.1:${relayPort}`, "--id", "bench", "--log-level", "warn"],
+      ...["--relay", relayAddress(relayPort, tls, extra.webSocket)],
+      ...["--id", "bench", "--log-level", "warn"],
       ...trust.agent,
       ...extra.agent ?? [],
       ...ids.flatMap((id) => ["--service", `${id}=127.0.0.1:${services[id]}`]),
@@ -209,6 +211,12 @@ export async function startTunnel(
     cpuTicks: () => cpuTicks(relay.pid) + cpuTicks(agent.pid),
     stop,
   };
+}
+
+/** The agent's --relay: the agent port as it is, or as a WebSocket URL. */
+function relayAddress(port: number, tls: boolean, webSocket = false): string {
+  if (!webSocket) return `127.0.0.1:${port}`;
+  return `${tls ? "wss" : "ws"}://127.0.0.1:${port}/porthole`;
 }
 
 /** The bare-socket floor of the same flow (bench/floor.ts), in front of the `echo` backend. */

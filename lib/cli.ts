@@ -244,7 +244,7 @@ export function onStatusSignal(log: Logger, read: () => object): void {
       ...read(),
       rss_mib: mib(memory.rss),
       heap_mib: mib(memory.heapUsed),
-    }).map(([key, value]) => `${key}=${value}`);
+    }).map(([key, value]) => `${key}=${/\s/.test(String(value)) ? JSON.stringify(value) : value}`);
     log.info(`status: ${fields.join(" ")}`);
   });
 }

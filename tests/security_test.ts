@@ -247,3 +247,27 @@ Deno.test("TLS connections that never send their opening frame are closed at the
   assert(Math.max(...endings) < 3000, `closed after ${Math.max(...endings)} ms`);
   assert(Math.min(...endings) > 900, `closed early, after ${Math.min(...endings)} ms`);
 });
+
+Deno.test("limits: a WebSocket upgrade that stalls, or sends no frame after it, is closed at the handshake deadline", async () => {
+  const config = tempConfigFile("[limits]\nhandshake_timeout = 1\n");
+  await using relay = await startRelayProcess(["--insecure", "--config", config]);
+  const started = performance.now();
+  const stalled = await connect(relay.port);
+  await writeAll(stalled, new TextEncoder().encode("GET /porthole HTTP/1.1\r\nHost: relay\r\n"));
+  const silent = await connect(relay.port);
+  await writeAll(
+    silent,
+    new TextEncoder().encode(
+      "GET /porthole HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ),
+  );
+  const [stalledAnswer, silentAnswer] = await Promise.all([readAll(stalled), readAll(silent)]);
+  const elapsed = performance.now() - started;
+  assertEquals(stalledAnswer.length, 0, "no answer to half a request");
+  assertMatch(new TextDecoder().decode(silentAnswer), /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+  assert(elapsed > 900 && elapsed < 3000, `closed at the deadline: ${elapsed} ms`);
+  stalled.close();
+  silent.close();
+  await relay.waitFor(/the opening did not complete within|the opening frame did not complete/);
+});
