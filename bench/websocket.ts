@@ -9,6 +9,7 @@
 import { type Bench, ROUNDS, TARGETS } from "./phases.ts";
 import { percentile, sequentialConnections, sinkTransfer, sourceTransfer } from "./probes.ts";
 import type { Measure } from "./report.ts";
+import { sleep } from "./procs.ts";
 import { startTunnel, type Tunnel } from "./tunnel.ts";
 
 /** Bytes of each transfer. */
@@ -16,6 +17,8 @@ export const WEBSOCKET_BULK_BYTES = 2 ** 30;
 /** Fresh connections in each round of the setup probe. */
 export const WEBSOCKET_CONNECTIONS = 1_000;
 const TIMEOUT_MS = 120_000;
+/** Pause after a transfer so that its teardown shows in the CPU counters. */
+const SETTLE_MS = 300;
 const MIB = 2 ** 20;
 
 type Transport = "tls" | "webSocket";
@@ -44,13 +47,26 @@ export async function webSocket(bench: Bench): Promise<Measure[]> {
     webSocket: await startTunnel(services, bench.secret, true, { webSocket: true }),
   };
   try {
+    const cpu = { source: new Map<Tunnel, number[]>(), sink: new Map<Tunnel, number[]>() };
     const rate = (backend: "sink" | "source") => async (tunnel: Tunnel) => {
       const move = backend === "sink" ? sinkTransfer : sourceTransfer;
+      const before = tunnel.cpuTicks();
       const result = await move(tunnel.ports[backend], WEBSOCKET_BULK_BYTES, TIMEOUT_MS);
       if (result.counted !== WEBSOCKET_BULK_BYTES) {
         throw new Error(`${backend}: ${result.counted} of ${WEBSOCKET_BULK_BYTES} bytes arrived`);
       }
+      await sleep(SETTLE_MS);
+      const seconds = (tunnel.cpuTicks() - before) / bench.ticksPerSecond;
+      cpu[backend].set(tunnel, [...cpu[backend].get(tunnel) ?? [], seconds]);
       return WEBSOCKET_BULK_BYTES / MIB / result.seconds;
+    };
+    /** CPU seconds per GiB of relay and agent together, the median of the rounds. */
+    const cpuPerGiB = (backend: "sink" | "source") => {
+      const of = (tunnel: Tunnel) => {
+        const rounds = (cpu[backend].get(tunnel) ?? []).toSorted((a, b) => a - b);
+        return percentile(rounds, 0.5) / (WEBSOCKET_BULK_BYTES / 2 ** 30);
+      };
+      return { tls: of(tunnels.tls), webSocket: of(tunnels.webSocket) };
     };
     const perSecond = async (tunnel: Tunnel) => {
       const result = await sequentialConnections(tunnel.ports.echo, WEBSOCKET_CONNECTIONS);
@@ -60,11 +76,12 @@ export async function webSocket(bench: Bench): Promise<Measure[]> {
     const fromSource = await medians(tunnels, rate("source"));
     const intoSink = await medians(tunnels, rate("sink"));
     const connections = await medians(tunnels, perSecond);
-    bench.details.webSocket = { fromSource, intoSink, connections };
+    const cpuSource = cpuPerGiB("source"), cpuSink = cpuPerGiB("sink");
+    bench.details.webSocket = { fromSource, intoSink, connections, cpuSource, cpuSink };
     const row = (name: string, unit: string, values: Record<Transport, number>): Measure => ({
       name: `WebSocket ÷ TLS: ${name}`,
       unit,
-      better: "higher",
+      better: unit === "s" ? "lower" : "higher",
       direct: values.tls,
       tunnel: values.webSocket,
       target: unit === "MiB/s" ? TARGETS.webSocketThroughput : undefined,
@@ -72,6 +89,8 @@ export async function webSocket(bench: Bench): Promise<Measure[]> {
     return [
       row("1 GiB from the source", "MiB/s", fromSource),
       row("1 GiB into the sink", "MiB/s", intoSink),
+      row("CPU per GiB from the source, relay + agent", "s", cpuSource),
+      row("CPU per GiB into the sink, relay + agent", "s", cpuSink),
       row("new connections", "conn/s", connections),
     ];
   } finally {

@@ -78,16 +78,15 @@ async function echoed(net: LockedNetwork, port: number, data: Uint8Array): Promi
   }
 }
 
+/** curl, from the internet, gets the inside's web service through the relay. */
+async function curlsTheWeb(net: LockedNetwork, agent: InsideAgent): Promise<void> {
+  const url = `http://${net.publicAddress}:${agent.ports.web}/`;
+  assertEquals(await run(["curl", "-sS", "--max-time", "20", url]), "web inside\n");
+}
+
 /** What a user checks of a path: curl, a big transfer, half-close both ways, many at once. */
 async function checkCarries(net: LockedNetwork, agent: InsideAgent, services: Proc) {
-  const curl = await run([
-    "curl",
-    "-sS",
-    "--max-time",
-    "20",
-    `http://${net.publicAddress}:${agent.ports.web}/`,
-  ]);
-  assertEquals(curl, "web inside\n");
+  await curlsTheWeb(net, agent);
 
   const big = randomBytes(64 << 20);
   assertEquals(
@@ -130,14 +129,7 @@ async function checkRecovers(
   await proxy.restart();
   await agent.waitFor(/connected to the relay at /, { from: back, timeoutMs: 30_000 });
   await agent.waitFor(/service web .* is reachable at/, { from: back });
-  const curl = await run([
-    "curl",
-    "-sS",
-    "--max-time",
-    "20",
-    `http://${net.publicAddress}:${agent.ports.web}/`,
-  ]);
-  assertEquals(curl, "web inside\n");
+  await curlsTheWeb(net, agent);
 }
 
 Deno.test("locked-down network: out through squid, SOCKS5 and an HTTP-only reverse proxy", async (t) => {

@@ -1,34 +1,38 @@
 /**
  * A {@link Conn} carried in WebSocket frames (RFC 6455), so that agent channels pass where only
  * HTTP does. Each channel is its own WebSocket; its bytes travel as binary messages, whatever
- * their boundaries.
+ * their boundaries (the frames: lib/transport/websocket_frames.ts).
  *
  * WebSocket has no half-close, so porthole defines one: an empty binary message ends the sender's
  * direction (`closeWrite`), and the peer's `read` returns null; the other direction goes on. Once
  * both directions have ended, each side sends a Close frame (1000) and ends its TCP direction, so
  * proxies in between see a clean close. A Close frame received ends reading and writing alike.
  *
- * Frames from the agent (the client) are masked, as the RFC requires, with a fresh random key
- * each; the relay's are not. Pings are answered; text frames and extensions are refused.
+ * Reading costs about what reading the connection under it does: each read of it is one read of
+ * the caller's buffer, from which the frame headers are cut out in place (unmasking as it goes),
+ * rather than a read per header.
  */
 
 import { type Conn, writeAll } from "../net.ts";
+import {
+  BINARY,
+  CLOSE,
+  MAX_CONTROL_BYTES,
+  MAX_HEADER_BYTES,
+  MAX_SENT_FRAME_BYTES,
+  parseHeader,
+  PING,
+  PONG,
+  sendFrame,
+  WebSocketError,
+  xorWithKey,
+} from "./websocket_frames.ts";
 
-const CONTINUATION = 0x0, BINARY = 0x2, CLOSE = 0x8, PING = 0x9, PONG = 0xa;
-/** The largest payload a control frame may carry (RFC 6455 §5.5). */
-const MAX_CONTROL_BYTES = 125;
-/** The largest payload of one frame this side sends; a longer write takes several frames. */
-export const MAX_SENT_FRAME_BYTES = 64 * 1024;
-/** Bytes read ahead to find frame headers; payload beyond them is read straight into the caller's buffer. */
-const INPUT_BYTES = 16 * 1024;
-/** Where a sent frame's payload starts in its buffer: aligned, with room for the longest header. */
-const PAYLOAD_AT = 16;
+export { WebSocketError };
+
+/** A caller's buffer smaller than this is read through one of the connection's own. */
+const MIN_DIRECT_READ_BYTES = 2 * (MAX_HEADER_BYTES + MAX_CONTROL_BYTES);
 const NORMAL_CLOSURE = new Uint8Array([0x03, 0xe8]); // 1000
-
-/** A WebSocket frame that breaks the protocol or porthole's use of it. */
-export class WebSocketError extends Error {
-  override name = "WebSocketError";
-}
 
 /** The WebSocket side of a connection whose upgrade has completed. */
 export class WebSocketConn implements Conn {
@@ -36,9 +40,13 @@ export class WebSocketConn implements Conn {
   readonly remoteAddr: Deno.Addr;
   #inner: Conn;
   #isClient: boolean;
-  #input: Uint8Array;
-  #start = 0;
-  #end = 0;
+  /** Raw bytes read but not parsed yet: what came with the upgrade, or a header cut in two. */
+  #stash?: Uint8Array;
+  /** Whether the stash is an incomplete header, which only more bytes can complete. */
+  #stashIncomplete = false;
+  /** Payload already decoded that a small buffer could not take. */
+  #ready?: Uint8Array;
+  #scratch?: Uint8Array;
   /** Payload bytes left in the data frame being read, its mask key, and the next key byte. */
   #payloadLeft = 0;
   #key?: Uint8Array;
@@ -58,34 +66,22 @@ export class WebSocketConn implements Conn {
     this.#isClient = isClient;
     this.localAddr = inner.localAddr;
     this.remoteAddr = inner.remoteAddr;
-    this.#input = new Uint8Array(Math.max(INPUT_BYTES, prefix.length));
-    this.#input.set(prefix);
-    this.#end = prefix.length;
+    if (prefix.length > 0) this.#stash = prefix.slice();
   }
 
   /** Reads payload bytes; null once the peer has ended its direction or closed. */
   async read(buffer: Uint8Array): Promise<number | null> {
-    while (this.#payloadLeft === 0) {
+    while (true) {
+      if (this.#ready) return this.#deliverReady(buffer);
       if (this.#readEnded) return null;
-      await this.#readHeader();
+      const into = buffer.length >= MIN_DIRECT_READ_BYTES
+        ? buffer
+        : (this.#scratch ??= new Uint8Array(MIN_DIRECT_READ_BYTES));
+      const count = this.#strip(into, await this.#fill(into));
+      if (count === 0) continue;
+      if (into === buffer) return count;
+      this.#ready = into.slice(0, count);
     }
-    const want = Math.min(buffer.length, this.#payloadLeft);
-    let count: number;
-    if (this.#end > this.#start) {
-      count = Math.min(want, this.#end - this.#start);
-      buffer.set(this.#input.subarray(this.#start, this.#start + count));
-      this.#start += count;
-    } else {
-      const read = await this.#inner.read(buffer.subarray(0, want));
-      if (read === null) throw new WebSocketError("the connection ended inside a WebSocket frame");
-      count = read;
-    }
-    if (this.#key) {
-      xorWithKey(buffer.subarray(0, count), this.#key, this.#keyAt);
-      this.#keyAt = (this.#keyAt + count) & 3;
-    }
-    this.#payloadLeft -= count;
-    return count;
   }
 
   /** Sends up to {@link MAX_SENT_FRAME_BYTES} of `data` as one binary frame. */
@@ -112,65 +108,93 @@ export class WebSocketConn implements Conn {
     this.#inner.close();
   }
 
-  /** Reads one frame header, and whole control frames; sets up a data frame's payload. */
-  async #readHeader(): Promise<void> {
-    await this.#need(2);
-    const first = this.#input[this.#start], second = this.#input[this.#start + 1];
-    const fin = (first & 0x80) !== 0, opcode = first & 0x0f, masked = (second & 0x80) !== 0;
-    const shortLength = second & 0x7f;
-    const lengthBytes = shortLength === 126 ? 2 : shortLength === 127 ? 8 : 0;
-    const headerBytes = 2 + lengthBytes + (masked ? 4 : 0);
-    await this.#need(headerBytes);
-    const view = new DataView(this.#input.buffer, this.#start + 2, lengthBytes);
-    const length = lengthBytes === 0
-      ? shortLength
-      : lengthBytes === 2
-      ? view.getUint16(0)
-      : Number(view.getBigUint64(0));
-    const key = masked
-      ? this.#input.slice(this.#start + 2 + lengthBytes, this.#start + headerBytes)
-      : undefined;
-    this.#start += headerBytes;
-    if ((first & 0x70) !== 0) throw new WebSocketError("WebSocket extensions are not supported");
-    if (masked === this.#isClient) {
+  #deliverReady(buffer: Uint8Array): number {
+    const ready = this.#ready!;
+    const count = Math.min(buffer.length, ready.length);
+    buffer.set(ready.subarray(0, count));
+    this.#ready = count < ready.length ? ready.subarray(count) : undefined;
+    return count;
+  }
+
+  /** Puts raw bytes at the start of `into`: the stash's, then (unless they suffice) a read's. */
+  async #fill(into: Uint8Array): Promise<number> {
+    let count = 0;
+    if (this.#stash) {
+      count = Math.min(this.#stash.length, into.length);
+      into.set(this.#stash.subarray(0, count));
+      this.#stash = count < this.#stash.length ? this.#stash.subarray(count) : undefined;
+      if (!this.#stashIncomplete || count === into.length) return count;
+    }
+    const read = await this.#inner.read(into.subarray(count));
+    if (read === null) {
       throw new WebSocketError(
-        this.#isClient
-          ? "the relay sent a masked WebSocket frame"
-          : "an unmasked frame from an agent",
+        count > 0 || this.#payloadLeft > 0
+          ? "the connection ended inside a WebSocket frame"
+          : "the WebSocket ended without a Close frame",
       );
     }
-    if (opcode >= CLOSE) return await this.#control(opcode, fin, length, key);
-    if (opcode !== BINARY && opcode !== CONTINUATION) {
-      throw new WebSocketError(`WebSocket frames of opcode ${opcode} are not porthole's`);
+    return count + read;
+  }
+
+  /**
+   * Cuts the frame headers out of the raw bytes `bytes[0..end)`, unmasking the payload and moving
+   * it to the start; handles control frames; stashes an incomplete header. Returns the payload's
+   * length.
+   */
+  #strip(bytes: Uint8Array, end: number): number {
+    this.#stashIncomplete = false;
+    let out = 0, at = 0;
+    while (at < end) {
+      if (this.#payloadLeft > 0) {
+        const take = Math.min(this.#payloadLeft, end - at);
+        if (this.#key) {
+          xorWithKey(bytes.subarray(at, at + take), this.#key, this.#keyAt);
+          this.#keyAt = (this.#keyAt + take) & 3;
+        }
+        if (out !== at) bytes.copyWithin(out, at, at + take);
+        out += take;
+        at += take;
+        this.#payloadLeft -= take;
+        continue;
+      }
+      if (this.#readEnded) break; // what follows the end (a Close frame) is not read
+      const header = parseHeader(bytes, at, end, !this.#isClient);
+      if (!header || (header.opcode >= CLOSE && end - at < header.size + header.length)) {
+        const rest = this.#stash; // what of the stash did not fit, which may complete it
+        this.#stash = rest ? concat(bytes.subarray(at, end), rest) : bytes.slice(at, end);
+        this.#stashIncomplete = !rest;
+        break;
+      }
+      at += header.size;
+      if (header.opcode >= CLOSE) {
+        const payload = bytes.slice(at, at + header.length);
+        if (header.key) xorWithKey(payload, header.key, 0);
+        this.#control(header.opcode, payload);
+        at += header.length;
+        continue;
+      }
+      if (header.opcode === BINARY) this.#messageBytes = 0;
+      this.#messageBytes += header.length;
+      this.#payloadLeft = header.length;
+      this.#key = header.key;
+      this.#keyAt = 0;
+      if (header.fin && this.#messageBytes === 0) this.#peerEnded();
     }
-    if (!Number.isSafeInteger(length)) throw new WebSocketError("a WebSocket frame too long");
-    if (opcode === BINARY) this.#messageBytes = 0;
-    this.#messageBytes += length;
-    this.#payloadLeft = length;
-    this.#key = key;
-    this.#keyAt = 0;
-    if (fin && this.#messageBytes === 0) await this.#peerEnded();
+    return out;
   }
 
   /** A ping is answered with a pong, a close ends both directions, a pong is dropped. */
-  async #control(opcode: number, fin: boolean, length: number, key?: Uint8Array): Promise<void> {
-    if (!fin || length > MAX_CONTROL_BYTES) {
-      throw new WebSocketError("a fragmented or oversized WebSocket control frame");
-    }
-    await this.#need(length);
-    const payload = this.#input.slice(this.#start, this.#start + length);
-    this.#start += length;
-    if (key) xorWithKey(payload, key, 0);
-    if (opcode === PING && !this.#closeSent) await this.#send(PONG, payload);
+  #control(opcode: number, payload: Uint8Array): void {
+    if (opcode === PING && !this.#closeSent) this.#send(PONG, payload).catch(() => {});
     if (opcode === CLOSE) {
       this.#writeEnded = true;
-      await this.#peerEnded();
+      this.#peerEnded();
     }
   }
 
-  async #peerEnded(): Promise<void> {
+  #peerEnded(): void {
     this.#readEnded = true;
-    if (this.#writeEnded) await this.#sendClose();
+    if (this.#writeEnded) this.#sendClose().catch(() => {});
   }
 
   /** Both directions are over: a Close frame, then the TCP (or TLS) direction ends. */
@@ -181,68 +205,19 @@ export class WebSocketConn implements Conn {
     await this.#inner.closeWrite().catch(() => {});
   }
 
-  /** Waits until `count` unparsed bytes are buffered. */
-  async #need(count: number): Promise<void> {
-    if (this.#end - this.#start >= count) return;
-    this.#input.copyWithin(0, this.#start, this.#end);
-    this.#end -= this.#start;
-    this.#start = 0;
-    while (this.#end < count) {
-      const read = await this.#inner.read(this.#input.subarray(this.#end));
-      if (read === null) {
-        if (this.#end === 0 && count === 2) {
-          throw new WebSocketError("the WebSocket ended without a Close frame");
-        }
-        throw new WebSocketError("the connection ended inside a WebSocket frame header");
-      }
-      this.#end += read;
-    }
-  }
-
   /** Queues one frame; frames from concurrent calls never interleave. */
   #send(opcode: number, payload: Uint8Array): Promise<void> {
-    const frame = encodeFrame(opcode, payload, this.#isClient);
-    const sent = this.#writes.then(() => writeAll(this.#inner, frame));
+    const sent = this.#writes.then(() =>
+      sendFrame(opcode, payload, this.#isClient, (frame) => writeAll(this.#inner, frame))
+    );
     this.#writes = sent.catch(() => {});
     return sent;
   }
 }
 
-/** One frame, FIN set; masked with a fresh random key when `masked`. */
-function encodeFrame(opcode: number, payload: Uint8Array, masked: boolean): Uint8Array {
-  const lengthBytes = payload.length < 126 ? 0 : payload.length < 65536 ? 2 : 8;
-  const headerBytes = 2 + lengthBytes + (masked ? 4 : 0);
-  const buffer = new Uint8Array(PAYLOAD_AT + payload.length);
-  const frame = buffer.subarray(PAYLOAD_AT - headerBytes);
-  frame[0] = 0x80 | opcode;
-  frame[1] = (masked ? 0x80 : 0) |
-    (lengthBytes === 0 ? payload.length : lengthBytes === 2 ? 126 : 127);
-  const view = new DataView(buffer.buffer, PAYLOAD_AT - headerBytes + 2, lengthBytes);
-  if (lengthBytes === 2) view.setUint16(0, payload.length);
-  if (lengthBytes === 8) view.setBigUint64(0, BigInt(payload.length));
-  buffer.set(payload, PAYLOAD_AT);
-  if (masked) {
-    const key = crypto.getRandomValues(buffer.subarray(PAYLOAD_AT - 4, PAYLOAD_AT));
-    xorWithKey(buffer.subarray(PAYLOAD_AT), key, 0);
-  }
-  return frame;
-}
-
-const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
-/** XORs `bytes` in place with the 4-byte `key`, starting at key byte `at`; a word at a time. */
-export function xorWithKey(bytes: Uint8Array, key: Uint8Array, at: number): void {
-  let i = 0;
-  for (; i < bytes.length && (bytes.byteOffset + i) % 4 !== 0; i++) bytes[i] ^= key[(at + i) & 3];
-  const words = (bytes.length - i) >>> 2;
-  if (words > 0) {
-    const k = [0, 1, 2, 3].map((n) => key[(at + i + n) & 3]);
-    const word = littleEndian
-      ? (k[0] | k[1] << 8 | k[2] << 16 | k[3] << 24)
-      : (k[3] | k[2] << 8 | k[1] << 16 | k[0] << 24);
-    const view = new Uint32Array(bytes.buffer, bytes.byteOffset + i, words);
-    for (let w = 0; w < words; w++) view[w] ^= word;
-    i += words * 4;
-  }
-  for (; i < bytes.length; i++) bytes[i] ^= key[(at + i) & 3];
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const both = new Uint8Array(a.length + b.length);
+  both.set(a);
+  both.set(b, a.length);
+  return both;
 }
