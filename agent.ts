@@ -16,6 +16,7 @@ import {
   parseAgentServices,
   parseOptionalSeconds,
   parseSeconds,
+  parseSpares,
   readFlagFile,
   runCommand,
   SERVICE_ID_PATTERN,
@@ -110,6 +111,7 @@ Deno.exit(
       reconnectMaxMs: parseSeconds(flags["reconnect-max"], "--reconnect-max"),
       retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
+      spares: parseSpares(flags.spares),
       shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
     });
     onStatusSignal(log, agent.stats);

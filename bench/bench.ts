@@ -13,6 +13,7 @@ import * as data from "./phases.ts";
 import { clockTicks, openFileLimit, stopAll } from "./procs.ts";
 import { formatTable, type Measure, meets, ratioOf, renderChart } from "./report.ts";
 import { startBackends } from "./tunnel.ts";
+import { slowLink } from "./slow_link.ts";
 import { webSocket } from "./websocket.ts";
 
 /** The whole run is stopped after this long; it takes about five minutes on two cores. */
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     ["5. control plane", () => controlPlane(bench)],
     ["7. names on shared ports", () => names(bench)],
     ["8. the WebSocket transport", () => webSocket(bench)],
+    ["9. new connections on a slow link", () => slowLink(bench)],
     // 6. TLS overhead runs within 1, 2 and the first 4, beside the plain tunnel it is compared
     // with; its rows come last.
   ];

@@ -67,6 +67,10 @@ export const TARGETS = {
   namedKeepAlive: { of: "ratio", value: 0.95 },
   /** 8: the WebSocket transport ÷ TLS. */
   webSocketThroughput: { of: "ratio", value: 0.9 },
+  /** 9: round trips of the agent-relay link a new connection waits, with TLS. */
+  slowLinkP50: { of: "tunnel", value: 1.15 },
+  slowLinkP99: { of: "tunnel", value: 2 },
+  slowLinkBurst: { of: "tunnel", value: 1.2 },
 } satisfies Record<string, Target>;
 
 /** What every phase needs. */

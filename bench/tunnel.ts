@@ -163,13 +163,20 @@ export interface Tunnel {
  * Starts a relay and an agent that publishes `services` (id → backend port), over plain TCP or,
  * with `tls`, over TLS with a pinned self-signed certificate; resolves once a byte echoes
  * through the `echo` service, which must be among them. `extra` flags go to relay and agent;
- * `extra.webSocket` has the agent come as WebSocket upgrades (wss://, or ws:// without TLS).
+ * `extra.webSocket` has the agent come as WebSocket upgrades (wss://, or ws:// without TLS);
+ * `extra.via` puts something between agent and relay: given the relay's port, it returns the
+ * port the agent dials instead.
  */
 export async function startTunnel(
   services: Record<string, number>,
   secret: string,
   tls = false,
-  extra: { relay?: string[]; agent?: string[]; webSocket?: boolean } = {},
+  extra: {
+    relay?: string[];
+    agent?: string[];
+    webSocket?: boolean;
+    via?: (relayPort: number) => number;
+  } = {},
 ): Promise<Tunnel> {
   const trust = tls
     ? await tlsSetup(secret)
@@ -189,7 +196,7 @@ export async function startTunnel(
   try {
     await retryUntil("the relay", () => connect(relayPort).then((conn) => conn.close()), children);
     children.push(startPorthole("agent", [
-      ...["--relay", relayAddress(relayPort, tls, extra.webSocket)],
+      ...["--relay", relayAddress(extra.via?.(relayPort) ?? relayPort, tls, extra.webSocket)],
       ...["--id", "bench", "--log-level", "warn"],
       ...trust.agent,
       ...extra.agent ?? [],

@@ -1,6 +1,7 @@
 /** The agent's flags and its --help, from one table (see lib/flags.ts). */
 
 import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/agent.ts";
+import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES } from "./agent/spares.ts";
 import { COMMON_FLAGS, EXIT_REFUSED, EXIT_USAGE, VERSION } from "./cli.ts";
 import { flagHelp, type FlagTable } from "./flags.ts";
 import { WEBSOCKET_PATH } from "./transport/websocket.ts";
@@ -70,6 +71,14 @@ export const AGENT_FLAGS = {
     value: "NAME",
     defaultText: "the host name",
     help: "This agent's id, unique on the relay.",
+  },
+  spares: {
+    value: "MIN-MAX",
+    default: `${DEFAULT_MIN_SPARES}-${DEFAULT_MAX_SPARES}`,
+    help: "Spare data channels to keep open to the relay, so that a new client waits one round " +
+      "trip of the link instead of three or four: MIN while idle, up to MAX while busy (and " +
+      "what the relay allows). 0 for none: each client's data channel is opened when it comes.",
+    example: "--spares 0",
   },
   "reconnect-max": {
     value: "SECS",

@@ -145,6 +145,16 @@ export function parseAddress(text: string, flag: string): HostPort {
   }
 }
 
+/** Parses `--spares MIN-MAX` (or one number for both; 0 for none). */
+export function parseSpares(text: string): { min: number; max: number } {
+  const match = /^(\d+)(?:-(\d+))?$/.exec(text);
+  const min = Number(match?.[1]), max = Number(match?.[2] ?? match?.[1]);
+  if (!match || min > max || max > 64) {
+    throw new UsageError(`--spares "${text}" is not MIN-MAX (0 to 64, e.g. 2-8), or 0 for none`);
+  }
+  return { min, max };
+}
+
 /** Checks `--websocket-path`: an absolute path, without query. */
 export function parseWebSocketPath(path: string): string {
   if (!/^\/[^\s?#]*$/.test(path)) {

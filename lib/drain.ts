@@ -38,6 +38,14 @@ export class OpenConnections {
     this.#open.set(conn, onRelease);
   }
 
+  /** Counts `next` in place of `conn` (which wraps or replaces it), with `conn`'s `onRelease`. */
+  replace(conn: Conn, next: Conn): void {
+    if (!this.#open.has(conn)) return;
+    const onRelease = this.#open.get(conn);
+    this.#open.delete(conn);
+    this.#open.set(next, onRelease);
+  }
+
   /** Stops counting `conn` without closing it (it lives on elsewhere, or was closed). */
   forget(conn: Conn): void {
     this.#open.delete(conn);

@@ -6,6 +6,13 @@
  * - control channel (C1): starts with `hello`, then JSON frames both ways for its whole life;
  * - data channel (C3): starts with `data`, the relay answers `ready` (or `error`), and from then
  *   on the connection carries the client's raw bytes, unframed.
+ * - spare data channel (C3 opened ahead, lib/relay/spares.ts, lib/agent/spares.ts): starts with
+ *   `spare`, and waits, bound to the agent's session but to no client. When a client arrives,
+ *   the relay sends `client` and the client's first bytes on it; the agent answers `accept`
+ *   (then raw bytes both ways) or `refuse`. A new connection then waits one round trip of the
+ *   agent-relay link instead of the three or four of dialling a data channel first. The relay
+ *   offers spares in `welcome` (`spares`: how many it holds per agent); an agent opens them only
+ *   then.
  *
  * A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON.
  * The S-numbers refer to the steps of the connection flow in docs/flow.md.
@@ -61,6 +68,10 @@ export const AGENT_MESSAGES = {
   refuse: { conn: "id", reason: "text" },
   /** S10: first frame of a data channel: the one-time connection id and the session it belongs to. */
   data: { version: "int", session: "id", conn: "id" },
+  /** S9a: first frame of a spare data channel, opened ahead for the next client of the session. */
+  spare: { version: "int", session: "id" },
+  /** S10a: on a spare, after `client`: the service is reached; raw bytes follow. */
+  accept: {},
   /** Heartbeat request; the peer answers `pong`. */
   ping: {},
   /** Heartbeat answer. */
@@ -71,8 +82,11 @@ export const AGENT_MESSAGES = {
 export const RELAY_MESSAGES = {
   /** S1: the relay's nonce, and the relay's own proof that it holds the secret. */
   challenge: { nonce: "id", proof: "id" },
-  /** S2: the agent is authenticated; `session` binds its data channels, `heartbeatMs` paces pings. */
-  welcome: { session: "id", heartbeatMs: "int" },
+  /**
+   * S2: the agent is authenticated; `session` binds its data channels, `heartbeatMs` paces pings,
+   * and the agent may keep up to `spares` spare data channels open (none if absent).
+   */
+  welcome: { session: "id", heartbeatMs: "int", spares: "int?" },
   /** S4: the service is online; clients reach it at `address`, and through other fronts at `also`. */
   registered: { service: "id", address: "text", also: "texts?" },
   /** S4: the service was not accepted, and why. */
@@ -84,6 +98,11 @@ export const RELAY_MESSAGES = {
   connect: { service: "id", conn: "id", client: "text", to: "text?" },
   /** S11: the data channel is accepted; raw bytes follow. */
   ready: {},
+  /**
+   * S7a: on a spare data channel: a client at `client` (which dialled `to`) wants `service`; its
+   * first bytes follow, then the relay waits for `accept` or `refuse` (`conn` names it in logs).
+   */
+  client: { service: "id", conn: "id", client: "text", to: "text?" },
   /** Sent before the relay closes a connection on anything unexpected. */
   error: { message: "text" },
   /** Heartbeat request; the peer answers `pong`. */

@@ -8,6 +8,7 @@ import {
   parsePortRange,
   parseSeconds,
   parseServiceSpecs,
+  parseSpares,
   parseWebSocketPath,
 } from "../lib/cli.ts";
 import { type Flag, type FlagTable, HELP_LINE_WIDTH } from "../lib/flags.ts";
@@ -97,6 +98,7 @@ Deno.test("the flag tables' defaults are values their flags accept", () => {
     SECS: parseSeconds,
     LEVEL: applyLogLevel,
     PATH: parseWebSocketPath,
+    "MIN-MAX": parseSpares,
   };
   for (const { name, flags } of PROGRAMS) {
     for (const [flag, spec] of Object.entries(flags) as [string, Flag][]) {

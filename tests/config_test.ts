@@ -28,6 +28,7 @@ max_new_per_second_per_client = 2
 [limits]
 handshake_timeout = 2.5
 max_unauthenticated = 10
+max_spares_per_agent = 0
 `,
     "relay.toml",
   );
@@ -43,6 +44,7 @@ max_unauthenticated = 10
     ...DEFAULT_LIMITS,
     handshakeTimeoutMs: 2500,
     maxUnauthenticated: 10,
+    maxSparesPerAgent: 0,
   });
   assertEquals((await parseRelayConfig("", "empty.toml")).agents, undefined);
 });
@@ -67,6 +69,7 @@ Deno.test("config: every mistake names the file, the key and what is expected", 
       /services.web.basic_auth has "alice:…", which is not user:bcrypt-hash \(htpasswd -nbB\)/,
     ],
     ["[limits]\nhandshake_timeout = -1", /limits.handshake_timeout must be a positive number/],
+    ["[limits]\nmax_spares_per_agent = -1", /limits.max_spares_per_agent must be a positive/],
     ["[limit]", /the file.limit is not a known setting/],
     ["x = ", /relay.toml: Invalid TOML/],
   ];

@@ -28,7 +28,10 @@ Deno.test("in-process: a relay and an agent from lib/ carry a connection and sto
     assertEquals(agent.stats().relay, "connected");
     const answer = await request(publicPort, new TextEncoder().encode("ping"));
     assertEquals(new TextDecoder().decode(answer), "ping");
-    await eventually(() => relay.stats().connections === 1, "only the control channel is left");
+    await eventually(
+      () => relay.stats().spares === 2 && relay.stats().connections === 1 + 2,
+      "only the control channel and the two spare data channels an idle agent keeps are left",
+    );
   } finally {
     agent.shutdown();
     await agent.done;

@@ -100,7 +100,7 @@ Deno.test("the types inferred from the tables are plain discriminated unions", (
   > = true;
   const welcome: Same<
     RelayMessageOf<"welcome">,
-    { type: "welcome"; session: string; heartbeatMs: number }
+    { type: "welcome"; session: string; heartbeatMs: number; spares?: number }
   > = true;
   const ready: Same<RelayMessageOf<"ready">, { type: "ready" }> = true;
   assert(register && welcome && ready); // the proof is that this file type-checks

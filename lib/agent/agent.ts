@@ -26,6 +26,7 @@ import { PathChoice } from "./path_choice.ts";
 import type { RelayPath } from "./relay_paths.ts";
 import type { AgentService } from "./serve.ts";
 import { AgentFatalError, runSession } from "./session.ts";
+import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES, type SpareLimits } from "./spares.ts";
 
 export { AgentFatalError };
 
@@ -55,6 +56,11 @@ export interface AgentOptions {
   shutdownTimeoutMs?: number;
   /** Close a client connection once no byte has moved either way for this long (default: never). */
   idleTimeoutMs?: number;
+  /**
+   * Spare data channels to keep open (lib/agent/spares.ts; default {@link DEFAULT_MIN_SPARES}
+   * to {@link DEFAULT_MAX_SPARES}); a maximum of 0 is the classic flow.
+   */
+  spares?: SpareLimits;
 }
 
 /** What a running agent holds now, for operators (SIGUSR2) and tests. */
@@ -112,7 +118,8 @@ async function run(
   onConnected: (connected: boolean) => void,
 ): Promise<void> {
   const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
-  const session = { ...options, agentId: options.id, open, signal, onConnected };
+  const spares = options.spares ?? { min: DEFAULT_MIN_SPARES, max: DEFAULT_MAX_SPARES };
+  const session = { ...options, agentId: options.id, open, signal, onConnected, spares };
   try {
     while (!signal.aborted) {
       let ended;

@@ -1,7 +1,8 @@
 /**
  * Serving one client on the agent (S8–S13 in docs/flow.md): dial the service the relay named
  * (C4) and open a data channel back to the relay for the client's connection id (C3), both at
- * once, then splice the two until both ends are done.
+ * once, then splice the two until both ends are done. Or, for a client the relay gave to a spare
+ * data channel (S10a), dial the service and answer `accept` on the spare.
  */
 
 import type { OpenConnections } from "../drain.ts";
@@ -18,7 +19,7 @@ import {
   writeAll,
 } from "../net.ts";
 import { proxyHeader, type ProxyVersion } from "../proxy_header.ts";
-import type { RelayMessageOf, ServiceKind } from "../protocol.ts";
+import { encodeFrame, type RelayMessageOf, type ServiceKind } from "../protocol.ts";
 import { splice } from "../splice.ts";
 import type { RelayDialer } from "../transport/transport.ts";
 
@@ -101,10 +102,61 @@ export async function serveClient(
   }
 }
 
+/** A client the relay asks the agent to serve: over the control channel, or on a spare. */
+type ClientRequest = RelayMessageOf<"connect"> | RelayMessageOf<"client">;
+
+const ACCEPT_FRAME = encodeFrame({ type: "accept" });
+
+/**
+ * S10a: serves the client the relay gave to the spare data channel `spare` (`early`: its first
+ * bytes, which came with the request): dials the service, answers `accept` (or `refuse`, and
+ * closes), and splices the two.
+ */
+export async function serveOnSpare(
+  request: RelayMessageOf<"client">,
+  spare: Conn,
+  early: Uint8Array,
+  context: ServeContext,
+): Promise<void> {
+  const label = `service ${request.service} client ${request.client}`;
+  const service = context.services.get(request.service);
+  const { open } = context;
+  const refuse = async (reason: string) => {
+    log.warn(`${label}: ${reason}`);
+    await writeAll(spare, encodeFrame({ type: "refuse", conn: request.conn, reason })).catch(
+      () => {},
+    );
+    open.release(spare);
+  };
+  if (!service) return refuse(`agent ${context.agentId} has no service ${request.service}`);
+  let upstream: Deno.TcpConn;
+  try {
+    upstream = await dial(service.target, DIAL_TIMEOUT_MS);
+  } catch (error) {
+    return refuse(
+      `cannot reach ${formatHostPort(service.target)}: ${describeError(error)} ` +
+        "(is the service running?)",
+    );
+  }
+  open.track(upstream);
+  try {
+    await writeAll(spare, ACCEPT_FRAME);
+    const first = service.proxyProtocol
+      ? await withProxyHeader(service.proxyProtocol, request, early)
+      : early;
+    if (first.length > 0) await writeAll(upstream, first);
+    spliceService(request, spare, upstream, early.length, context);
+  } catch (error) {
+    log.warn(`${label}: ${describeError(error)}`);
+    open.release(upstream);
+    open.release(spare);
+  }
+}
+
 /** The PROXY header naming the request's client (and the relay address it dialled), then `early`. */
 async function withProxyHeader(
   version: ProxyVersion,
-  { client, to }: RelayMessageOf<"connect">,
+  { client, to }: ClientRequest,
   early: Uint8Array,
 ): Promise<Uint8Array> {
   const unknown = { hostname: "", port: 0 };
@@ -133,7 +185,7 @@ function tryParseHostPort(text: string): HostPort | undefined {
  * frame (the relay's answer) would stay alive as long as the connection.
  */
 function spliceService(
-  { service, client }: RelayMessageOf<"connect">,
+  { service, client }: ClientRequest,
   data: Conn,
   upstream: Conn,
   early: number,

@@ -25,6 +25,7 @@ import {
 } from "../protocol.ts";
 import { type RelayDialer, RouteError, UntrustedRelayError } from "../transport/transport.ts";
 import { type AgentService, DIAL_TIMEOUT_MS, serveClient, type ServeContext } from "./serve.ts";
+import { type SpareLimits, SparePool } from "./spares.ts";
 
 /** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
 export class AgentFatalError extends Error {
@@ -52,6 +53,8 @@ export interface SessionOptions {
   services: ReadonlyMap<string, AgentService>;
   open: OpenConnections;
   idleTimeoutMs?: number;
+  /** Spare data channels to keep (lib/agent/spares.ts); none when the maximum is 0. */
+  spares: SpareLimits;
   /** Aborts to end the session (the agent is shutting down). */
   signal: AbortSignal;
   /** Called with true once the session is established, and with false when it ends. */
@@ -92,6 +95,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
   const stop = () => channel.close("the agent is shutting down");
   options.signal.addEventListener("abort", stop);
   let established = false;
+  let spares: SparePool | undefined;
   try {
     const welcome = await deadline(
       greetRelay(channel, options.agentId, secretKey(options.secret), relayName),
@@ -124,7 +128,11 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
       session: welcome.session,
       refuse: (conn, reason) => channel.send({ type: "refuse", conn, reason }),
     };
+    if (welcome.spares && options.spares.max > 0) {
+      spares = new SparePool(context, options.spares, welcome.spares);
+    }
     for (let message; (message = await channel.receive()) !== null;) {
+      if (message.type === "connect") spares?.short();
       handle(message, context);
     }
     return { reason: `the relay at ${relayName} closed the control channel`, established };
@@ -139,6 +147,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     }
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {
+    spares?.close();
     if (established) options.onConnected(false);
     options.signal.removeEventListener("abort", stop);
     channel.close();

@@ -1,8 +1,9 @@
 /**
  * Admission of a client that arrived at a front (S6–S7 in docs/flow.md): the service must have
  * an agent online whose waiting clients are within the limit, and the access rules must let the
- * client in (its address, the counts, the visitors); then the rendezvous holds it, and the agent
- * is asked over its control channel for a data channel. A client turned away is told so by its
+ * client in (its address, the counts, the visitors); then it goes to one of the agent's spare
+ * data channels (lib/relay/spares.ts), or else the rendezvous holds it and the agent is asked over
+ * its control channel for a data channel. A client turned away is told so by its
  * front, counted, and logged at most once a minute per address, service and reason.
  */
 
@@ -13,7 +14,9 @@ import { LogThrottle } from "../throttle.ts";
 import type { AccessControl } from "./access.ts";
 import type { Limits } from "./config.ts";
 import type { Registry } from "./registry.ts";
+import type { PendingClient } from "./pending.ts";
 import type { Rendezvous } from "./rendezvous.ts";
+import type { Spares } from "./spares.ts";
 import type { AgentSession } from "./sessions.ts";
 
 /** Why a client was turned away, for the log's throttle and the front's answer. */
@@ -31,6 +34,7 @@ export class Admission {
     private readonly parts: {
       registry: Registry<AgentSession>;
       rendezvous: Rendezvous;
+      spares: Spares;
       access: AccessControl;
       limits: () => Limits;
     },
@@ -38,7 +42,7 @@ export class Admission {
 
   /** S6–S7: admits `arrival`, holds it, and asks the service's agent for a data channel. */
   arrive(arrival: Arrival): void {
-    const { registry, rendezvous, access, limits } = this.parts;
+    const { registry, rendezvous, spares, access, limits } = this.parts;
     const { service } = arrival;
     const session = registry.pick(service);
     if (!session) {
@@ -61,10 +65,16 @@ export class Admission {
     if (!admission.admitted) {
       return this.#turnAway(arrival, "access", `refused: ${admission.reason}`);
     }
-    const hold = () => {
-      const { token, client } = rendezvous.hold(arrival, session, admission.release);
-      const to = formatAddr(arrival.conn.localAddr);
+    const to = formatAddr(arrival.conn.localAddr);
+    /** S6–S7, the classic way: held under an id, the agent asked for a data channel. */
+    const ask = (held?: PendingClient) => {
+      const { token, client } = held
+        ? rendezvous.holdAgain(held)
+        : rendezvous.hold(arrival, session, admission.release);
       session.channel.send({ type: "connect", service, conn: token, client, to });
+    };
+    const hold = () => {
+      if (!spares.handOver(arrival, session, to, admission.release, ask)) ask();
     };
     if (!access.hasVisitors(service)) return hold();
     access.visitorAllowed(service, arrival.credentials).then((allowed) => {

@@ -49,6 +49,13 @@ export interface AgentPortHandlers {
     message: AgentMessageOf<"data">,
     authenticated: () => void,
   ): Promise<void>;
+  /** A spare data channel's `spare` frame; `authenticated` as for control. */
+  spare(
+    conn: Conn,
+    reader: FrameReader,
+    message: AgentMessageOf<"spare">,
+    authenticated: () => void,
+  ): void;
 }
 
 /** How the agent port is opened. */
@@ -172,7 +179,7 @@ export class AgentPort {
     });
   }
 
-  /** First frame decides: `hello` opens a control channel, `data` a data channel. */
+  /** First frame decides: `hello` opens a control channel, `data` a data channel, `spare` a spare. */
   async #dispatch(
     conn: Conn,
     reader: FrameReader,
@@ -188,8 +195,8 @@ export class AgentPort {
       if (error instanceof ProtocolError) return this.refuse(conn, error.message);
       throw error;
     }
-    if (message.type !== "hello" && message.type !== "data") {
-      return this.refuse(conn, `expected "hello" or "data" first, got "${message.type}"`);
+    if (message.type !== "hello" && message.type !== "data" && message.type !== "spare") {
+      return this.refuse(conn, `expected "hello", "data" or "spare" first, got "${message.type}"`);
     }
     if (message.version !== PROTOCOL_VERSION) {
       return this.refuse(
@@ -200,8 +207,10 @@ export class AgentPort {
     }
     if (message.type === "hello") {
       await this.#handlers.control(conn, reader, message, authenticated);
-    } else {
+    } else if (message.type === "data") {
       await this.#handlers.data(conn, reader, message, authenticated);
+    } else {
+      this.#handlers.spare(conn, reader, message, authenticated);
     }
   }
 }

@@ -35,6 +35,11 @@ export const MAX_PENDING_PER_AGENT = 1_000;
 export const MAX_SERVICES_PER_AGENT = 64;
 /** Default for `limits.max_unauthenticated`: agent-port connections still in their handshake. */
 export const MAX_UNAUTHENTICATED = 1_024;
+/**
+ * Default for `limits.max_spares_per_agent`: spare data channels the relay keeps for one agent
+ * (lib/relay/spares.ts); 0 turns them off.
+ */
+export const MAX_SPARES_PER_AGENT = 8;
 
 /** An agent the relay knows, from an `[agents.ID]` table. */
 export interface AgentEntry {
@@ -67,6 +72,7 @@ export interface Limits {
   maxUnauthenticated: number;
   maxPendingPerAgent: number;
   maxServicesPerAgent: number;
+  maxSparesPerAgent: number;
 }
 
 /** The whole file, checked. */
@@ -83,6 +89,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxUnauthenticated: MAX_UNAUTHENTICATED,
   maxPendingPerAgent: MAX_PENDING_PER_AGENT,
   maxServicesPerAgent: MAX_SERVICES_PER_AGENT,
+  maxSparesPerAgent: MAX_SPARES_PER_AGENT,
 };
 
 /** The configuration without a file. */
@@ -200,6 +207,7 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
       "max_unauthenticated",
       "max_pending_per_agent",
       "max_services_per_agent",
+      "max_spares_per_agent",
     ]);
     const seconds = limits.handshake_timeout;
     if (seconds !== undefined) {
@@ -217,6 +225,10 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
     config.limits.maxServicesPerAgent =
       count(limits.max_services_per_agent, "limits.max_services_per_agent") ??
         MAX_SERVICES_PER_AGENT;
+    const spares = limits.max_spares_per_agent;
+    config.limits.maxSparesPerAgent = spares === 0
+      ? 0
+      : count(spares, "limits.max_spares_per_agent") ?? MAX_SPARES_PER_AGENT;
   }
   return config;
 }

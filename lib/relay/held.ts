@@ -47,12 +47,20 @@ export class HeldConn implements Conn {
    * comes after them (a read still under way is finished by the next `read`).
    */
   takeArrived(): Uint8Array {
-    if (!this.#count) return new Uint8Array(0);
+    if (!this.#count || !this.#buffer) return new Uint8Array(0);
     const arrived = this.#buffer!.subarray(0, this.#count);
     if (this.#read) this.#spare = this.#buffer;
     this.#buffer = undefined;
     this.#read = undefined;
     return arrived;
+  }
+
+  /**
+   * Resolves once the held read, if one is under way, has completed (its bytes then come from
+   * {@link takeArrived}, unless a `read` took them first).
+   */
+  arrivedLater(): Promise<void> {
+    return (this.#read ?? Promise.resolve()).then(() => {}, () => {});
   }
 
   /**

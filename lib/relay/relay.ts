@@ -38,6 +38,7 @@ import { Publication } from "./publication.ts";
 import { Registry } from "./registry.ts";
 import { Rendezvous } from "./rendezvous.ts";
 import { type AgentSession, Sessions } from "./sessions.ts";
+import { Spares } from "./spares.ts";
 
 /** What a relay is started with. */
 export interface RelayOptions {
@@ -85,6 +86,8 @@ export interface Relay {
     agents: number;
     services: number;
     pending: number;
+    /** Spare data channels kept for agents' next clients. */
+    spares: number;
     connections: number;
     unauthenticated: number;
     refusedClients: number;
@@ -122,7 +125,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   });
   const onAcceptError = (error: Error) =>
     log.error(`cannot accept connections: ${error.message} (raise the open-file limit?)`);
-  const admission = new Admission({ registry, rendezvous, access, limits: () => config.limits });
+  const spares = new Spares(open, rendezvous);
+  const admission = new Admission({
+    registry,
+    rendezvous,
+    spares,
+    access,
+    limits: () => config.limits,
+  });
 
   const { domain, http, proxy, trustedProxies } = options;
   const names = options.https?.agentNames ?? [];
@@ -146,6 +156,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     heartbeatMs: options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS,
     publication: new Publication(registry, fronts),
     rendezvous,
+    spares,
     open,
     refuse: (conn, why) => agentPort.refuse(conn, why),
   });
@@ -170,6 +181,23 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         authenticated();
         await rendezvous.join(client, conn, reader.takeRest());
       },
+      // S9a: a spare data channel waits for its session's next client.
+      spare(conn, reader, message, authenticated) {
+        const session = sessions.byId(message.session);
+        if (!session) {
+          return agentPort.refuse(conn, "spare data channel for a session that is not up");
+        }
+        const { maxSparesPerAgent } = config.limits;
+        if (spares.count(session.id) >= maxSparesPerAgent) {
+          return agentPort.refuse(
+            conn,
+            `agent ${session.agentId} already keeps ${maxSparesPerAgent} spare data channels ` +
+              "(limits.max_spares_per_agent)",
+          );
+        }
+        authenticated();
+        spares.add(session, conn, reader);
+      },
     });
   } catch (error) {
     fronts.forEach((front) => front.close());
@@ -193,6 +221,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       agents: sessions.size,
       services: sessions.serviceCount,
       pending: rendezvous.size,
+      spares: spares.count(),
       connections: open.size,
       unauthenticated: agentPort.unauthenticated,
       refusedClients: admission.refused,

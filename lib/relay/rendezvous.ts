@@ -50,6 +50,11 @@ export class Rendezvous {
     this.#idleTimeoutMs = options.idleTimeoutMs;
   }
 
+  /** How long a client waits for its agent. */
+  get connectTimeoutMs(): number {
+    return this.#connectTimeoutMs;
+  }
+
   /** Clients held now. */
   get size(): number {
     return this.#pending.size;
@@ -70,25 +75,38 @@ export class Rendezvous {
     session: HoldingSession,
     onRelease?: () => void,
   ): { token: string; client: string } {
+    return this.holdAgain(this.toHold(arrival, session, onRelease));
+  }
+
+  /**
+   * A client as the rendezvous holds it, its first bytes kept (`onRelease`: as for `hold`), but
+   * under no id yet: for a spare data channel (lib/relay/spares.ts), or {@link holdAgain}.
+   */
+  toHold(arrival: Arrival, session: HoldingSession, onRelease?: () => void): PendingClient {
     const conn = new HeldConn(arrival.conn, arrival.head, SMALL_BUFFER_BYTES);
     this.#open.track(conn, onRelease);
+    return {
+      arrival,
+      conn,
+      session: session.id,
+      agent: session.agentId,
+      client: formatAddr(arrival.client),
+      since: performance.now(),
+    };
+  }
+
+  /** S6 for a client made by {@link toHold}: held under a fresh one-time id, as by `hold`. */
+  holdAgain(pending: PendingClient): { token: string; client: string } {
     const token = randomToken();
-    const client = formatAddr(arrival.client);
+    const { client, agent } = pending;
     this.#pending.add(
       token,
-      {
-        arrival,
-        conn,
-        session: session.id,
-        agent: session.agentId,
-        client,
-        since: performance.now(),
-      },
+      pending,
       this.#connectTimeoutMs,
       (expired) =>
-        this.#turnAway(
+        this.turnAway(
           expired,
-          `agent ${session.agentId} opened no data channel within ${this.#connectTimeoutMs} ms; closing`,
+          `agent ${agent} opened no data channel within ${this.#connectTimeoutMs} ms; closing`,
         ),
     );
     return { token, client };
@@ -106,13 +124,13 @@ export class Rendezvous {
   refused(token: string, session: string, reason: string): void {
     const client = this.#pending.claim(token, session);
     if (typeof client === "string") return;
-    this.#turnAway(client, `agent ${client.agent} refused: ${reason}`);
+    this.turnAway(client, `agent ${client.agent} refused: ${reason}`);
   }
 
   /** Turns away every client held for `session`, whose agent went away. */
   dropSession(session: string, agentId: string): void {
     for (const client of this.#pending.takeSession(session)) {
-      this.#turnAway(client, `agent ${agentId} went away; closing`);
+      this.turnAway(client, `agent ${agentId} went away; closing`);
     }
   }
 
@@ -134,7 +152,7 @@ export class Rendezvous {
       this.#open.release(data);
       throw error;
     }
-    this.#splice(client, data, { fromClient: arrived.length, toClient: early.length });
+    this.splice(client, data, { fromClient: arrived.length, toClient: early.length });
   }
 
   /**
@@ -142,7 +160,7 @@ export class Rendezvous {
    * (`moved`: bytes that went across before the splice) and releases both. Not awaited by
    * `join`: the frames of the handshake would stay alive as long as the connection.
    */
-  #splice(
+  splice(
     { conn, client, arrival, agent, since }: PendingClient,
     data: Conn,
     moved: { fromClient: number; toClient: number },
@@ -162,17 +180,17 @@ export class Rendezvous {
     });
   }
 
-  #turnAway(client: PendingClient, why: string): void {
+  /** Turns `client` away: logged with `why`, and told by its front that it is unreachable. */
+  turnAway(client: PendingClient, why: string): void {
     log.warn(`client ${client.client} for service ${client.arrival.service}: ${why}`);
     this.#open.release(client.conn, false);
     client.arrival.front.refuse(client.arrival, "unreachable");
   }
 }
 
-/** `first` followed by `then`, as one buffer for one write. */
-function concat(first: Uint8Array, then: Uint8Array): Uint8Array {
-  const both = new Uint8Array(first.length + then.length);
-  both.set(first);
-  both.set(then, first.length);
-  return both;
+/** The byte arrays one after another, as one buffer for one write. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  parts.reduce((at, part) => (all.set(part, at), at + part.length), 0);
+  return all;
 }

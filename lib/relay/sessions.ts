@@ -21,6 +21,7 @@ import type { RelayConfig } from "./config.ts";
 import { type PolicyContext, registrationProblem } from "./policy.ts";
 import type { Publication } from "./publication.ts";
 import type { Rendezvous } from "./rendezvous.ts";
+import type { Spares } from "./spares.ts";
 
 /** An authenticated agent's session. */
 export interface AgentSession {
@@ -45,6 +46,8 @@ export interface SessionsOptions {
   /** Where services come online and go offline (the registry and the fronts). */
   publication: Publication<AgentSession>;
   rendezvous: Rendezvous;
+  /** The spare data channels of each session, released when it ends. */
+  spares: Spares;
   open: OpenConnections;
   /** Sends an error frame on an agent-port connection, logs why, and releases it. */
   refuse: (conn: Conn, why: string) => void;
@@ -64,6 +67,7 @@ function configuredKey(
 /** The sessions of the agents connected now, by agent id. */
 export class Sessions {
   readonly #byAgent = new Map<string, AgentSession>();
+  readonly #byId = new Map<string, AgentSession>();
   readonly #options: SessionsOptions;
 
   constructor(options: SessionsOptions) {
@@ -73,6 +77,11 @@ export class Sessions {
   /** Agents connected now. */
   get size(): number {
     return this.#byAgent.size;
+  }
+
+  /** The session with this id, if it is still up. */
+  byId(id: string): AgentSession | undefined {
+    return this.#byId.get(id);
   }
 
   /** Services registered by all sessions. */
@@ -118,7 +127,14 @@ export class Sessions {
       this.end(stale, "replaced by a new session of the same agent");
     }
     this.#byAgent.set(hello.agent, session);
-    channel.send({ type: "welcome", session: session.id, heartbeatMs });
+    this.#byId.set(session.id, session);
+    const spares = policy().config.limits.maxSparesPerAgent;
+    channel.send({
+      type: "welcome",
+      session: session.id,
+      heartbeatMs,
+      ...(spares > 0 ? { spares } : {}),
+    });
     channel.startHeartbeat(heartbeatMs, (silentMs) =>
       log.warn(
         `agent ${hello.agent} silent for ${Math.round(silentMs)} ms; dropping its session`,
@@ -143,6 +159,8 @@ export class Sessions {
     session.channel.close(reason);
     this.#options.open.forget(session.channel.conn);
     if (this.#byAgent.get(session.agentId) === session) this.#byAgent.delete(session.agentId);
+    this.#byId.delete(session.id);
+    this.#options.spares.dropSession(session.id);
     for (const service of session.services) this.#options.publication.takeOffline(service, session);
     if (session.services.size > 0) {
       log.info(`agent ${session.agentId}: ${[...session.services].join(", ")} offline`);

@@ -1,0 +1,190 @@
+/**
+ * Spare data channels on the relay (S9a, S7a and S10a in docs/flow.md; their messages in
+ * lib/protocol.ts): data channels an agent opened ahead, bound to its session but to no client,
+ * each given to one of the session's next clients. Such a client waits one round trip of the
+ * agent-relay link (its first bytes go out with `client`; the service's answer comes back right
+ * after `accept`), not the three or four of the agent dialling a data channel first.
+ *
+ * A spare that ends or speaks before it is given a client is released. One that is gone when it
+ * is given one hands the client back to the classic flow (`connect` over the control channel),
+ * with the bytes it had taken.
+ */
+
+import type { OpenConnections } from "../drain.ts";
+import type { Arrival } from "../front/front.ts";
+import type { FrameReader } from "../frames.ts";
+import { closeQuietly, type Conn, describeError, writeAll } from "../net.ts";
+import { decodeAgentMessage, encodeFrame } from "../protocol.ts";
+import { createLogger } from "../log.ts";
+import { HeldConn } from "./held.ts";
+import type { PendingClient } from "./pending.ts";
+import { concat, type HoldingSession, type Rendezvous } from "./rendezvous.ts";
+import { randomToken } from "../auth.ts";
+import { SMALL_BUFFER_BYTES } from "../splice.ts";
+
+const log = createLogger("relay");
+
+/** A spare as the relay keeps it: its first frame is read from the start, to see it end. */
+interface Spare {
+  conn: Conn;
+  reader: FrameReader;
+  answer: Promise<Uint8Array | null>;
+}
+
+/** Each session's spare data channels. */
+export class Spares {
+  #bySession = new Map<string, Spare[]>();
+  #open: OpenConnections;
+  #rendezvous: Rendezvous;
+
+  constructor(open: OpenConnections, rendezvous: Rendezvous) {
+    this.#open = open;
+    this.#rendezvous = rendezvous;
+  }
+
+  /** Spares kept for `session` now (all sessions' without one). */
+  count(session?: string): number {
+    if (session !== undefined) return this.#bySession.get(session)?.length ?? 0;
+    return [...this.#bySession.values()].reduce((sum, list) => sum + list.length, 0);
+  }
+
+  /** S9a: keeps `conn` (its `spare` frame read by `reader`) for `session`'s next client. */
+  add({ id, agentId }: HoldingSession, conn: Conn, reader: FrameReader): void {
+    const spare: Spare = { conn, reader, answer: reader.next() };
+    const list = this.#bySession.get(id) ?? [];
+    list.push(spare);
+    this.#bySession.set(id, list);
+    log.debug(`agent ${agentId}: a spare data channel is ready (${this.count(id)} kept)`);
+    const unused = () => {
+      if (!this.#remove(id, spare)) return;
+      this.#open.release(conn);
+      log.debug(`agent ${agentId}: a spare data channel ended unused (${this.count(id)} kept)`);
+    };
+    spare.answer.then(unused, unused);
+  }
+
+  /** Releases the spares of `session`, which ended. */
+  dropSession(session: string): void {
+    for (const spare of this.#bySession.get(session) ?? []) this.#open.release(spare.conn);
+    this.#bySession.delete(session);
+  }
+
+  /**
+   * S7a: gives `arrival`'s client to a spare of `session` (`onRelease` runs when the client is
+   * released; `to`: the relay address it dialled). False when the session has none: the caller
+   * asks the agent over the control channel. `classic` does that for a client whose spare turned
+   * out to be gone.
+   */
+  handOver(
+    arrival: Arrival,
+    session: HoldingSession,
+    to: string,
+    onRelease: (() => void) | undefined,
+    classic: (client: PendingClient) => void,
+  ): boolean {
+    const list = this.#bySession.get(session.id);
+    const spare = list?.pop();
+    if (!spare) return false;
+    if (list!.length === 0) this.#bySession.delete(session.id);
+    const client = this.#rendezvous.toHold(arrival, session, onRelease);
+    this.#serve(client, spare, to, classic);
+    return true;
+  }
+
+  /** Sends `client` and the first bytes, forwards what else comes first, awaits the answer. */
+  async #serve(
+    client: PendingClient,
+    spare: Spare,
+    to: string,
+    classic: (c: PendingClient) => void,
+  ) {
+    const { arrival, conn } = client;
+    const frame = encodeFrame({
+      type: "client",
+      service: arrival.service,
+      conn: randomToken(),
+      client: client.client,
+      to,
+    });
+    // The client's bytes go ahead of the answer: its first read's too, should it come first.
+    const sent: Uint8Array[] = [];
+    let answered = false, writeFailed = false, timedOut = false;
+    const forward = (bytes: Uint8Array) => {
+      if (bytes.length === 0 || writeFailed) return Promise.resolve();
+      sent.push(bytes);
+      return writeAll(spare.conn, bytes).catch(() => void (writeFailed = true));
+    };
+    let writing = forward(concat(frame, conn.takeArrived()));
+    conn.arrivedLater().then(() => {
+      if (answered) return; // the splice reads them now
+      const bytes = conn.takeArrived();
+      writing = writing.then(() => forward(bytes));
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      closeQuietly(spare.conn);
+    }, this.#rendezvous.connectTimeoutMs);
+    const answer = await spare.answer.catch(() => null).finally(() => clearTimeout(timer));
+    answered = true;
+    await writing;
+    const taken = concat(...sent).subarray(frame.length);
+    if (answer === null && !timedOut) return this.#backToClassic(client, spare, taken, classic);
+    this.#answered(client, spare, answer, taken.length);
+  }
+
+  /** S10a: the agent's answer on the spare decides: spliced, or turned away. */
+  async #answered(
+    client: PendingClient,
+    spare: Spare,
+    answer: Uint8Array | null,
+    fromClient: number,
+  ): Promise<void> {
+    const why = (problem: string) => {
+      this.#open.release(spare.conn);
+      this.#rendezvous.turnAway(client, `agent ${client.agent} ${problem}`);
+    };
+    if (answer === null) return why("did not answer on a spare data channel in time");
+    let message;
+    try {
+      message = decodeAgentMessage(answer);
+    } catch (error) {
+      return why(`sent nonsense on a spare data channel: ${describeError(error)}`);
+    }
+    if (message.type === "refuse") return why(`refused: ${message.reason}`);
+    if (message.type !== "accept") return why(`sent "${message.type}" on a spare data channel`);
+    const { arrival, conn } = client;
+    const fromService = spare.reader.takeRest();
+    const welcome = arrival.front.welcome?.(arrival);
+    try {
+      const toClient = welcome ? concat(welcome, fromService) : fromService;
+      if (toClient.length > 0) await writeAll(conn, toClient);
+    } catch {
+      this.#open.release(conn);
+      this.#open.release(spare.conn);
+      return;
+    }
+    this.#rendezvous.splice(client, spare.conn, { fromClient, toClient: fromService.length });
+  }
+
+  /** The spare was gone: the client goes the classic way, with the bytes it had taken. */
+  #backToClassic(
+    client: PendingClient,
+    spare: Spare,
+    taken: Uint8Array,
+    classic: (client: PendingClient) => void,
+  ): void {
+    this.#open.release(spare.conn);
+    const conn = new HeldConn(client.conn, taken, SMALL_BUFFER_BYTES);
+    this.#open.replace(client.conn, conn);
+    classic({ ...client, conn });
+  }
+
+  #remove(session: string, spare: Spare): boolean {
+    const list = this.#bySession.get(session);
+    const at = list?.indexOf(spare) ?? -1;
+    if (at < 0) return false;
+    list!.splice(at, 1);
+    if (list!.length === 0) this.#bySession.delete(session);
+    return true;
+  }
+}
