@@ -16,8 +16,8 @@ import { startBackends } from "./tunnel.ts";
 import { slowLink } from "./slow_link.ts";
 import { webSocket } from "./websocket.ts";
 
-/** The whole run is stopped after this long; it takes about five minutes on two cores. */
-const OVERALL_TIMEOUT_MS = 10 * 60_000;
+/** The whole run is stopped after this long; it takes about twelve minutes on two cores. */
+const OVERALL_TIMEOUT_MS = 25 * 60_000;
 const RESULTS_DIR = new URL("results/", import.meta.url).pathname;
 
 async function main(): Promise<void> {
