@@ -13,7 +13,12 @@ export async function statusOf(proc: Proc): Promise<Record<string, string>> {
   const from = proc.lines.length;
   Deno.kill(proc.pid, STATUS_SIGNAL);
   const [, fields] = await proc.waitFor(/ status: (.*)$/, { from });
-  return Object.fromEntries(fields.split(" ").map((field) => field.split("=")));
+  // key=value, or key="a value with spaces" (JSON)
+  return Object.fromEntries(
+    [...fields.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S*)/g)].map((
+      [, key, value],
+    ) => [key, value.startsWith('"') ? JSON.parse(value) : value]),
+  );
 }
 
 /** Resident memory of a process in bytes, from /proc. */

@@ -29,7 +29,9 @@ Deno.test("in-process: a relay and an agent from lib/ carry a connection and sto
     const answer = await request(publicPort, new TextEncoder().encode("ping"));
     assertEquals(new TextDecoder().decode(answer), "ping");
     await eventually(
-      () => relay.stats().spares === 2 && relay.stats().connections === 1 + 2,
+      () =>
+        relay.stats().spares === 2 && relay.stats().connections === 1 + 2 &&
+        agent.stats().spares === 2,
       "only the control channel and the two spare data channels an idle agent keeps are left",
     );
   } finally {
@@ -41,6 +43,7 @@ Deno.test("in-process: a relay and an agent from lib/ carry a connection and sto
     relay: "disconnected",
     path: "plain TCP, direct",
     connections: 0,
+    spares: 0,
   });
   assertEquals(relay.stats().agents, 0);
 });

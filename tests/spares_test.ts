@@ -236,7 +236,9 @@ Deno.test("spares: a real agent keeps two while idle, and 200 clients at once pl
     const [relayStatus, agentStatus] = [await statusOf(relay), await statusOf(agent)];
     const spares = Number(relayStatus.spares);
     return relayStatus.pending === "0" && spares >= 2 && spares <= 8 &&
-      Number(relayStatus.connections) === 1 + spares && Number(agentStatus.connections) === spares;
+      Number(relayStatus.connections) === 1 + spares &&
+      Number(agentStatus.connections) === spares &&
+      Number(agentStatus.spares) === spares;
   }, "only the control channel and the spares are open");
 });
 

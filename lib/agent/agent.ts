@@ -25,7 +25,7 @@ import { createLogger } from "../log.ts";
 import { PathChoice } from "./path_choice.ts";
 import type { RelayPath } from "./relay_paths.ts";
 import type { AgentService } from "./serve.ts";
-import { AgentFatalError, runSession } from "./session.ts";
+import { AgentFatalError, runSession, type SessionOptions } from "./session.ts";
 import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES, type SpareLimits } from "./spares.ts";
 
 export { AgentFatalError };
@@ -69,8 +69,10 @@ export interface AgentStats {
   relay: "connected" | "disconnected";
   /** The path to the relay in use or last used, e.g. "TLS, direct". */
   path?: string;
-  /** Open service and data connections. */
+  /** Open service and data connections (the spare data channels among them). */
   connections: number;
+  /** Spare data channels open and waiting for a client. */
+  spares: number;
 }
 
 /** A running agent. */
@@ -96,13 +98,18 @@ export function startAgent(options: AgentOptions): Agent {
   const open = new OpenConnections(); // service and data connections, which outlive a session
   const stopping = new AbortController();
   let connected = false;
+  let spares: { readonly idle: number } | undefined;
   const choice = new PathChoice(options.paths);
-  const done = run(options, choice, open, stopping.signal, (up) => connected = up);
+  const done = run(options, choice, open, stopping.signal, {
+    onConnected: (up) => connected = up,
+    onSpares: (pool) => spares = pool,
+  });
   return {
     stats: () => ({
       relay: connected ? "connected" : "disconnected",
       ...(choice.chosen ? { path: choice.chosen.name } : {}),
       connections: open.size,
+      spares: spares?.idle ?? 0,
     }),
     shutdown: () => stopping.abort(),
     done,
@@ -115,11 +122,11 @@ async function run(
   choice: PathChoice,
   open: OpenConnections,
   signal: AbortSignal,
-  onConnected: (connected: boolean) => void,
+  report: Pick<SessionOptions, "onConnected" | "onSpares">,
 ): Promise<void> {
   const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
   const spares = options.spares ?? { min: DEFAULT_MIN_SPARES, max: DEFAULT_MAX_SPARES };
-  const session = { ...options, agentId: options.id, open, signal, onConnected, spares };
+  const session = { ...options, ...report, agentId: options.id, open, signal, spares };
   try {
     while (!signal.aborted) {
       let ended;

@@ -59,6 +59,8 @@ export interface SessionOptions {
   signal: AbortSignal;
   /** Called with true once the session is established, and with false when it ends. */
   onConnected(connected: boolean): void;
+  /** Called with the session's spare data channels once it has them, and with undefined at its end. */
+  onSpares?(spares: { readonly idle: number } | undefined): void;
   /** Called once the session is established, before `onConnected`. */
   onEstablished?(): void;
 }
@@ -130,6 +132,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     };
     if (welcome.spares && options.spares.max > 0) {
       spares = new SparePool(context, options.spares, welcome.spares);
+      options.onSpares?.(spares);
     }
     for (let message; (message = await channel.receive()) !== null;) {
       if (message.type === "connect") spares?.short();
@@ -148,6 +151,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {
     spares?.close();
+    options.onSpares?.(undefined);
     if (established) options.onConnected(false);
     options.signal.removeEventListener("abort", stop);
     channel.close();
