@@ -314,6 +314,24 @@ export async function socketPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
   return [a, b];
 }
 
+/** Sends `data` through `port` of `hostname`, half-closes, and returns all that came back. */
+export async function echoed(
+  port: number,
+  data: Uint8Array,
+  hostname = "127.0.0.1",
+): Promise<Uint8Array> {
+  const conn = await Deno.connect({ hostname, port });
+  try {
+    const [, back] = await Promise.all([
+      writeAll(conn, data).then(() => conn.closeWrite()),
+      readAll(conn),
+    ]);
+    return back;
+  } finally {
+    conn.close();
+  }
+}
+
 /** Connects to a loopback port. */
 export function connect(port: number, hostname = "127.0.0.1"): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname, port });

@@ -9,7 +9,7 @@
 
 import { assertEquals, assertMatch } from "./assert.ts";
 import { makeCa } from "./certs.ts";
-import { Proc, randomBytes, readAll, sha256, tempStateDir } from "./helpers.ts";
+import { echoed, Proc, randomBytes, readAll, sha256, tempStateDir } from "./helpers.ts";
 import { lockedDownNetwork, type LockedNetwork, PROXY_PORTS, run } from "./netns.ts";
 import {
   PROXY_USER,
@@ -64,20 +64,6 @@ async function connectTo(net: LockedNetwork, port: number): Promise<Deno.TcpConn
   return await Deno.connect({ hostname: net.publicAddress, port });
 }
 
-/** Sends `data` to the echo service, half-closes, and returns all that came back. */
-async function echoed(net: LockedNetwork, port: number, data: Uint8Array): Promise<Uint8Array> {
-  const conn = await connectTo(net, port);
-  try {
-    const [, back] = await Promise.all([
-      writeAll(conn, data).then(() => conn.closeWrite()),
-      readAll(conn),
-    ]);
-    return back;
-  } finally {
-    conn.close();
-  }
-}
-
 /** curl, from the internet, gets the inside's web service through the relay. */
 async function curlsTheWeb(net: LockedNetwork, agent: InsideAgent): Promise<void> {
   const url = `http://${net.publicAddress}:${agent.ports.web}/`;
@@ -90,7 +76,7 @@ async function checkCarries(net: LockedNetwork, agent: InsideAgent, services: Pr
 
   const big = randomBytes(64 << 20);
   assertEquals(
-    sha256(await echoed(net, agent.ports.echo, big)),
+    sha256(await echoed(agent.ports.echo, big, net.publicAddress)),
     sha256(big),
     "64 MiB echoed whole",
   );
@@ -107,7 +93,9 @@ async function checkCarries(net: LockedNetwork, agent: InsideAgent, services: Pr
   const many = await Promise.all(
     Array.from({ length: 200 }, async (_, i) => {
       const payload = new TextEncoder().encode(`connection ${i}`);
-      return new TextDecoder().decode(await echoed(net, agent.ports.echo, payload)) ===
+      return new TextDecoder().decode(
+        await echoed(agent.ports.echo, payload, net.publicAddress),
+      ) ===
         `connection ${i}`;
     }),
   );

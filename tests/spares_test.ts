@@ -8,6 +8,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   connect,
   echo,
+  echoed,
   eventually,
   fakeAgent,
   randomBytes,
@@ -241,17 +242,3 @@ Deno.test("spares: a real agent keeps two while idle, and 200 clients at once pl
       Number(agentStatus.spares) === spares;
   }, "only the control channel and the spares are open");
 });
-
-/** Sends `data` through `port`, half-closes, and returns what came back. */
-async function echoed(port: number, data: Uint8Array): Promise<Uint8Array> {
-  const conn = await connect(port);
-  try {
-    const [, back] = await Promise.all([
-      writeAll(conn, data).then(() => conn.closeWrite()),
-      readAll(conn),
-    ]);
-    return back;
-  } finally {
-    conn.close();
-  }
-}

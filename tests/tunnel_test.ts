@@ -114,7 +114,8 @@ for (const closer of ["client", "server"] as const) {
       serverSawEnd = (await conn.read(buffer)) === null;
     });
     await using relay = await startRelayProcess();
-    await using agent = await startAgentProcess(relay, { svc: server.port });
+    // The classic flow, each socket accounted for (spares open and close on their own schedule).
+    await using agent = await startAgentProcess(relay, { svc: server.port }, ["--spares", "0"]);
     const relayBaseline = relay.socketCount();
     const agentBaseline = agent.socketCount();
     const conn = await connect(agent.publicPort.svc);

@@ -90,11 +90,7 @@ export async function serveClient(
     data = relay.value;
     open.track(data);
     const early = await openDataChannel(data, context.session, request.conn);
-    const first = service!.proxyProtocol
-      ? await withProxyHeader(service!.proxyProtocol, request, early)
-      : early;
-    if (first.length > 0) await writeAll(upstream, first);
-    spliceService(request, data, upstream, early.length, context);
+    await connectService(request, service!, data, upstream, early, context);
   } catch (error) {
     log.warn(`${label}: ${describeError(error)}`);
     open.release(upstream);
@@ -141,16 +137,31 @@ export async function serveOnSpare(
   open.track(upstream);
   try {
     await writeAll(spare, ACCEPT_FRAME);
-    const first = service.proxyProtocol
-      ? await withProxyHeader(service.proxyProtocol, request, early)
-      : early;
-    if (first.length > 0) await writeAll(upstream, first);
-    spliceService(request, spare, upstream, early.length, context);
+    await connectService(request, service, spare, upstream, early, context);
   } catch (error) {
     log.warn(`${label}: ${describeError(error)}`);
     open.release(upstream);
     open.release(spare);
   }
+}
+
+/**
+ * Hands the service its first bytes (the client's `early` ones, after a PROXY header if it asks
+ * for one), then splices it with the data channel.
+ */
+async function connectService(
+  request: ClientRequest,
+  service: AgentService,
+  data: Conn,
+  upstream: Conn,
+  early: Uint8Array,
+  context: ServeContext,
+): Promise<void> {
+  const first = service.proxyProtocol
+    ? await withProxyHeader(service.proxyProtocol, request, early)
+    : early;
+  if (first.length > 0) await writeAll(upstream, first);
+  spliceService(request, data, upstream, early.length, context);
 }
 
 /** The PROXY header naming the request's client (and the relay address it dialled), then `early`. */
