@@ -112,6 +112,7 @@ Deno.exit(
       retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
       spares: parseSpares(flags.spares),
+      pathRecheckMs: parseSeconds(flags["path-recheck"], "--path-recheck"),
       shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
     });
     onStatusSignal(log, agent.stats);

@@ -1,6 +1,7 @@
 /** The agent's flags and its --help, from one table (see lib/flags.ts). */
 
 import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/agent.ts";
+import { PATH_RECHECK_MS } from "./agent/path_choice.ts";
 import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES } from "./agent/spares.ts";
 import { COMMON_FLAGS, EXIT_REFUSED, EXIT_USAGE, VERSION } from "./cli.ts";
 import { flagHelp, type FlagTable } from "./flags.ts";
@@ -71,6 +72,12 @@ export const AGENT_FLAGS = {
     value: "NAME",
     defaultText: "the host name",
     help: "This agent's id, unique on the relay.",
+  },
+  "path-recheck": {
+    value: "SECS",
+    default: String(PATH_RECHECK_MS / 1000),
+    help: "While the agent reaches the relay by a worse path (through a proxy, say), how often " +
+      "it checks whether a better one answers again; when one does, it moves to it.",
   },
   spares: {
     value: "MIN-MAX",

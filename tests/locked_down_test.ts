@@ -239,4 +239,21 @@ Deno.test("locked-down network: out through squid, SOCKS5 and an HTTP-only rever
       await checkRecovers(net, agent, nginx, /cannot reach the relay at .*: connection refused/);
     },
   );
+
+  await t.step(
+    "when the firewall opens, the agent moves from the proxy to the direct path",
+    async () => {
+      await using _squid = await startSquid(net, "443");
+      const recheck = ["--relay", relayAt, "--path-recheck", "1"];
+      await using agent = await startInsideAgent(net, pin, recheck, { HTTPS_PROXY: squidUrl });
+      await agent.waitFor(/using the path WebSocket over TLS, via HTTP proxy/);
+      const from = agent.lines.length;
+      await net.openDirectPath();
+      const moving = /the better path TLS, direct to the relay answers again; moving to it/;
+      await agent.waitFor(moving, { from });
+      await agent.waitFor(/connected to the relay at .* \(TLS, direct\) as agent/, { from });
+      await agent.waitFor(/service web .* is reachable at/, { from });
+      await curlsTheWeb(net, agent);
+    },
+  );
 });

@@ -32,6 +32,8 @@ export interface LockedNetwork extends AsyncDisposable {
   publicAddress: string;
   /** The command line that runs `command` in namespace `ns`. */
   inNamespace(ns: string, command: string[]): string[];
+  /** Opens the firewall: the proxy host routes the inside out directly, with NAT, from now on. */
+  openDirectPath(): Promise<void>;
 }
 
 /** Runs a command to its end; throws with its output if it fails. */
@@ -122,6 +124,27 @@ export async function lockedDownNetwork(): Promise<LockedNetwork> {
     relayAddress: net(2, 2),
     publicAddress: net(3, 2),
     inNamespace: (ns, command) => ["ip", "netns", "exec", ns, ...command],
+    async openDirectPath() {
+      const exec = (...command: string[]) => run(["ip", "netns", "exec", proxyHost, ...command]);
+      await exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1");
+      await exec("nft", "add", "rule", "inet", "firewall", "forward", "accept");
+      await exec("nft", "add", "table", "ip", "nat");
+      await exec(
+        "nft",
+        "add chain ip nat postrouting { type nat hook postrouting priority 100 ; }",
+      );
+      await exec(
+        "nft",
+        "add",
+        "rule",
+        "ip",
+        "nat",
+        "postrouting",
+        "oifname",
+        `ph${id}c`,
+        "masquerade",
+      );
+    },
     [Symbol.asyncDispose]: remove,
   };
 }

@@ -39,6 +39,8 @@ export const RECONNECT_MAX_MS = 10_000;
 export interface AgentOptions {
   /** The ways to reach the relay's agent port, best first (lib/agent/relay_paths.ts). */
   paths: RelayPath[];
+  /** While on a worse path, how often to check the better ones (default: path_choice.ts'). */
+  pathRecheckMs?: number;
   /** The shared secret. */
   secret: string;
   /** This agent's id, unique among the relay's agents. */
@@ -99,7 +101,7 @@ export function startAgent(options: AgentOptions): Agent {
   const stopping = new AbortController();
   let connected = false;
   let spares: { readonly idle: number } | undefined;
-  const choice = new PathChoice(options.paths);
+  const choice = new PathChoice(options.paths, options.pathRecheckMs);
   const done = run(options, choice, open, stopping.signal, {
     onConnected: (up) => connected = up,
     onSpares: (pool) => spares = pool,
@@ -132,7 +134,13 @@ async function run(
       let ended;
       try {
         ended = await choice.attempt((path, onEstablished) =>
-          runSession({ ...session, dialer: path.dialer, path: path.name, onEstablished })
+          runSession({
+            ...session,
+            dialer: path.dialer,
+            path: path.name,
+            onEstablished,
+            endWhen: (sessionEnded) => choice.betterThan(path, sessionEnded),
+          })
         );
       } catch (error) {
         if (!(error instanceof AgentFatalError) || options.retryRefusedMs === undefined) {

@@ -1,19 +1,23 @@
 /**
  * Which path to the relay the agent uses (the paths: lib/agent/relay_paths.ts). Each attempt
  * tries the paths best first and keeps the first whose session completes the handshake; later
- * attempts start from the path chosen, so a reconnection does not wait on paths known to fail,
- * and every {@link PATH_RECHECK_MS} the better paths get another try. A route that cannot open a
- * connection at all (the relay or the proxy unreachable) is not tried again in the same attempt
- * with another transport.
+ * attempts start from the path chosen, so a reconnection does not wait on paths known to fail.
+ * While a session runs on a worse path, the better ones are dialled every
+ * {@link PATH_RECHECK_MS} (`--path-recheck`); once one answers, the session ends and the next
+ * attempt tries them all again. A route that cannot open a connection at all (the relay or the
+ * proxy unreachable) is not tried again in the same attempt with another transport.
  */
 
 import { createLogger } from "../log.ts";
+import { closeQuietly } from "../net.ts";
 import type { Route } from "../transport/transport.ts";
 import type { RelayPath } from "./relay_paths.ts";
 import { AgentFatalError, type SessionEnd } from "./session.ts";
 
-/** How long the agent stays on a worse path before trying the better ones again. */
+/** Default pause between checks of the better paths while a session runs on a worse one. */
 export const PATH_RECHECK_MS = 10 * 60_000;
+/** Time a check of a better path may take (its dial, and its TLS and WebSocket handshakes). */
+const CHECK_TIMEOUT_MS = 5_000;
 
 /** Runs one session over `path`; `onEstablished` is called once its handshake completes. */
 export type SessionOver = (path: RelayPath, onEstablished: () => void) => Promise<SessionEnd>;
@@ -23,12 +27,14 @@ const log = createLogger("agent");
 /** The paths to the relay, and the one in use. */
 export class PathChoice {
   #paths: RelayPath[];
+  #recheckMs: number;
   #chosen?: RelayPath;
-  #lastFullAttempt = -Infinity;
+  #tryAll = true;
 
-  constructor(paths: RelayPath[]) {
+  constructor(paths: RelayPath[], recheckMs = PATH_RECHECK_MS) {
     if (paths.length === 0) throw new Error("no path to the relay");
     this.#paths = paths;
+    this.#recheckMs = recheckMs;
   }
 
   /** The path of the last session that completed its handshake. */
@@ -69,11 +75,32 @@ export class PathChoice {
     return { reason, established: false };
   }
 
-  /** From the chosen path on, unless it is time to try them all again. */
+  /**
+   * While a session runs on `path`, dials the better paths every recheck interval; resolves with
+   * why the session should end once one answers (the next attempt then tries them all), or with
+   * undefined when `signal` aborts (the session ended) or there is no better path.
+   */
+  async betterThan(path: RelayPath, signal: AbortSignal): Promise<string | undefined> {
+    const better = this.#paths.slice(0, this.#paths.indexOf(path));
+    while (better.length > 0 && await pause(this.#recheckMs, signal)) {
+      for (const candidate of better) {
+        const conn = await candidate.dialer.dial(CHECK_TIMEOUT_MS).catch(() => undefined);
+        if (!conn) continue;
+        await conn.closeWrite().catch(() => {}); // a clean end: the relay just lets it go
+        closeQuietly(conn);
+        if (signal.aborted) return undefined;
+        this.#tryAll = true;
+        return `the better path ${candidate.name} to the relay answers again; moving to it`;
+      }
+    }
+    return undefined;
+  }
+
+  /** From the chosen path on, unless the better ones are to be tried again. */
   #toTry(): RelayPath[] {
     const at = this.#chosen ? this.#paths.indexOf(this.#chosen) : 0;
-    if (at <= 0 || Date.now() - this.#lastFullAttempt >= PATH_RECHECK_MS) {
-      this.#lastFullAttempt = Date.now();
+    if (at <= 0 || this.#tryAll) {
+      this.#tryAll = false;
       return this.#paths;
     }
     return this.#paths.slice(at);
@@ -89,6 +116,21 @@ export class PathChoice {
     }
     this.#chosen = path;
   }
+}
+
+/** Waits `ms`; false if `signal` aborted first. */
+function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => finish(true), ms);
+    const finish = (waited: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", aborted);
+      resolve(waited);
+    };
+    const aborted = () => finish(false);
+    signal.addEventListener("abort", aborted, { once: true });
+  });
 }
 
 function listed(failures: { path: RelayPath; reason: string }[]): string {

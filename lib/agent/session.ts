@@ -61,6 +61,11 @@ export interface SessionOptions {
   onConnected(connected: boolean): void;
   /** Called with the session's spare data channels once it has them, and with undefined at its end. */
   onSpares?(spares: { readonly idle: number } | undefined): void;
+  /**
+   * Watches, once the session is established, for a reason to end it (a better path answering);
+   * `signal` aborts when the session ends.
+   */
+  endWhen?(signal: AbortSignal): Promise<string | undefined>;
   /** Called once the session is established, before `onConnected`. */
   onEstablished?(): void;
 }
@@ -98,6 +103,8 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
   options.signal.addEventListener("abort", stop);
   let established = false;
   let spares: SparePool | undefined;
+  let endedBecause: string | undefined;
+  const watching = new AbortController();
   try {
     const welcome = await deadline(
       greetRelay(channel, options.agentId, secretKey(options.secret), relayName),
@@ -106,6 +113,11 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
       `the handshake with the relay at ${relayName}`,
     );
     established = true;
+    options.endWhen?.(watching.signal).then((reason) => {
+      if (!reason) return;
+      endedBecause = reason;
+      channel.close(reason);
+    });
     options.onEstablished?.();
     options.onConnected(true);
     log.info(
@@ -138,7 +150,8 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
       if (message.type === "connect") spares?.short();
       handle(message, context);
     }
-    return { reason: `the relay at ${relayName} closed the control channel`, established };
+    const reason = endedBecause ?? `the relay at ${relayName} closed the control channel`;
+    return { reason, established };
   } catch (error) {
     if (error instanceof HandshakeRefusedError) throw new AgentFatalError(error.message);
     if (error instanceof ProtocolError) {
@@ -150,6 +163,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     }
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {
+    watching.abort();
     spares?.close();
     options.onSpares?.(undefined);
     if (established) options.onConnected(false);
