@@ -11,10 +11,12 @@ import {
   echoed,
   eventually,
   fakeAgent,
+  Proc,
   randomBytes,
   readAll,
   readExactly,
   relayDialer,
+  SECRET,
   sha256,
   startAgentProcess,
   startRelayProcess,
@@ -23,10 +25,12 @@ import {
   WAIT_MS,
 } from "./helpers.ts";
 import { statusOf } from "./faults.ts";
-import type { ControlChannel } from "../lib/channel.ts";
+import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
+import { ControlChannel } from "../lib/channel.ts";
 import { FrameReader } from "../lib/frames.ts";
-import { type Conn, writeAll } from "../lib/net.ts";
+import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
 import {
+  decodeAgentMessage,
   decodeRelayMessage,
   encodeFrame,
   PROTOCOL_VERSION,
@@ -241,4 +245,42 @@ Deno.test("spares: a real agent keeps two while idle, and 200 clients at once pl
       Number(agentStatus.connections) === spares &&
       Number(agentStatus.spares) === spares;
   }, "only the control channel and the spares are open");
+});
+
+Deno.test("spares: the agent opens again a spare that ended without a client (a proxy's idle timeout)", async () => {
+  // The test is the relay: it speaks the protocol itself, offers two spares, and cuts one.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using agent = new Proc("agent", [
+    ...["--relay", `127.0.0.1:${listener.addr.port}`, "--insecure", "--id", "cut"],
+    ...["--service", "web=127.0.0.1:9"],
+  ]);
+  const accepted: Deno.Conn[] = [];
+  try {
+    const control = new ControlChannel(await listener.accept(), decodeAgentMessage);
+    const hello = await control.receive();
+    assert(hello?.type === "hello");
+    const nonce = randomToken();
+    const proof = computeProof(secretKey(SECRET), "relay", hello.agent, hello.nonce, nonce);
+    control.send({ type: "challenge", nonce, proof });
+    assertEquals((await control.receive())?.type, "auth");
+    const session = randomToken();
+    control.send({ type: "welcome", session, heartbeatMs: 10_000, spares: 2 });
+    const nextSpare = async () => {
+      const conn = await listener.accept();
+      accepted.push(conn);
+      const message = decodeAgentMessage((await new FrameReader(conn).next())!);
+      assertEquals(message, { type: "spare", version: PROTOCOL_VERSION, session });
+      return conn;
+    };
+    const [first] = [await nextSpare(), await nextSpare()];
+    first.close();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = new Promise<"none">((resolve) => timer = setTimeout(resolve, 5_000, "none"));
+    const third = await Promise.race([nextSpare(), gaveUp]).finally(() => clearTimeout(timer));
+    assert(third !== "none", "a new spare came within 5 s of the cut");
+    control.close();
+  } finally {
+    accepted.forEach((conn) => closeQuietly(conn));
+    listener.close();
+  }
 });

@@ -19,6 +19,8 @@ export const DEFAULT_MIN_SPARES = 2;
 export const DEFAULT_MAX_SPARES = 8;
 /** After this long with no client on a spare, the pool shrinks back to its minimum. */
 export const SPARE_IDLE_MS = 30_000;
+/** Pause before opening again a spare that ended without a client. */
+export const SPARE_REOPEN_MS = 1_000;
 
 /** How many spares to keep: at least `min` while idle, at most `max` while busy. */
 export interface SpareLimits {
@@ -110,7 +112,13 @@ export class SparePool {
       payload = null;
     }
     const wasIdle = this.#idle.delete(conn);
-    if (payload === null || !wasIdle) return open.release(conn);
+    if (payload === null || !wasIdle) {
+      open.release(conn);
+      // Ended under it (a proxy's idle timeout, say): opened again a moment later. A spare the
+      // relay refused (an error frame) is not, so a pool above the relay's limit does not loop.
+      if (wasIdle) setTimeout(() => this.#fill(), SPARE_REOPEN_MS);
+      return;
+    }
     let request;
     try {
       request = decodeRelayMessage(payload);
