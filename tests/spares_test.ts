@@ -250,7 +250,7 @@ Deno.test("spares: a real agent keeps two while idle, and 200 clients at once pl
 Deno.test("spares: the agent opens again a spare that ended without a client (a proxy's idle timeout)", async () => {
   // The test is the relay: it speaks the protocol itself, offers two spares, and cuts one.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  await using agent = new Proc("agent", [
+  await using _agent = new Proc("agent", [
     ...["--relay", `127.0.0.1:${listener.addr.port}`, "--insecure", "--id", "cut"],
     ...["--service", "web=127.0.0.1:9"],
   ]);
