@@ -17,12 +17,17 @@ export class FrameReader {
   #start = 0;
   #end = 0;
 
-  /** Reads frames from `conn`; `prefix` holds bytes already read from it. */
-  constructor(conn: Conn, prefix: Uint8Array = new Uint8Array(0)) {
+  constructor(conn: Conn) {
     this.#conn = conn;
-    if (prefix.length > this.#buffer.length) this.#buffer = new Uint8Array(prefix.length);
-    this.#buffer.set(prefix);
-    this.#end = prefix.length;
+  }
+
+  /**
+   * The first `count` bytes not yet taken, reading until they are there (fewer if the peer ends
+   * first), without taking them: to tell another protocol from frames by its first bytes.
+   */
+  async peek(count: number): Promise<Uint8Array> {
+    while (this.#end - this.#start < count && await this.#fill());
+    return this.#buffer.subarray(this.#start, Math.min(this.#end, this.#start + count));
   }
 
   /** The next frame's payload, or null when the peer closed cleanly between frames. */

@@ -67,6 +67,12 @@ export async function readHead(
 
   async function readUntilEnd(): Promise<Head | NoHead> {
     while (true) {
+      const end = indexOfEnd(buffer, Math.max(0, searched - 3), length); // the prefix's first
+      searched = length;
+      if (end >= 0) {
+        const text = decoder.decode(buffer.subarray(0, end));
+        return { kind: "head", bytes: buffer.subarray(0, length), length: end + 4, text };
+      }
       if (length === buffer.length) {
         if (length >= MAX_HEAD_BYTES) {
           return { kind: "bad", status: 400, why: `request head over ${MAX_HEAD_BYTES} bytes` };
@@ -88,11 +94,6 @@ export async function readHead(
       }
       if (count === null) return length === 0 ? { kind: "gone" } : badHead("it ended too early");
       length += count;
-      const end = indexOfEnd(buffer, Math.max(0, searched - 3), length);
-      searched = length;
-      if (end < 0) continue;
-      const text = decoder.decode(buffer.subarray(0, end));
-      return { kind: "head", bytes: buffer.subarray(0, length), length: end + 4, text };
     }
   }
 }

@@ -20,6 +20,11 @@ import { WebSocketConn } from "./websocket_conn.ts";
 export const WEBSOCKET_PATH = "/porthole";
 
 const ACCEPT_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const GET = new TextEncoder().encode("GET ");
+
+function startsWithGet(bytes: Uint8Array): boolean {
+  return bytes.length === GET.length && GET.every((byte, i) => bytes[i] === byte);
+}
 const encoder = new TextEncoder();
 
 /** Sec-WebSocket-Accept for `key` (RFC 6455 §4.2.2). */
@@ -103,18 +108,9 @@ export interface AgentChannel {
  * (404 for another path) and should be closed.
  */
 export async function openChannel(conn: Conn, path: string): Promise<AgentChannel | undefined> {
-  const first = new Uint8Array(4);
-  let length = 0;
-  while (length < first.length) {
-    const count = await conn.read(first.subarray(length));
-    if (count === null) break;
-    length += count;
-  }
-  const prefix = first.subarray(0, length);
-  if (new TextDecoder().decode(prefix) !== "GET ") {
-    return { conn, reader: new FrameReader(conn, prefix) };
-  }
-  const head = await readHead(conn, undefined, prefix);
+  const reader = new FrameReader(conn);
+  if (!startsWithGet(await reader.peek(GET.length))) return { conn, reader };
+  const head = await readHead(conn, undefined, reader.takeRest());
   if (head.kind !== "head") return undefined;
   const [, target] = /^GET (\S+) HTTP\/1\.1$/.exec(head.text.split("\r\n")[0]) ?? [];
   const key = headerOf(head.text, "sec-websocket-key");
