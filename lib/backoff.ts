@@ -47,3 +47,26 @@ export class Backoff {
     this.#attempt = 0;
   }
 }
+
+/**
+ * Waits `ms`, or less if `signal` aborts; resolves true if it waited the whole time.
+ *
+ * @example
+ * ```ts
+ * const stopping = new AbortController();
+ * if (await pause(500, stopping.signal)) console.log("try again");
+ * ```
+ */
+export function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => finish(true), ms);
+    const finish = (waited: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", aborted);
+      resolve(waited);
+    };
+    const aborted = () => finish(false);
+    signal.addEventListener("abort", aborted, { once: true });
+  });
+}

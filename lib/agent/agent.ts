@@ -19,7 +19,7 @@
  * ```
  */
 
-import { Backoff } from "../backoff.ts";
+import { Backoff, pause } from "../backoff.ts";
 import { drain, OpenConnections, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
 import { createLogger } from "../log.ts";
 import { PathChoice } from "./path_choice.ts";
@@ -149,30 +149,17 @@ async function run(
         log.error(
           `${error.message}; trying again in ${options.retryRefusedMs / 1000} s (--retry-refused)`,
         );
-        await sleep(options.retryRefusedMs, signal);
+        await pause(options.retryRefusedMs, signal);
         continue;
       }
       if (signal.aborted) break;
       if (ended.established) backoff.reset();
       const waitMs = backoff.next();
       log.warn(`${ended.reason}; reconnecting in ${waitMs} ms (attempt ${backoff.attempt})`);
-      await sleep(waitMs, signal);
+      await pause(waitMs, signal);
     }
     await drain(open, options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS, log);
   } finally {
     open.releaseAll();
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

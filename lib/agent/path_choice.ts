@@ -8,6 +8,7 @@
  * proxy unreachable) is not tried again in the same attempt with another transport.
  */
 
+import { pause } from "../backoff.ts";
 import { createLogger } from "../log.ts";
 import { closeQuietly } from "../net.ts";
 import type { Route } from "../transport/transport.ts";
@@ -116,21 +117,6 @@ export class PathChoice {
     }
     this.#chosen = path;
   }
-}
-
-/** Waits `ms`; false if `signal` aborted first. */
-function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const timer = setTimeout(() => finish(true), ms);
-    const finish = (waited: boolean) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", aborted);
-      resolve(waited);
-    };
-    const aborted = () => finish(false);
-    signal.addEventListener("abort", aborted, { once: true });
-  });
 }
 
 function listed(failures: { path: RelayPath; reason: string }[]): string {
