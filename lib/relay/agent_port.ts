@@ -168,10 +168,7 @@ export class AgentPort {
     if (!channel) return open.release(raw);
     const agent = this.#options.agentOf?.(raw);
     if (agent) channel.conn = withPeer(channel.conn, agent);
-    if (channel.conn !== raw) {
-      open.forget(raw);
-      open.track(channel.conn, authenticated);
-    }
+    if (channel.conn !== raw) open.replace(raw, channel.conn);
     const timeoutMs = Math.max(1, until - Date.now());
     await this.#dispatch(channel.conn, channel.reader, authenticated, timeoutMs).catch((error) => {
       open.release(channel.conn);

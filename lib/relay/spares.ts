@@ -107,14 +107,16 @@ export class Spares {
       to,
     });
     // The client's bytes go ahead of the answer: its first read's too, should it come first.
-    const sent: Uint8Array[] = [];
+    const taken: Uint8Array[] = [];
     let answered = false, writeFailed = false, timedOut = false;
-    const forward = (bytes: Uint8Array) => {
-      if (bytes.length === 0 || writeFailed) return Promise.resolve();
-      sent.push(bytes);
-      return writeAll(spare.conn, bytes).catch(() => void (writeFailed = true));
+    const forward = (bytes: Uint8Array, withFrame = false) => {
+      if (bytes.length === 0 && !withFrame) return Promise.resolve();
+      if (writeFailed) return Promise.resolve();
+      taken.push(bytes);
+      return writeAll(spare.conn, withFrame ? concat(frame, bytes) : bytes)
+        .catch(() => void (writeFailed = true));
     };
-    let writing = forward(concat(frame, conn.takeArrived()));
+    let writing = forward(conn.takeArrived(), true);
     conn.arrivedLater().then(() => {
       if (answered) return; // the splice reads them now
       const bytes = conn.takeArrived();
@@ -127,9 +129,11 @@ export class Spares {
     const answer = await spare.answer.catch(() => null).finally(() => clearTimeout(timer));
     answered = true;
     await writing;
-    const taken = concat(...sent).subarray(frame.length);
-    if (answer === null && !timedOut) return this.#backToClassic(client, spare, taken, classic);
-    this.#answered(client, spare, answer, taken.length);
+    if (answer === null && !timedOut) {
+      return this.#backToClassic(client, spare, concat(...taken), classic);
+    }
+    const fromClient = taken.reduce((sum, bytes) => sum + bytes.length, 0);
+    this.#answered(client, spare, answer, fromClient);
   }
 
   /** S10a: the agent's answer on the spare decides: spliced, or turned away. */
