@@ -2,6 +2,7 @@
 
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
+  acceptAgent,
   connect,
   echo,
   fakeAgent,
@@ -15,7 +16,7 @@ import {
   startServer,
   WAIT_MS,
 } from "./helpers.ts";
-import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
+import { randomToken } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { type Conn, writeAll } from "../lib/net.ts";
 import {
@@ -214,19 +215,8 @@ Deno.test("an agent refuses a service its own configuration does not name", asyn
     "--id",
     "careful",
   ]);
-  const conn = await listener.accept();
   try {
-    const channel = new ControlChannel(conn, decodeAgentMessage);
-    const hello = await channel.receive();
-    assert(hello?.type === "hello");
-    const nonce = randomToken();
-    channel.send({
-      type: "challenge",
-      nonce,
-      proof: computeProof(secretKey(SECRET), "relay", hello.agent, hello.nonce, nonce),
-    });
-    assertEquals((await channel.receive())?.type, "auth");
-    channel.send({ type: "welcome", session: randomToken(), heartbeatMs: 10_000 });
+    const { channel } = await acceptAgent(listener);
     assertEquals(await channel.receive(), { type: "register", service: "web" });
     const token = randomToken();
     channel.send({ type: "connect", service: "ssh", conn: token, client: "203.0.113.9:4000" });

@@ -6,12 +6,17 @@
 import { NO_PROXY_VARIABLES, PROXY_VARIABLES } from "../lib/agent/relay_paths.ts";
 import { denoRunArgs } from "../lib/launch.ts";
 import { createHash } from "node:crypto";
-import { assert } from "./assert.ts";
-import { secretKey } from "../lib/auth.ts";
+import { assert, assertEquals } from "./assert.ts";
+import { randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
-import { greetRelay } from "../lib/handshake.ts";
+import { challengeAgent, greetRelay } from "../lib/handshake.ts";
 import { closeQuietly, type Conn, formatHostPort, writeAll } from "../lib/net.ts";
-import { decodeRelayMessage, type RelayMessage } from "../lib/protocol.ts";
+import {
+  type AgentMessage,
+  decodeAgentMessage,
+  decodeRelayMessage,
+  type RelayMessage,
+} from "../lib/protocol.ts";
 import { TcpDialer } from "../lib/transport/tcp.ts";
 import type { RelayDialer } from "../lib/transport/transport.ts";
 import { TlsDialer } from "../lib/transport/tls.ts";
@@ -430,6 +435,23 @@ export function relayDialer(relay: { port: number; fingerprint: string }): Relay
   return relay.fingerprint
     ? new TlsDialer(at, { kind: "fingerprint", sha256: relay.fingerprint })
     : new TcpDialer(at);
+}
+
+/**
+ * The test as the relay: accepts an agent's control channel on `listener`, proves itself with
+ * the test secret, checks the agent's proof, and sends `welcome` (with `spares` if given).
+ */
+export async function acceptAgent(
+  listener: Deno.Listener,
+  spares?: number,
+): Promise<{ channel: ControlChannel<AgentMessage>; session: string; agent: string }> {
+  const channel = new ControlChannel(await listener.accept(), decodeAgentMessage);
+  const hello = await channel.receive();
+  assert(hello?.type === "hello", `expected hello, got ${JSON.stringify(hello)}`);
+  assertEquals(await challengeAgent(channel, hello, secretKey(SECRET)), "proven");
+  const session = randomToken();
+  channel.send({ type: "welcome", session, heartbeatMs: 10_000, ...(spares ? { spares } : {}) });
+  return { channel, session, agent: hello.agent };
 }
 
 /** An agent speaking the protocol from inside the test, to send what a real agent would not. */

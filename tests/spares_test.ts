@@ -6,6 +6,7 @@
 
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
+  acceptAgent,
   connect,
   echo,
   echoed,
@@ -16,7 +17,6 @@ import {
   readAll,
   readExactly,
   relayDialer,
-  SECRET,
   sha256,
   startAgentProcess,
   startRelayProcess,
@@ -25,8 +25,7 @@ import {
   WAIT_MS,
 } from "./helpers.ts";
 import { statusOf } from "./faults.ts";
-import { computeProof, randomToken, secretKey } from "../lib/auth.ts";
-import { ControlChannel } from "../lib/channel.ts";
+import type { ControlChannel } from "../lib/channel.ts";
 import { FrameReader } from "../lib/frames.ts";
 import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
 import {
@@ -256,15 +255,7 @@ Deno.test("spares: the agent opens again a spare that ended without a client (a 
   ]);
   const accepted: Deno.Conn[] = [];
   try {
-    const control = new ControlChannel(await listener.accept(), decodeAgentMessage);
-    const hello = await control.receive();
-    assert(hello?.type === "hello");
-    const nonce = randomToken();
-    const proof = computeProof(secretKey(SECRET), "relay", hello.agent, hello.nonce, nonce);
-    control.send({ type: "challenge", nonce, proof });
-    assertEquals((await control.receive())?.type, "auth");
-    const session = randomToken();
-    control.send({ type: "welcome", session, heartbeatMs: 10_000, spares: 2 });
+    const { channel: control, session } = await acceptAgent(listener, 2);
     const nextSpare = async () => {
       const conn = await listener.accept();
       accepted.push(conn);
