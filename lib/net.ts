@@ -214,6 +214,13 @@ export async function deadline<T>(
   }
 }
 
+/** The byte arrays one after another, as one buffer (for one write). */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  parts.reduce((at, part) => (all.set(part, at), at + part.length), 0);
+  return all;
+}
+
 /** Writes every byte of `data`, however many writes it takes. */
 export async function writeAll(conn: Conn, data: Uint8Array): Promise<void> {
   for (let done = 0; done < data.length;) {

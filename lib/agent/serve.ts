@@ -10,6 +10,7 @@ import { openDataChannel } from "../handshake.ts";
 import { createLogger } from "../log.ts";
 import {
   closeQuietly,
+  concat,
   type Conn,
   describeError,
   dial,
@@ -176,10 +177,7 @@ async function withProxyHeader(
     tryParseHostPort(client) ?? unknown,
     (to && tryParseHostPort(to)) || unknown,
   );
-  const both = new Uint8Array(header.length + early.length);
-  both.set(header);
-  both.set(early, header.length);
-  return both;
+  return concat(header, early);
 }
 
 function tryParseHostPort(text: string): HostPort | undefined {

@@ -9,7 +9,7 @@ import type { OpenConnections } from "../drain.ts";
 import type { Arrival } from "../front/front.ts";
 import { READY_FRAME } from "../handshake.ts";
 import { createLogger } from "../log.ts";
-import { type Conn, formatAddr, writeAll } from "../net.ts";
+import { concat, type Conn, formatAddr, writeAll } from "../net.ts";
 import { randomToken } from "../auth.ts";
 import { SMALL_BUFFER_BYTES, splice } from "../splice.ts";
 import { HeldConn } from "./held.ts";
@@ -186,11 +186,4 @@ export class Rendezvous {
     this.#open.release(client.conn, false);
     client.arrival.front.refuse(client.arrival, "unreachable");
   }
-}
-
-/** The byte arrays one after another, as one buffer for one write. */
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  parts.reduce((at, part) => (all.set(part, at), at + part.length), 0);
-  return all;
 }

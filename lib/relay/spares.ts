@@ -13,12 +13,12 @@
 import type { OpenConnections } from "../drain.ts";
 import type { Arrival } from "../front/front.ts";
 import type { FrameReader } from "../frames.ts";
-import { closeQuietly, type Conn, describeError, writeAll } from "../net.ts";
+import { closeQuietly, concat, type Conn, describeError, writeAll } from "../net.ts";
 import { decodeAgentMessage, encodeFrame } from "../protocol.ts";
 import { createLogger } from "../log.ts";
 import { HeldConn } from "./held.ts";
 import type { PendingClient } from "./pending.ts";
-import { concat, type HoldingSession, type Rendezvous } from "./rendezvous.ts";
+import type { HoldingSession, Rendezvous } from "./rendezvous.ts";
 import { randomToken } from "../auth.ts";
 import { SMALL_BUFFER_BYTES } from "../splice.ts";
 

@@ -13,7 +13,7 @@
  * rather than a read per header.
  */
 
-import { type Conn, writeAll } from "../net.ts";
+import { concat, type Conn, writeAll } from "../net.ts";
 import {
   BINARY,
   CLOSE,
@@ -213,11 +213,4 @@ export class WebSocketConn implements Conn {
     this.#writes = sent.catch(() => {});
     return sent;
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const both = new Uint8Array(a.length + b.length);
-  both.set(a);
-  both.set(b, a.length);
-  return both;
 }
