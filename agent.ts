@@ -14,6 +14,7 @@ import {
   onShutdownSignal,
   onStatusSignal,
   parseAgentServices,
+  parseOnOff,
   parseOptionalSeconds,
   parseSeconds,
   parseSpares,
@@ -112,6 +113,7 @@ Deno.exit(
       retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
       idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
       spares: parseSpares(flags.spares),
+      earlyData: parseOnOff(flags["early-data"], "--early-data"),
       pathRecheckMs: parseSeconds(flags["path-recheck"], "--path-recheck"),
       shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
     });

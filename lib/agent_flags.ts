@@ -87,6 +87,14 @@ export const AGENT_FLAGS = {
       "what the relay allows). 0 for none: each client's data channel is opened when it comes.",
     example: "--spares 0",
   },
+  "early-data": {
+    value: "on|off",
+    default: "on",
+    help: "While a new client's data channel is being opened, carry its first bytes and the " +
+      "service's first answer over the control channel, so the answer comes one round trip " +
+      "after the client asked. off: the client waits for its data channel.",
+    example: "--early-data off",
+  },
   "reconnect-max": {
     value: "SECS",
     default: String(RECONNECT_MAX_MS / 1000),

@@ -145,6 +145,12 @@ export function parseAddress(text: string, flag: string): HostPort {
   }
 }
 
+/** Parses an `on|off` flag's value. */
+export function parseOnOff(text: string, flag: string): boolean {
+  if (text === "on" || text === "off") return text === "on";
+  throw new UsageError(`${flag} "${text}" is neither on nor off`);
+}
+
 /** Parses `--spares MIN-MAX` (or one number for both; 0 for none). */
 export function parseSpares(text: string): { min: number; max: number } {
   const match = /^(\d+)(?:-(\d+))?$/.exec(text);

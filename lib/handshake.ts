@@ -34,8 +34,9 @@ export class HandshakeRefusedError extends Error {
 }
 
 /**
- * Agent half of S1–S2: sends `hello`, answers the relay's `challenge` with the agent's proof, and
- * checks the relay's own proof. Resolves with the relay's `welcome`. Rejects with
+ * Agent half of S1–S2: sends `hello` (asking for an early-data window of `earlyWindow` bytes, if
+ * not 0), answers the relay's `challenge` with the agent's proof, and checks the relay's own
+ * proof. Resolves with the relay's `welcome`. Rejects with
  * {@link HandshakeRefusedError} when the relay answers `error` or cannot prove the secret, with a
  * ProtocolError for an unexpected message, and with an Error when the relay closes meanwhile.
  *
@@ -54,9 +55,16 @@ export async function greetRelay(
   agentId: string,
   key: Uint8Array,
   relayName: string,
+  earlyWindow = 0,
 ): Promise<RelayMessageOf<"welcome">> {
   const nonce = randomToken();
-  channel.send({ type: "hello", version: PROTOCOL_VERSION, agent: agentId, nonce });
+  channel.send({
+    type: "hello",
+    version: PROTOCOL_VERSION,
+    agent: agentId,
+    nonce,
+    ...(earlyWindow > 0 ? { early: earlyWindow } : {}),
+  });
   const challenge = await expect(channel, "challenge");
   channel.send({
     type: "auth",
@@ -134,27 +142,30 @@ export async function challengeAgent(
 
 /**
  * Agent half of S10: on a fresh connection to the relay, sends the `data` frame for connection id
- * `connId` of session `session` and waits (up to {@link HANDSHAKE_TIMEOUT_MS}) for `ready`.
- * Resolves with the bytes that arrived after `ready` in the same reads: they belong to the
- * client and must be forwarded first. Rejects when the relay refuses (`error`), closes first, or
- * the deadline passes (then `conn` is closed).
+ * `connId` of session `session` (saying that `sentEarly` of the service's bytes went early) and
+ * waits (up to {@link HANDSHAKE_TIMEOUT_MS}) for `ready`. Resolves with the bytes that arrived
+ * after `ready` in the same reads (`rest`: they belong to the client and must be forwarded
+ * first, after the `early` bytes the relay says it sent over the control channel). Rejects when
+ * the relay refuses (`error`), closes first, or the deadline passes (then `conn` is closed).
  *
  * @example
  * ```ts
  * import { writeAll } from "./net.ts";
  * declare const conn: Deno.Conn, service: Deno.Conn, session: string, connId: string;
- * const early = await openDataChannel(conn, session, connId);
- * if (early.length > 0) await writeAll(service, early);
+ * const { rest } = await openDataChannel(conn, session, connId);
+ * if (rest.length > 0) await writeAll(service, rest);
  * ```
  */
 export async function openDataChannel(
   conn: Conn,
   session: string,
   connId: string,
-): Promise<Uint8Array> {
+  sentEarly = 0,
+): Promise<{ rest: Uint8Array; early: number }> {
+  const early = sentEarly > 0 ? { early: sentEarly } : {};
   await writeAll(
     conn,
-    encodeFrame({ type: "data", version: PROTOCOL_VERSION, session, conn: connId }),
+    encodeFrame({ type: "data", version: PROTOCOL_VERSION, session, conn: connId, ...early }),
   );
   const reader = new FrameReader(conn);
   const payload = await deadline(
@@ -171,7 +182,7 @@ export async function openDataChannel(
         : "the relay closed the data channel before accepting it",
     );
   }
-  return reader.takeRest();
+  return { rest: reader.takeRest(), early: answer.early ?? 0 };
 }
 
 /**

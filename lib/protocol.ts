@@ -13,6 +13,12 @@
  *   agent-relay link instead of the three or four of dialling a data channel first. The relay
  *   offers spares in `welcome` (`spares`: how many it holds per agent); an agent opens them only
  *   then.
+ * - early data (lib/early.ts): while a client's data channel is still being opened, its first
+ *   bytes and the service's first answer cross the control channel as `early` frames (base64),
+ *   at most {@link EARLY_WINDOW_BYTES} each way per connection. The data channel's `data` and
+ *   `ready` frames then say how many bytes went early each way, and each end writes those before
+ *   the data channel's, so no byte is lost, doubled or reordered. An agent asks for it in `hello`
+ *   (`early`: its window), the relay grants it in `welcome`.
  *
  * A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON.
  * The S-numbers refer to the steps of the connection flow in docs/flow.md.
@@ -30,6 +36,10 @@ export const MAX_TEXT_LENGTH = 1024;
 export const MAX_LIST_LENGTH = 16;
 /** Time a new connection has to complete its handshake (first frame, authentication, `ready`). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Most bytes a connection sends each way over the control channel before its data channel is up. */
+export const EARLY_WINDOW_BYTES = 32 * 1024;
+/** Most bytes one `early` frame carries (base64 makes them 4/3 as long; a frame stays small). */
+export const EARLY_CHUNK_BYTES = 8 * 1024;
 /** Default time between heartbeats on a control channel; the relay tells the agent its value. */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 /** A control channel silent for this many heartbeat intervals is considered dead. */
@@ -37,10 +47,11 @@ export const HEARTBEAT_MISSES = 3;
 
 /**
  * What a field holds: an id or token (`id`: letters, digits, `.`, `_`, `-`), free `text`, a
- * non-negative integer (`int`), a service kind (`kind`), a short list of texts (`texts`); a
- * trailing `?` makes it optional.
+ * non-negative integer (`int`), a service kind (`kind`), a short list of texts (`texts`), up to
+ * {@link EARLY_CHUNK_BYTES} raw bytes (`bytes`, base64 on the wire); a trailing `?` makes it
+ * optional.
  */
-type FieldKind = "id" | "text" | "text?" | "int" | "int?" | "kind?" | "texts?";
+type FieldKind = "id" | "text" | "text?" | "int" | "int?" | "kind?" | "texts?" | "bytes";
 type Fields = Readonly<Record<string, FieldKind>>;
 
 /** The kinds a service may have (see lib/front/front.ts). */
@@ -53,8 +64,11 @@ export type ServiceKind = typeof SERVICE_KINDS[number];
  * The {@link AgentMessage} type and the decoder both come from this table.
  */
 export const AGENT_MESSAGES = {
-  /** S1: first frame of a control channel: who the agent is, and a nonce the relay must sign. */
-  hello: { version: "int", agent: "id", nonce: "id" },
+  /**
+   * S1: first frame of a control channel: who the agent is, a nonce the relay must sign, and the
+   * early-data window the agent asks for (none if absent).
+   */
+  hello: { version: "int", agent: "id", nonce: "id", early: "int?" },
   /** S1: the agent's proof that it holds the secret (HMAC over both nonces). */
   auth: { proof: "id" },
   /**
@@ -66,8 +80,13 @@ export const AGENT_MESSAGES = {
   unregister: { service: "id" },
   /** S8: the agent will not serve this client connection, and why. */
   refuse: { conn: "id", reason: "text" },
-  /** S10: first frame of a data channel: the one-time connection id and the session it belongs to. */
-  data: { version: "int", session: "id", conn: "id" },
+  /**
+   * S10: first frame of a data channel: the one-time connection id, the session it belongs to,
+   * and how many of the service's bytes went ahead in `early` frames (none if absent).
+   */
+  data: { version: "int", session: "id", conn: "id", early: "int?" },
+  /** S9b: the service's next bytes for connection `conn`, ahead of its data channel. */
+  early: { conn: "id", bytes: "bytes" },
   /** S9a: first frame of a spare data channel, opened ahead for the next client of the session. */
   spare: { version: "int", session: "id" },
   /** S10a: on a spare, after `client`: the service is reached; raw bytes follow. */
@@ -84,9 +103,10 @@ export const RELAY_MESSAGES = {
   challenge: { nonce: "id", proof: "id" },
   /**
    * S2: the agent is authenticated; `session` binds its data channels, `heartbeatMs` paces pings,
-   * and the agent may keep up to `spares` spare data channels open (none if absent).
+   * the agent may keep up to `spares` spare data channels open (none if absent), and send up to
+   * `early` bytes per connection ahead of its data channel (none if absent).
    */
-  welcome: { session: "id", heartbeatMs: "int", spares: "int?" },
+  welcome: { session: "id", heartbeatMs: "int", spares: "int?", early: "int?" },
   /** S4: the service is online; clients reach it at `address`, and through other fronts at `also`. */
   registered: { service: "id", address: "text", also: "texts?" },
   /** S4: the service was not accepted, and why. */
@@ -96,8 +116,13 @@ export const RELAY_MESSAGES = {
    * channel presenting `conn`.
    */
   connect: { service: "id", conn: "id", client: "text", to: "text?" },
-  /** S11: the data channel is accepted; raw bytes follow. */
-  ready: {},
+  /**
+   * S11: the data channel is accepted, `early` of the client's bytes went ahead in `early`
+   * frames (none if absent); raw bytes follow.
+   */
+  ready: { early: "int?" },
+  /** S7b: the client's first bytes for connection `conn`, ahead of its data channel. */
+  early: { conn: "id", bytes: "bytes" },
   /**
    * S7a: on a spare data channel: a client at `client` (which dialled `to`) wants `service`; its
    * first bytes follow, then the relay waits for `accept` or `refuse` (`conn` names it in logs).
@@ -115,6 +140,7 @@ export const RELAY_MESSAGES = {
 type FieldType<K extends FieldKind> = K extends "int" | "int?" ? number
   : K extends "kind?" ? ServiceKind
   : K extends "texts?" ? string[]
+  : K extends "bytes" ? Uint8Array
   : string;
 /** One message type's object: `type`, its required fields, its optional ones. */
 type MessageOf<T extends string, F extends Fields> =
@@ -146,11 +172,15 @@ export class ProtocolError extends Error {
 const ID_PATTERN = /^[A-Za-z0-9._-]+$/;
 
 const encoder = new TextEncoder();
+const asBase64 = (_key: string, value: unknown) =>
+  value instanceof Uint8Array ? value.toBase64() : value;
+/** Length of the base64 text of {@link EARLY_CHUNK_BYTES}. */
+const MAX_BASE64_LENGTH = Math.ceil(EARLY_CHUNK_BYTES / 3) * 4;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Serialises a message into one length-prefixed frame. */
+/** Serialises a message into one length-prefixed frame (`bytes` fields as base64). */
 export function encodeFrame(message: Message): Uint8Array {
-  const payload = encoder.encode(JSON.stringify(message));
+  const payload = encoder.encode(JSON.stringify(message, asBase64));
   if (payload.length > MAX_FRAME_BYTES) {
     throw new ProtocolError(
       `frame of ${payload.length} bytes exceeds the limit of ${MAX_FRAME_BYTES}`,
@@ -195,9 +225,17 @@ function decodeMessage(
     if (kind.endsWith("?") && record[field] === undefined) continue;
     const problem = checkField(record[field], kind);
     if (problem) throw new ProtocolError(`"${type}" field "${field}" ${problem}`);
-    message[field] = record[field];
+    message[field] = kind === "bytes" ? fromBase64(record[field] as string) : record[field];
   }
   return message as Message;
+}
+
+function fromBase64(text: string): Uint8Array {
+  try {
+    return Uint8Array.fromBase64(text);
+  } catch {
+    throw new ProtocolError("a bytes field is not valid base64");
+  }
 }
 
 function checkField(value: unknown, kind: FieldKind): string | undefined {
@@ -218,6 +256,11 @@ function checkField(value: unknown, kind: FieldKind): string | undefined {
       : "must be a non-negative integer";
   }
   if (typeof value !== "string") return "must be a string";
+  if (kind === "bytes") {
+    return value.length <= MAX_BASE64_LENGTH
+      ? undefined
+      : `must be at most ${EARLY_CHUNK_BYTES} bytes`;
+  }
   if (kind === "text" || kind === "text?") {
     return value.length <= MAX_TEXT_LENGTH ? undefined : "is too long";
   }

@@ -5,6 +5,7 @@ import { AGENT_FLAGS, AGENT_HELP } from "../lib/agent_flags.ts";
 import {
   applyLogLevel,
   parseAddress,
+  parseOnOff,
   parsePortRange,
   parseSeconds,
   parseServiceSpecs,
@@ -99,6 +100,7 @@ Deno.test("the flag tables' defaults are values their flags accept", () => {
     LEVEL: applyLogLevel,
     PATH: parseWebSocketPath,
     "MIN-MAX": parseSpares,
+    "on|off": parseOnOff,
   };
   for (const { name, flags } of PROGRAMS) {
     for (const [flag, spec] of Object.entries(flags) as [string, Flag][]) {
@@ -124,7 +126,8 @@ function readmeFlags(
   const rows = table.split("\n").filter((line) => line.startsWith("|")).slice(2);
   const flags = new Map<string, { cell: string; default: string }>();
   for (const row of rows) {
-    const [cell, shown] = row.split("|").slice(1, 3).map((text) => text.trim());
+    const [cell, shown] = row.split(/(?<!\\)\|/).slice(1, 3)
+      .map((text) => text.trim().replaceAll("\\|", "|"));
     for (const [, name] of cell.matchAll(/--([a-z][a-z-]*)/g)) {
       flags.set(name, { cell, default: shown.replaceAll("`", "") });
     }

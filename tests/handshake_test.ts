@@ -163,7 +163,7 @@ async function dataChannel(relay: (conn: Deno.TcpConn) => Promise<void>) {
     await relay(relayEnd);
   })();
   return {
-    opened: openDataChannel(agentEnd, "s1", "c1"),
+    opened: openDataChannel(agentEnd, "s1", "c1").then(({ rest }) => rest),
     agentEnd,
     served,
     [Symbol.dispose]: () => (closeQuietly(agentEnd), closeQuietly(relayEnd)),

@@ -13,9 +13,11 @@ import { challengeAgent, greetRelay } from "../lib/handshake.ts";
 import { closeQuietly, type Conn, formatHostPort, writeAll } from "../lib/net.ts";
 import {
   type AgentMessage,
+  type AgentMessageOf,
   decodeAgentMessage,
   decodeRelayMessage,
   type RelayMessage,
+  type RelayMessageOf,
 } from "../lib/protocol.ts";
 import { TcpDialer } from "../lib/transport/tcp.ts";
 import type { RelayDialer } from "../lib/transport/transport.ts";
@@ -439,28 +441,55 @@ export function relayDialer(relay: { port: number; fingerprint: string }): Relay
 
 /**
  * The test as the relay: accepts an agent's control channel on `listener`, proves itself with
- * the test secret, checks the agent's proof, and sends `welcome` (with `spares` if given).
+ * the test secret, checks the agent's proof, and sends `welcome` (with `spares` and an `early`
+ * window if given); returns the agent's `hello` with the channel.
  */
 export async function acceptAgent(
-  listener: Deno.Listener,
+  listener: { accept(): Promise<Conn> },
   spares?: number,
-): Promise<{ channel: ControlChannel<AgentMessage>; session: string; agent: string }> {
+  early?: number,
+): Promise<
+  {
+    channel: ControlChannel<AgentMessage>;
+    session: string;
+    agent: string;
+    hello: AgentMessageOf<"hello">;
+  }
+> {
   const channel = new ControlChannel(await listener.accept(), decodeAgentMessage);
   const hello = await channel.receive();
   assert(hello?.type === "hello", `expected hello, got ${JSON.stringify(hello)}`);
   assertEquals(await challengeAgent(channel, hello, secretKey(SECRET)), "proven");
   const session = randomToken();
-  channel.send({ type: "welcome", session, heartbeatMs: 10_000, ...(spares ? { spares } : {}) });
-  return { channel, session, agent: hello.agent };
+  channel.send({
+    type: "welcome",
+    session,
+    heartbeatMs: 10_000,
+    ...(spares ? { spares } : {}),
+    ...(early ? { early } : {}),
+  });
+  return { channel, session, agent: hello.agent, hello };
 }
 
-/** An agent speaking the protocol from inside the test, to send what a real agent would not. */
+/**
+ * An agent speaking the protocol from inside the test, to send what a real agent would not;
+ * `early` is the early-data window it asks for (none if absent).
+ */
 export async function fakeAgent(
   relay: { port: number; fingerprint: string },
   id: string,
-): Promise<{ channel: ControlChannel<RelayMessage>; session: string }> {
+  early?: number,
+): Promise<
+  { channel: ControlChannel<RelayMessage>; session: string; welcome: RelayMessageOf<"welcome"> }
+> {
   const dialer = relayDialer(relay);
   const channel = new ControlChannel(await dialer.dial(WAIT_MS), decodeRelayMessage);
-  const welcome = await greetRelay(channel, id, secretKey(SECRET), formatHostPort(dialer.relay));
-  return { channel, session: welcome.session };
+  const welcome = await greetRelay(
+    channel,
+    id,
+    secretKey(SECRET),
+    formatHostPort(dialer.relay),
+    early,
+  );
+  return { channel, session: welcome.session, welcome };
 }

@@ -58,7 +58,11 @@ const SAMPLE: Record<string, unknown> = {
   int: 7,
   kind: "http",
   texts: ["http://web.example.com/", "another"],
+  bytes: new Uint8Array([0, 1, 254, 255]),
 };
+/** JSON as frames carry it: byte fields as base64. */
+const asJson = (value: unknown) =>
+  JSON.stringify(value, (_key, v) => v instanceof Uint8Array ? v.toBase64() : v);
 const TABLES = [
   { table: AGENT_MESSAGES, decode: decodeAgentMessage },
   { table: RELAY_MESSAGES, decode: decodeRelayMessage },
@@ -71,7 +75,7 @@ Deno.test("each table entry round-trips, drops unknown fields and refuses missin
       for (const [field, kind] of Object.entries(fields)) {
         full[field] = SAMPLE[kind.replace("?", "")];
       }
-      const decodeText = (value: unknown) => decode(encoder.encode(JSON.stringify(value)));
+      const decodeText = (value: unknown) => decode(encoder.encode(asJson(value)));
       assertEquals(decode(payloadOf(encodeFrame(full as unknown as Message))), full);
       assertEquals(decodeText({ ...full, extra: "dropped", nested: { x: 1 } }), full);
       for (const [field, kind] of Object.entries(fields)) {
@@ -100,10 +104,12 @@ Deno.test("the types inferred from the tables are plain discriminated unions", (
   > = true;
   const welcome: Same<
     RelayMessageOf<"welcome">,
-    { type: "welcome"; session: string; heartbeatMs: number; spares?: number }
+    { type: "welcome"; session: string; heartbeatMs: number; spares?: number; early?: number }
   > = true;
-  const ready: Same<RelayMessageOf<"ready">, { type: "ready" }> = true;
-  assert(register && welcome && ready); // the proof is that this file type-checks
+  const ready: Same<RelayMessageOf<"ready">, { type: "ready"; early?: number }> = true;
+  const early: Same<RelayMessageOf<"early">, { type: "early"; conn: string; bytes: Uint8Array }> =
+    true;
+  assert(register && welcome && ready && early); // the proof is that this file type-checks
 });
 
 Deno.test("decoding rejects malformed payloads with a message saying what is wrong", () => {
@@ -121,6 +127,8 @@ Deno.test("decoding rejects malformed payloads with a message saying what is wro
     ['{"type":"hello","version":1.5,"agent":"a","nonce":"n"}', /non-negative integer/],
     [`{"type":"refuse","conn":"c","reason":"${"x".repeat(5000)}"}`, /too long/],
     ['{"type":"ready"}', /unknown message type "ready"/], // a relay message, sent by an "agent"
+    ['{"type":"early","conn":"c","bytes":"not base64!"}', /not valid base64/],
+    [`{"type":"early","conn":"c","bytes":"${"A".repeat(12_000)}"}`, /at most 8192 bytes/],
   ];
   for (const [text, pattern] of cases) {
     assertThrows(() => decodeAgentMessage(encoder.encode(text)), pattern);

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   connect,
   echo,
+  eventually,
   randomBytes,
   readAll,
   readExactly,
@@ -14,7 +15,7 @@ import {
   startRelayProcess,
   startServer,
 } from "./helpers.ts";
-import { finishTransfers, refused, startTransfers } from "./faults.ts";
+import { finishTransfers, refused, startTransfers, statusOf } from "./faults.ts";
 import { writeAll } from "../lib/net.ts";
 
 for (const target of ["relay", "agent"] as const) {
@@ -71,6 +72,8 @@ for (const target of ["relay", "agent"] as const) {
     const conn = await connect(agent.publicPort.echo);
     await writeAll(conn, new TextEncoder().encode("hi"));
     await readExactly(conn, 2);
+    // The answer may have come early: wait for the data channel, which the drain waits for.
+    await eventually(async () => (await statusOf(relay)).pending === "0", "the client is spliced");
     const proc = target === "relay" ? relay : agent;
     Deno.kill(proc.pid, "SIGTERM");
     await proc.waitFor(/waiting up to 60 s/);

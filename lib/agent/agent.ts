@@ -22,6 +22,7 @@
 import { Backoff, pause } from "../backoff.ts";
 import { drain, OpenConnections, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
 import { createLogger } from "../log.ts";
+import { EARLY_WINDOW_BYTES } from "../protocol.ts";
 import { PathChoice } from "./path_choice.ts";
 import type { RelayPath } from "./relay_paths.ts";
 import type { AgentService } from "./serve.ts";
@@ -63,6 +64,11 @@ export interface AgentOptions {
    * to {@link DEFAULT_MAX_SPARES}); a maximum of 0 is the classic flow.
    */
   spares?: SpareLimits;
+  /**
+   * Send a client's first exchange over the control channel while its data channel is being
+   * opened (lib/agent/early.ts; default true); false is the classic flow.
+   */
+  earlyData?: boolean;
 }
 
 /** What a running agent holds now, for operators (SIGUSR2) and tests. */
@@ -128,7 +134,16 @@ async function run(
 ): Promise<void> {
   const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
   const spares = options.spares ?? { min: DEFAULT_MIN_SPARES, max: DEFAULT_MAX_SPARES };
-  const session = { ...options, ...report, agentId: options.id, open, signal, spares };
+  const earlyWindow = options.earlyData === false ? 0 : EARLY_WINDOW_BYTES;
+  const session = {
+    ...options,
+    ...report,
+    agentId: options.id,
+    open,
+    signal,
+    spares,
+    earlyWindow,
+  };
   try {
     while (!signal.aborted) {
       let ended;

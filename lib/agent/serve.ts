@@ -23,6 +23,7 @@ import { proxyHeader, type ProxyVersion } from "../proxy_header.ts";
 import { encodeFrame, type RelayMessageOf, type ServiceKind } from "../protocol.ts";
 import { splice } from "../splice.ts";
 import type { RelayDialer } from "../transport/transport.ts";
+import type { EarlyData } from "./early.ts";
 
 /** Time allowed to connect to the relay or to a service. */
 export const DIAL_TIMEOUT_MS = 5_000;
@@ -53,6 +54,8 @@ export interface ServeContext {
   idleTimeoutMs?: number;
   /** Tells the relay this client will not be served, and why (S8). */
   refuse(conn: string, reason: string): void;
+  /** Early data over the control channel (lib/agent/early.ts), when the relay granted it. */
+  early?: EarlyData;
 }
 
 const log = createLogger("agent");
@@ -86,12 +89,15 @@ export async function serveClient(
   const { open } = context;
   open.track(upstream);
   let data: Conn | undefined;
+  if (relay.status === "rejected") {
+    open.release(upstream);
+    return refuse(`cannot open a data channel to the relay: ${describeError(relay.reason)}`);
+  }
   try {
-    if (relay.status === "rejected") throw relay.reason;
     data = relay.value;
     open.track(data);
-    const early = await openDataChannel(data, context.session, request.conn);
-    await connectService(request, service!, data, upstream, early, context);
+    const { rest } = await openDataChannel(data, context.session, request.conn);
+    await connectService(request, service!, data, upstream, rest, context);
   } catch (error) {
     log.warn(`${label}: ${describeError(error)}`);
     open.release(upstream);
@@ -159,25 +165,23 @@ async function connectService(
   context: ServeContext,
 ): Promise<void> {
   const first = service.proxyProtocol
-    ? await withProxyHeader(service.proxyProtocol, request, early)
+    ? concat(await proxyHeaderFor(service.proxyProtocol, request), early)
     : early;
   if (first.length > 0) await writeAll(upstream, first);
-  spliceService(request, data, upstream, early.length, context);
+  spliceService(request, data, upstream, { toService: early.length, fromService: 0 }, context);
 }
 
-/** The PROXY header naming the request's client (and the relay address it dialled), then `early`. */
-async function withProxyHeader(
+/** The PROXY header naming the request's client (and the relay address it dialled). */
+export function proxyHeaderFor(
   version: ProxyVersion,
   { client, to }: ClientRequest,
-  early: Uint8Array,
 ): Promise<Uint8Array> {
   const unknown = { hostname: "", port: 0 };
-  const header = await proxyHeader(
+  return proxyHeader(
     version,
     tryParseHostPort(client) ?? unknown,
     (to && tryParseHostPort(to)) || unknown,
   );
-  return concat(header, early);
 }
 
 function tryParseHostPort(text: string): HostPort | undefined {
@@ -189,23 +193,24 @@ function tryParseHostPort(text: string): HostPort | undefined {
 }
 
 /**
- * Splices a data channel with its service connection, then logs the connection (`early`: bytes
- * that reached the service before the splice) and closes both. Not awaited by `serveClient`: its
- * frame (the relay's answer) would stay alive as long as the connection.
+ * Splices a data channel with its service connection, then logs the connection (`moved`: bytes
+ * that went across before the splice) and closes both. Not awaited by `serveClient`: its frame
+ * (the relay's answer) would stay alive as long as the connection.
  */
-function spliceService(
+export function spliceService(
   { service, client }: ClientRequest,
   data: Conn,
   upstream: Conn,
-  early: number,
+  moved: { toService: number; fromService: number },
   { idleTimeoutMs, open }: ServeContext,
 ): void {
   const started = performance.now();
-  splice(data, upstream, { idleTimeoutMs }).then((moved) => {
+  splice(data, upstream, { idleTimeoutMs }).then((spliced) => {
     log.info(
-      `connection closed${moved.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
+      `connection closed${spliced.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
         `service=${service} client=${client} ` +
-        `to_service=${moved.aToB + early} from_service=${moved.bToA} ` +
+        `to_service=${spliced.aToB + moved.toService} ` +
+        `from_service=${spliced.bToA + moved.fromService} ` +
         `duration_ms=${Math.round(performance.now() - started)}`,
     );
     open.release(data);

@@ -26,6 +26,8 @@ import {
 import { type RelayDialer, RouteError, UntrustedRelayError } from "../transport/transport.ts";
 import { type AgentService, DIAL_TIMEOUT_MS, serveClient, type ServeContext } from "./serve.ts";
 import { type SpareLimits, SparePool } from "./spares.ts";
+import { serveEarly } from "./early.ts";
+import { EarlySinks } from "../early.ts";
 
 /** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
 export class AgentFatalError extends Error {
@@ -55,6 +57,8 @@ export interface SessionOptions {
   idleTimeoutMs?: number;
   /** Spare data channels to keep (lib/agent/spares.ts); none when the maximum is 0. */
   spares: SpareLimits;
+  /** Early-data window to ask the relay for (lib/agent/early.ts); 0 for none. */
+  earlyWindow: number;
   /** Aborts to end the session (the agent is shutting down). */
   signal: AbortSignal;
   /** Called with true once the session is established, and with false when it ends. */
@@ -105,9 +109,16 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
   let spares: SparePool | undefined;
   let endedBecause: string | undefined;
   const watching = new AbortController();
+  const earlySinks = new EarlySinks();
   try {
     const welcome = await deadline(
-      greetRelay(channel, options.agentId, secretKey(options.secret), relayName),
+      greetRelay(
+        channel,
+        options.agentId,
+        secretKey(options.secret),
+        relayName,
+        options.earlyWindow,
+      ),
       HANDSHAKE_TIMEOUT_MS,
       conn,
       `the handshake with the relay at ${relayName}`,
@@ -141,6 +152,13 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
       ...options,
       session: welcome.session,
       refuse: (conn, reason) => channel.send({ type: "refuse", conn, reason }),
+      early: welcome.early
+        ? {
+          window: Math.min(welcome.early, options.earlyWindow),
+          sinks: earlySinks,
+          send: (conn, bytes) => channel.send({ type: "early", conn, bytes }),
+        }
+        : undefined,
     };
     if (welcome.spares && options.spares.max > 0) {
       spares = new SparePool(context, options.spares, welcome.spares);
@@ -164,6 +182,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     return { reason: `control channel to ${relayName} lost: ${describeError(error)}`, established };
   } finally {
     watching.abort();
+    earlySinks.dropOwner("", new Error("the control channel ended"));
     spares?.close();
     options.onSpares?.(undefined);
     if (established) options.onConnected(false);
@@ -188,7 +207,14 @@ function handle(message: RelayMessage, context: ServeContext): void {
       log.error(`service ${message.service} was refused by the relay: ${message.reason}`);
       return;
     case "connect":
-      serveClient(message, context);
+      if (context.early) serveEarly(message, context, context.early);
+      else serveClient(message, context);
+      return;
+    case "early":
+      if (context.early?.sinks.push(message.conn, message.bytes) === "overrun") {
+        log.warn(`connection ${message.conn}: the relay sent more early bytes than the window`);
+        context.early.sinks.close(message.conn);
+      }
       return;
     case "error":
       log.error(`the relay reports: ${message.message}`);

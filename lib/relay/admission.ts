@@ -72,6 +72,7 @@ export class Admission {
         ? rendezvous.holdAgain(held)
         : rendezvous.hold(arrival, session, admission.release);
       session.channel.send({ type: "connect", service, conn: token, client, to });
+      rendezvous.sendEarly(token, session);
     };
     const hold = () => {
       if (!spares.handOver(arrival, session, to, admission.release, ask)) ask();

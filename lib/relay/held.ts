@@ -43,11 +43,12 @@ export class HeldConn implements Conn {
   }
 
   /**
-   * The bytes that have arrived so far, to go out with `ready`. From then on, reads return what
-   * comes after them (a read still under way is finished by the next `read`).
+   * The bytes that have arrived so far, to go out with `ready` or early, unless there are more
+   * than `most` (then none are taken). From then on, reads return what comes after them (a read
+   * still under way is finished by the next `read`).
    */
-  takeArrived(): Uint8Array {
-    if (!this.#count || !this.#buffer) return new Uint8Array(0);
+  takeArrived(most = Infinity): Uint8Array {
+    if (!this.#count || !this.#buffer || this.#count > most) return new Uint8Array(0);
     const arrived = this.#buffer!.subarray(0, this.#count);
     if (this.#read) this.#spare = this.#buffer;
     this.#buffer = undefined;

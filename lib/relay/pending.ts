@@ -5,6 +5,7 @@
  */
 
 import type { Arrival } from "../front/front.ts";
+import type { EarlyExchange } from "./early.ts";
 import type { HeldConn } from "./held.ts";
 
 /** A client waiting for its data channel. */
@@ -21,6 +22,8 @@ export interface PendingClient {
   client: string;
   /** When the client connected (`performance.now()`). */
   since: number;
+  /** Its bytes crossing the agent's control channel ahead of the data channel, if any do. */
+  early?: EarlyExchange;
 }
 
 /** Why a data channel's connection id was not accepted. */
@@ -63,6 +66,11 @@ export class PendingTable {
     if (!entry) return "unknown, expired or already used";
     if (entry.client.session !== session) return "issued to another agent session";
     return this.take(token)!;
+  }
+
+  /** The client held under `token`, left held. */
+  peek(token: string): PendingClient | undefined {
+    return this.#entries.get(token)?.client;
   }
 
   /** Removes and returns the client held under `token`, whoever asks. */

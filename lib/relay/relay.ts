@@ -179,7 +179,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
           return agentPort.refuse(conn, `data channel with a connection id ${client}`);
         }
         authenticated();
-        await rendezvous.join(client, conn, reader.takeRest());
+        await rendezvous.join(client, conn, reader.takeRest(), message.early);
       },
       // S9a: a spare data channel waits for its session's next client.
       spare(conn, reader, message, authenticated) {

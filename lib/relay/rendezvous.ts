@@ -10,8 +10,10 @@ import type { Arrival } from "../front/front.ts";
 import { READY_FRAME } from "../handshake.ts";
 import { createLogger } from "../log.ts";
 import { concat, type Conn, formatAddr, writeAll } from "../net.ts";
+import { encodeFrame } from "../protocol.ts";
 import { randomToken } from "../auth.ts";
 import { SMALL_BUFFER_BYTES, splice } from "../splice.ts";
+import { EarlyExchanges, type EarlySession } from "./early.ts";
 import { HeldConn } from "./held.ts";
 import { type ClaimRefusal, type PendingClient, PendingTable } from "./pending.ts";
 
@@ -40,6 +42,7 @@ const log = createLogger("relay");
 /** Held clients, and the splices of those whose data channel came. */
 export class Rendezvous {
   readonly #pending = new PendingTable();
+  readonly #early = new EarlyExchanges();
   readonly #open: OpenConnections;
   readonly #connectTimeoutMs: number;
   readonly #idleTimeoutMs?: number;
@@ -58,6 +61,11 @@ export class Rendezvous {
   /** Clients held now. */
   get size(): number {
     return this.#pending.size;
+  }
+
+  /** Clients whose first bytes are crossing their agent's control channel now. */
+  get early(): number {
+    return this.#early.size;
   }
 
   /** Clients held for one agent session. */
@@ -120,6 +128,23 @@ export class Rendezvous {
     return this.#pending.claim(token, session);
   }
 
+  /**
+   * S7b: sends the first bytes of the client held under `token` to `session`'s agent early, over
+   * its control channel, if the session has an early-data window.
+   */
+  sendEarly(token: string, session: EarlySession): void {
+    const client = this.#pending.peek(token);
+    if (!client) return;
+    this.#early.begin(client, token, session, () => this.#pending.peek(token) === client);
+  }
+
+  /** S9b: the service's early bytes for the client held under `token`, from `session`'s agent. */
+  receivedEarly(session: string, token: string, bytes: Uint8Array): void {
+    if (this.#early.received(session, token, bytes)) return;
+    const client = this.#pending.take(token);
+    if (client) this.turnAway(client, "the agent sent more early bytes than its window; closing");
+  }
+
   /** S8: the agent will not serve the client held under `token`; it is turned away. */
   refused(token: string, session: string, reason: string): void {
     const client = this.#pending.claim(token, session);
@@ -129,30 +154,38 @@ export class Rendezvous {
 
   /** Turns away every client held for `session`, whose agent went away. */
   dropSession(session: string, agentId: string): void {
+    this.#early.dropSession(session);
     for (const client of this.#pending.takeSession(session)) {
       this.turnAway(client, `agent ${agentId} went away; closing`);
     }
   }
 
   /**
-   * S11: sends `ready` and the client's first bytes on `data`, the claimed client's data channel,
-   * then the front's welcome and `early` (bytes that came after the agent's `data` frame) to the
+   * S11: sends `ready` and the client's first bytes on `data`, the claimed client's data channel;
+   * once the `sentEarly` bytes the agent sent over its control channel are written to the client,
+   * writes the front's welcome and `rest` (bytes that came after the agent's `data` frame) to the
    * client, and splices the two. Rejects, with both released, if a write fails.
    */
-  async join(client: PendingClient, data: Conn, early: Uint8Array): Promise<void> {
+  async join(client: PendingClient, data: Conn, rest: Uint8Array, sentEarly = 0): Promise<void> {
     const arrived = client.conn.takeArrived();
     const { arrival } = client;
     const welcome = arrival.front.welcome?.(arrival);
+    const early = client.early;
+    const ready = early?.sent ? encodeFrame({ type: "ready", early: early.sent }) : READY_FRAME;
     try {
-      await writeAll(data, concat(READY_FRAME, arrived));
-      const toClient = welcome ? concat(welcome, early) : early;
+      await writeAll(data, concat(ready, arrived));
+      await this.#early.finish(client, sentEarly, this.#connectTimeoutMs);
+      const toClient = welcome ? concat(welcome, rest) : rest;
       if (toClient.length > 0) await writeAll(client.conn, toClient);
     } catch (error) {
       this.#open.release(client.conn);
       this.#open.release(data);
       throw error;
     }
-    this.splice(client, data, { fromClient: arrived.length, toClient: early.length });
+    this.splice(client, data, {
+      fromClient: arrived.length + (early?.sent ?? 0),
+      toClient: rest.length + sentEarly,
+    });
   }
 
   /**
@@ -182,6 +215,7 @@ export class Rendezvous {
 
   /** Turns `client` away: logged with `why`, and told by its front that it is unreachable. */
   turnAway(client: PendingClient, why: string): void {
+    this.#early.end(client);
     log.warn(`client ${client.client} for service ${client.arrival.service}: ${why}`);
     this.#open.release(client.conn, false);
     client.arrival.front.refuse(client.arrival, "unreachable");

@@ -14,6 +14,7 @@ import {
   type AgentMessage,
   type AgentMessageOf,
   decodeAgentMessage,
+  EARLY_WINDOW_BYTES,
   ProtocolError,
 } from "../protocol.ts";
 import { type FrameReader } from "../frames.ts";
@@ -34,6 +35,8 @@ export interface AgentSession {
   services: Set<string>;
   /** The host names each of its services claimed, checked again on reload. */
   hosts: Map<string, readonly string[]>;
+  /** Bytes per connection and direction it may send early (lib/relay/early.ts); 0 for none. */
+  earlyWindow: number;
 }
 
 /** What sessions are run with. */
@@ -120,6 +123,7 @@ export class Sessions {
       channel,
       services: new Set(),
       hosts: new Map(),
+      earlyWindow: Math.min(hello.early ?? 0, EARLY_WINDOW_BYTES),
     };
     const stale = this.#byAgent.get(hello.agent);
     if (stale) {
@@ -134,6 +138,7 @@ export class Sessions {
       session: session.id,
       heartbeatMs,
       ...(spares > 0 ? { spares } : {}),
+      ...(session.earlyWindow > 0 ? { early: session.earlyWindow } : {}),
     });
     channel.startHeartbeat(heartbeatMs, (silentMs) =>
       log.warn(
@@ -208,6 +213,8 @@ export class Sessions {
         return this.#withdraw(session, message.service);
       case "refuse":
         return this.#options.rendezvous.refused(message.conn, session.id, message.reason);
+      case "early":
+        return this.#options.rendezvous.receivedEarly(session.id, message.conn, message.bytes);
       default:
         throw new ProtocolError(`unexpected "${message.type}" on a control channel`);
     }
