@@ -18,7 +18,8 @@
  *   at most {@link EARLY_WINDOW_BYTES} each way per connection. The data channel's `data` and
  *   `ready` frames then say how many bytes went early each way, and each end writes those before
  *   the data channel's, so no byte is lost, doubled or reordered. An agent asks for it in `hello`
- *   (`early`: its window), the relay grants it in `welcome`.
+ *   (`early`: its window), the relay grants it in `welcome`, and says in each `connect` whether
+ *   that connection goes early.
  *
  * A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON.
  * The S-numbers refer to the steps of the connection flow in docs/flow.md.
@@ -113,9 +114,11 @@ export const RELAY_MESSAGES = {
   refused: { service: "id", reason: "text" },
   /**
    * S7: a client at `client`, which dialled the relay at `to`, wants `service`; open a data
-   * channel presenting `conn`.
+   * channel presenting `conn`. With `early` (a window in bytes), this connection's first bytes
+   * cross the control channel meanwhile (S7b, S9b); without, the service's wait for the data
+   * channel (its client's front answers it first, say).
    */
-  connect: { service: "id", conn: "id", client: "text", to: "text?" },
+  connect: { service: "id", conn: "id", client: "text", to: "text?", early: "int?" },
   /**
    * S11: the data channel is accepted, `early` of the client's bytes went ahead in `early`
    * frames (none if absent); raw bytes follow.

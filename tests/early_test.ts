@@ -68,6 +68,7 @@ Deno.test("early data (relay): the client's first bytes go out with connect, the
     await writeAll(client, bytes("hello"));
     const connect_ = await next(agent.channel);
     assert(connect_.type === "connect", JSON.stringify(connect_));
+    assertEquals(connect_.early, EARLY_WINDOW_BYTES, "this connection goes early");
     const early = await next(agent.channel);
     assertEquals(early, { type: "early", conn: connect_.conn, bytes: bytes("hello") });
 
@@ -259,4 +260,23 @@ Deno.test("early data: a data channel that cannot be opened closes the client at
     async () => (await statusOf(tunnel.agent)).connections === "0",
     "the agent closed the service connection",
   );
+});
+
+Deno.test("early data: a client whose front answers first (SOCKS5) waits for its data channel, and a service that speaks first is heard", async () => {
+  await using service = startServer(async (conn) => {
+    await writeAll(conn, bytes("banner\n"));
+    await echo(conn);
+  });
+  await using relay = await startRelayProcess(["--proxy", "127.0.0.1:0"]);
+  const [, proxyPort] = await relay.waitFor(/SOCKS5 and HTTP CONNECT clients on .*:(\d+)$/);
+  await using _agent = await startAgentProcess(relay, { svc: service.port }, ["--spares", "0"]);
+  const conn = await connect(Number(proxyPort));
+  await writeAll(conn, new Uint8Array([5, 1, 0]));
+  assertEquals([...await readExactly(conn, 2)], [5, 0]);
+  await writeAll(conn, new Uint8Array([5, 1, 0, 3, 3, ...bytes("svc"), 0, 80]));
+  assertEquals((await readExactly(conn, 10))[1], 0, "connected");
+  assertEquals(text(await readExactly(conn, 7)), "banner\n", "the service's first words");
+  await writeAll(conn, bytes("ping"));
+  assertEquals(text(await readExactly(conn, 4)), "ping");
+  conn.close();
 });

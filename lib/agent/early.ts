@@ -16,7 +16,7 @@ import { DIAL_TIMEOUT_MS, proxyHeaderFor, type ServeContext, spliceService } fro
 
 /** A session's early data: its window, its connections' sinks, and how to send. */
 export interface EarlyData {
-  /** Bytes per connection and direction that may go early (the relay's grant). */
+  /** Bytes per connection and direction that may go early (the relay's grant; `connect` says per connection). */
   window: number;
   /** Where the relay's `early` frames for each connection go. */
   sinks: EarlySinks;
@@ -41,7 +41,8 @@ export async function serveEarly(
   };
   const service = context.services.get(request.service);
   if (!service) return refuse(`agent ${context.agentId} has no service ${request.service}`);
-  const fromClient = new EarlySink(early.window);
+  const window = Math.min(early.window, request.early ?? 0);
+  const fromClient = new EarlySink(window);
   early.sinks.open(request.conn, fromClient);
   const dialing = context.dialer.dial(DIAL_TIMEOUT_MS);
   let upstream: Conn;
@@ -62,7 +63,7 @@ export async function serveEarly(
     }
     fromClient.attach(upstream);
     const toRelay = (bytes: Uint8Array) => early.send(request.conn, bytes);
-    const pump = new EarlyPump(upstream, toRelay, early.window);
+    const pump = new EarlyPump(upstream, toRelay, window);
     try {
       data = await dialing;
     } catch (error) {

@@ -207,7 +207,7 @@ function handle(message: RelayMessage, context: ServeContext): void {
       log.error(`service ${message.service} was refused by the relay: ${message.reason}`);
       return;
     case "connect":
-      if (context.early) serveEarly(message, context, context.early);
+      if (context.early && message.early) serveEarly(message, context, context.early);
       else serveClient(message, context);
       return;
     case "early":

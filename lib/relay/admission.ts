@@ -71,8 +71,15 @@ export class Admission {
       const { token, client } = held
         ? rendezvous.holdAgain(held)
         : rendezvous.hold(arrival, session, admission.release);
-      session.channel.send({ type: "connect", service, conn: token, client, to });
-      rendezvous.sendEarly(token, session);
+      const early = rendezvous.sendEarly(token, session);
+      session.channel.send({
+        type: "connect",
+        service,
+        conn: token,
+        client,
+        to,
+        ...(early ? { early } : {}),
+      });
     };
     const hold = () => {
       if (!spares.handOver(arrival, session, to, admission.release, ask)) ask();

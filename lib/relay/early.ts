@@ -42,10 +42,16 @@ export class EarlyExchanges {
    * S7b: begins `client`'s exchange, held under `token` for `session`, unless the session has no
    * window or the client's front answers it first itself (a proxy's "connected"): once its first
    * bytes are in, they go to the agent if `stillHeld()` says no data channel took them yet.
+   * Returns the window (0 for no exchange), for `connect` to say.
    */
-  begin(client: PendingClient, token: string, session: EarlySession, stillHeld: () => boolean) {
+  begin(
+    client: PendingClient,
+    token: string,
+    session: EarlySession,
+    stillHeld: () => boolean,
+  ): number {
     const window = session.earlyWindow;
-    if (window === 0 || client.arrival.front.welcome) return;
+    if (window === 0 || client.arrival.front.welcome) return 0;
     const exchange = { token, sent: 0, replies: new EarlySink(window, client.conn) };
     client.early = exchange;
     this.#sinks.open(token, exchange.replies, session.id);
@@ -58,6 +64,7 @@ export class EarlyExchanges {
       }
       exchange.sent = bytes.length;
     });
+    return window;
   }
 
   /**

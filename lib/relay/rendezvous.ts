@@ -130,12 +130,14 @@ export class Rendezvous {
 
   /**
    * S7b: sends the first bytes of the client held under `token` to `session`'s agent early, over
-   * its control channel, if the session has an early-data window.
+   * its control channel, once they are in (after the `connect` sent next), if the session has an
+   * early-data window and the client's front does not answer it first. Returns the window, 0
+   * for none.
    */
-  sendEarly(token: string, session: EarlySession): void {
+  sendEarly(token: string, session: EarlySession): number {
     const client = this.#pending.peek(token);
-    if (!client) return;
-    this.#early.begin(client, token, session, () => this.#pending.peek(token) === client);
+    if (!client) return 0;
+    return this.#early.begin(client, token, session, () => this.#pending.peek(token) === client);
   }
 
   /** S9b: the service's early bytes for the client held under `token`, from `session`'s agent. */
