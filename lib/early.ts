@@ -9,7 +9,7 @@
  * have written that many bytes before the data channel's bytes follow them.
  */
 
-import { type Conn, writeAll } from "./net.ts";
+import { type Conn, WrappedConn, writeAll } from "./net.ts";
 import { EARLY_CHUNK_BYTES } from "./protocol.ts";
 import { SMALL_BUFFER_BYTES } from "./splice.ts";
 
@@ -198,25 +198,16 @@ export class EarlyPump {
 }
 
 /** A connection whose first read finishes a read that was under way. */
-class ReadAheadConn implements Conn {
-  readonly #conn: Conn;
+class ReadAheadConn extends WrappedConn {
   #held?: HeldRead;
   #left?: Uint8Array;
 
   constructor(conn: Conn, held: HeldRead) {
-    this.#conn = conn;
+    super(conn);
     this.#held = held;
   }
 
-  get localAddr(): Deno.Addr {
-    return this.#conn.localAddr;
-  }
-
-  get remoteAddr(): Deno.Addr {
-    return this.#conn.remoteAddr;
-  }
-
-  async read(into: Uint8Array): Promise<number | null> {
+  override async read(into: Uint8Array): Promise<number | null> {
     if (this.#held) {
       const { read, buffer } = this.#held;
       this.#held = undefined;
@@ -224,22 +215,10 @@ class ReadAheadConn implements Conn {
       if (count === null) return null;
       this.#left = buffer.subarray(0, count);
     }
-    if (!this.#left) return this.#conn.read(into);
+    if (!this.#left) return this.inner.read(into);
     const taken = Math.min(into.length, this.#left.length);
     into.set(this.#left.subarray(0, taken));
     this.#left = taken < this.#left.length ? this.#left.subarray(taken) : undefined;
     return taken;
-  }
-
-  write(data: Uint8Array): Promise<number> {
-    return this.#conn.write(data);
-  }
-
-  closeWrite(): Promise<void> {
-    return this.#conn.closeWrite();
-  }
-
-  close(): void {
-    this.#conn.close();
   }
 }

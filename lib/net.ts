@@ -42,6 +42,42 @@ export function withPeer(conn: Conn, peer: Deno.NetAddr): Conn {
   };
 }
 
+/**
+ * A connection that passes everything on to `inner` but what a subclass overrides (its reads,
+ * say).
+ */
+export class WrappedConn implements Conn {
+  protected readonly inner: Conn;
+
+  constructor(inner: Conn) {
+    this.inner = inner;
+  }
+
+  get localAddr(): Deno.Addr {
+    return this.inner.localAddr;
+  }
+
+  get remoteAddr(): Deno.Addr {
+    return this.inner.remoteAddr;
+  }
+
+  read(into: Uint8Array): Promise<number | null> {
+    return this.inner.read(into);
+  }
+
+  write(data: Uint8Array): Promise<number> {
+    return this.inner.write(data);
+  }
+
+  closeWrite(): Promise<void> {
+    return this.inner.closeWrite();
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
+
 /** The part of a listener porthole uses. */
 export interface Listener<C extends Conn = Conn> {
   readonly addr: Deno.Addr;

@@ -5,11 +5,10 @@
  * of a read the relay starts at once.
  */
 
-import type { Conn } from "../net.ts";
+import { type Conn, WrappedConn } from "../net.ts";
 
 /** A client connection whose first bytes are kept for the data channel's `ready`. */
-export class HeldConn implements Conn {
-  readonly #conn: Conn;
+export class HeldConn extends WrappedConn {
   #buffer: Uint8Array | undefined;
   /** The held read, while it is under way or its bytes are not yet taken. */
   #read: Promise<number | null> | undefined;
@@ -23,7 +22,7 @@ export class HeldConn implements Conn {
    * otherwise a read of up to `readBytes` starts now.
    */
   constructor(conn: Conn, head: Uint8Array, readBytes: number) {
-    this.#conn = conn;
+    super(conn);
     if (head.length > 0) {
       this.#buffer = head;
       this.#count = head.length;
@@ -32,14 +31,6 @@ export class HeldConn implements Conn {
     this.#buffer = new Uint8Array(readBytes);
     this.#read = conn.read(this.#buffer);
     this.#read.then((count) => this.#count = count, () => {}); // a failure shows on the next read
-  }
-
-  get localAddr(): Deno.Addr {
-    return this.#conn.localAddr;
-  }
-
-  get remoteAddr(): Deno.Addr {
-    return this.#conn.remoteAddr;
   }
 
   /**
@@ -77,8 +68,8 @@ export class HeldConn implements Conn {
     return spare;
   }
 
-  read(into: Uint8Array): Promise<number | null> {
-    if (!this.#buffer) return this.#conn.read(into);
+  override read(into: Uint8Array): Promise<number | null> {
+    if (!this.#buffer) return this.inner.read(into);
     const read = this.#read;
     if (read && into === this.#buffer) { // the held read, into the buffer it was given
       this.#read = this.#buffer = undefined;
@@ -104,17 +95,5 @@ export class HeldConn implements Conn {
       this.#buffer = undefined;
     }
     return taken;
-  }
-
-  write(data: Uint8Array): Promise<number> {
-    return this.#conn.write(data);
-  }
-
-  closeWrite(): Promise<void> {
-    return this.#conn.closeWrite();
-  }
-
-  close(): void {
-    this.#conn.close();
   }
 }
