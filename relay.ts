@@ -20,6 +20,8 @@ import {
   VERSION,
 } from "./lib/cli.ts";
 import { parseFlags } from "./lib/flags.ts";
+import { adminFromFlags, RELAY_ADMIN_ADDRESS } from "./lib/admin/flags.ts";
+import { fetchAdmin, type RelayStatusDocument, statusTable } from "./lib/admin/status_table.ts";
 import { createLogger } from "./lib/log.ts";
 import { loadRelayConfig } from "./lib/relay/config.ts";
 import { startRelay } from "./lib/relay/relay.ts";
@@ -107,6 +109,18 @@ async function namedFronts(flags: {
   };
 }
 
+/** `relay status`: the relay's /status, read from its admin API, as tables. */
+async function printStatus(flags: { admin: string; "admin-token-file"?: string }) {
+  const tokenFile = flags["admin-token-file"];
+  const token = tokenFile && (await readFlagFile(tokenFile, "--admin-token-file")).trim();
+  const address = parseAddress(
+    flags.admin === "off" ? RELAY_ADMIN_ADDRESS : flags.admin,
+    "--admin",
+  );
+  const document = await fetchAdmin(address, "/status", token || undefined);
+  console.log(statusTable(document as RelayStatusDocument).trimEnd());
+}
+
 /** The HTTPS front's certificates, read from the --https-cert and --https-key pairs. */
 function httpsCertificates(flags: { "https-cert": string[]; "https-key": string[] }) {
   return Promise.all(flags["https-cert"].map(async (cert, i) => ({
@@ -117,8 +131,10 @@ function httpsCertificates(flags: { "https-cert": string[]; "https-key": string[
 
 Deno.exit(
   await runCommand("relay", async () => {
-    const flags = parseFlags(RELAY_FLAGS, Deno.args);
+    const asksStatus = Deno.args[0] === "status";
+    const flags = parseFlags(RELAY_FLAGS, asksStatus ? Deno.args.slice(1) : Deno.args);
     if (flags.help) return console.log(RELAY_HELP);
+    if (asksStatus) return await printStatus(flags);
     if (flags.version) return console.log(`porthole relay ${VERSION}`);
     applyLogLevel(flags["log-level"]);
     const config = flags.config ? await loadRelayConfig(flags.config) : undefined;
@@ -147,6 +163,7 @@ Deno.exit(
       trustedProxies: flags["proxy-protocol-from"],
     });
     status.of = relay.stats;
+    const admin = await adminFromFlags(flags, "relay", RELAY_ADMIN_ADDRESS, relay);
     Deno.addSignalListener("SIGHUP", async () => {
       try {
         if (flags.config) relay.reload(await loadRelayConfig(flags.config));
@@ -161,7 +178,7 @@ Deno.exit(
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {
         log.info(`${signal}: shutting down: no new agents or clients`);
-        relay.shutdown(shutdownTimeoutMs).then(resolve);
+        relay.shutdown(shutdownTimeoutMs).then(() => admin?.close()).then(resolve);
       }, () => Deno.exit(1))
     );
   }),

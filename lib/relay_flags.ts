@@ -1,6 +1,7 @@
 /** The relay's flags and its --help, from one table (see lib/flags.ts). */
 
 import { WEBSOCKET_PATH } from "./transport/websocket.ts";
+import { RELAY_ADMIN_ADDRESS } from "./admin/flags.ts";
 import { COMMON_FLAGS, VERSION } from "./cli.ts";
 import { flagHelp, type FlagTable } from "./flags.ts";
 import { HEARTBEAT_INTERVAL_MS } from "./protocol.ts";
@@ -20,6 +21,18 @@ export const RELAY_FLAGS = {
     value: "PATH",
     default: WEBSOCKET_PATH,
     help: "The path of agents' WebSocket upgrades on the agent port; other requests get 404.",
+  },
+  admin: {
+    value: "HOST:PORT",
+    default: RELAY_ADMIN_ADDRESS,
+    help: "Where the admin API listens (GET /status, /metrics for Prometheus, /healthz), or " +
+      "off. Beyond loopback it needs --admin-token-file.",
+    example: "--admin off",
+  },
+  "admin-token-file": {
+    value: "FILE",
+    help: "File holding the token admin requests must carry (Authorization: Bearer TOKEN); " +
+      "required when --admin is not on loopback.",
   },
   "secret-file": {
     value: "FILE",
@@ -132,6 +145,8 @@ Agents inside private networks dial this relay; clients on the internet then rea
 services through it.
 
 Usage: relay [flags]
+       relay status [--admin HOST:PORT] [--admin-token-file FILE]
+         (prints the running relay's agents, services and connections, from its admin API)
 
 Flags:
 ${flagHelp(RELAY_FLAGS)}

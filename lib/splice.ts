@@ -48,6 +48,8 @@ export interface SpliceOptions {
   smallBufferA?: Uint8Array;
   /** Close both connections once no byte has moved either way for this long (default: never). */
   idleTimeoutMs?: number;
+  /** Counters to count the bytes into as they move, for whoever watches them meanwhile. */
+  counters?: { aToB: { bytes: number }; bToA: { bytes: number } };
 }
 
 /** Bytes moved by {@link splice}, per direction, and whether the idle timeout ended it. */
@@ -116,8 +118,7 @@ export function splice(
 ): Promise<SpliceResult> {
   // Not an async function: a held connection would keep its suspended frame (and every
   // variable in it) alive for as long as it stays open.
-  const aToB = { bytes: 0 };
-  const bToA = { bytes: 0 };
+  const { aToB, bToA } = options.counters ?? { aToB: { bytes: 0 }, bToA: { bytes: 0 } };
   const state: SpliceState = { last: performance.now(), ended: 0 };
   const closeBoth = () => {
     closeQuietly(a);

@@ -205,7 +205,8 @@ export function tempConfigFile(text: string): string {
 
 /**
  * A relay on a run-time port with TLS and a fresh state directory (unless `args` say
- * `--insecure`); resolves once it listens, with its port and certificate fingerprint.
+ * `--insecure`), its admin API on a run-time port of loopback (unless `args` set `--admin`);
+ * resolves once it listens, with its port and certificate fingerprint.
  */
 export async function startRelayProcess(
   args: string[] = [],
@@ -217,6 +218,7 @@ export async function startRelayProcess(
     "--port-range",
     freshPortRange(),
     ...(args.includes("--state-dir") ? [] : ["--state-dir", tempStateDir()]),
+    ...(args.includes("--admin") ? [] : ["--admin", "127.0.0.1:0"]),
     ...args,
   ], env);
   const [, port] = await relay.whileStarting(() =>

@@ -8,6 +8,7 @@ import { PortFront } from "../lib/front/ports.ts";
 import { READY_FRAME } from "../lib/handshake.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 import { HeldConn } from "../lib/relay/held.ts";
+import { LiveConnections } from "../lib/relay/live.ts";
 import { Rendezvous } from "../lib/relay/rendezvous.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -46,7 +47,7 @@ const session = { id: "session-1", agentId: "office" };
 
 Deno.test("rendezvous: an id is single use and bound to its session; the rightful claim joins", async () => {
   const open = new OpenConnections();
-  const rendezvous = new Rendezvous({ open });
+  const rendezvous = new Rendezvous({ open, live: new LiveConnections() });
   const front = recordingFront();
   const { client, arrived } = await arrival(front);
   let released = 0;
@@ -78,7 +79,7 @@ Deno.test("rendezvous: an id is single use and bound to its session; the rightfu
 
 Deno.test("rendezvous: expiry, the agent's refusal and a lost session turn clients away", async () => {
   const open = new OpenConnections();
-  const rendezvous = new Rendezvous({ open, connectTimeoutMs: 100 });
+  const rendezvous = new Rendezvous({ open, connectTimeoutMs: 100, live: new LiveConnections() });
   const front = recordingFront();
   const expiring = await arrival(front);
   rendezvous.hold(expiring.arrived, session);

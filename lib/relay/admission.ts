@@ -19,8 +19,8 @@ import type { Rendezvous } from "./rendezvous.ts";
 import type { Spares } from "./spares.ts";
 import type { AgentSession } from "./sessions.ts";
 
-/** Why a client was turned away, for the log's throttle and the front's answer. */
-type Reason = "offline" | "pending" | "access" | "visitor";
+/** Why a client was turned away, for the log's throttle, the front's answer and the metrics. */
+export type Reason = "offline" | "pending" | "access" | "visitor";
 
 const log = createLogger("relay");
 
@@ -28,6 +28,8 @@ const log = createLogger("relay");
 export class Admission {
   /** Clients turned away so far. */
   refused = 0;
+  /** Clients turned away so far, by why. */
+  readonly refusedBy = new Map<Reason, number>();
   #throttle = new LogThrottle();
 
   constructor(
@@ -94,6 +96,7 @@ export class Admission {
 
   #turnAway(arrival: Arrival, reason: Reason, why: string): void {
     this.refused++;
+    this.refusedBy.set(reason, (this.refusedBy.get(reason) ?? 0) + 1);
     const refusal = reason === "offline"
       ? "offline"
       : reason === "visitor"

@@ -19,6 +19,7 @@
  * ```
  */
 
+import { formatMetrics } from "../admin/metrics.ts";
 import { secretKey } from "../auth.ts";
 import { drain, OpenConnections } from "../drain.ts";
 import { type FrontsOptions, openFronts } from "../front/fronts.ts";
@@ -36,6 +37,8 @@ import { AgentPort } from "./agent_port.ts";
 import { EMPTY_CONFIG, type RelayConfig } from "./config.ts";
 import { Publication } from "./publication.ts";
 import { Registry } from "./registry.ts";
+import { LiveConnections } from "./live.ts";
+import { relayMetrics, relayStatus, type ReportedParts } from "./report.ts";
 import { Rendezvous } from "./rendezvous.ts";
 import { type AgentSession, Sessions } from "./sessions.ts";
 import { Spares } from "./spares.ts";
@@ -94,6 +97,10 @@ export interface Relay {
     /** The fronts clients arrive at, e.g. `ports,http,proxy`. */
     fronts: string;
   };
+  /** The admin API's `/status` document (lib/relay/report.ts). */
+  status(): ReturnType<typeof relayStatus>;
+  /** The admin API's `/metrics` text. */
+  metrics(): string;
   /** Applies a new configuration: removed agents are disconnected, other tunnels stay up. */
   reload(config: RelayConfig): void;
   /** Terminates HTTPS with `certificates` from now on (the HTTPS front's, re-read on SIGHUP). */
@@ -118,10 +125,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   /** Every client, control and data connection, with what to do when it is released. */
   const open = new OpenConnections();
   const registry = new Registry<AgentSession>();
+  const live = new LiveConnections();
   const rendezvous = new Rendezvous({
     open,
     connectTimeoutMs: options.connectTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
+    live,
   });
   const onAcceptError = (error: Error) =>
     log.error(`cannot accept connections: ${error.message} (raise the open-file limit?)`);
@@ -215,8 +224,22 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     sessions.endAll(reason);
   }
 
+  const startedAt = Date.now();
+  const reported: ReportedParts = {
+    sessions: () => sessions.all(),
+    live,
+    admission,
+    counts: () => ({
+      pending: rendezvous.size,
+      spares: spares.count(),
+      connections: open.size,
+      unauthenticated: agentPort.unauthenticated,
+    }),
+  };
   return {
     address: agentPort.address,
+    status: () => relayStatus(reported, startedAt),
+    metrics: () => formatMetrics(relayMetrics(reported)),
     stats: () => ({
       agents: sessions.size,
       services: sessions.serviceCount,

@@ -14,6 +14,7 @@ import { encodeFrame } from "../protocol.ts";
 import { randomToken } from "../auth.ts";
 import { SMALL_BUFFER_BYTES, splice } from "../splice.ts";
 import { EarlyExchanges, type EarlySession } from "./early.ts";
+import type { LiveConnections } from "./live.ts";
 import { HeldConn } from "./held.ts";
 import { type ClaimRefusal, type PendingClient, PendingTable } from "./pending.ts";
 
@@ -28,6 +29,8 @@ export interface RendezvousOptions {
   connectTimeoutMs?: number;
   /** Close a client connection once no byte has moved either way for this long (default: never). */
   idleTimeoutMs?: number;
+  /** Where spliced connections are counted, for the admin API. */
+  live: LiveConnections;
 }
 
 /** The agent session a client is held for. */
@@ -46,11 +49,13 @@ export class Rendezvous {
   readonly #open: OpenConnections;
   readonly #connectTimeoutMs: number;
   readonly #idleTimeoutMs?: number;
+  readonly #live: LiveConnections;
 
   constructor(options: RendezvousOptions) {
     this.#open = options.open;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     this.#idleTimeoutMs = options.idleTimeoutMs;
+    this.#live = options.live;
   }
 
   /** How long a client waits for its agent. */
@@ -202,7 +207,10 @@ export class Rendezvous {
   ): void {
     const { service } = arrival;
     const idleTimeoutMs = this.#idleTimeoutMs;
-    splice(conn, data, { idleTimeoutMs, smallBufferA: conn.takeSpareBuffer() }).then((spliced) => {
+    const live = this.#live.start({ service, agent, client, since }, moved);
+    const smallBufferA = conn.takeSpareBuffer();
+    splice(conn, data, { idleTimeoutMs, smallBufferA, counters: live.spliced }).then((spliced) => {
+      this.#live.end(live);
       log.info(
         `connection closed${spliced.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
           `service=${service} agent=${agent} client=${client} ` +

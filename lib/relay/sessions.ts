@@ -37,6 +37,11 @@ export interface AgentSession {
   hosts: Map<string, readonly string[]>;
   /** Bytes per connection and direction it may send early (lib/relay/early.ts); 0 for none. */
   earlyWindow: number;
+  /** Where it connected from, and when (`Date.now()`), for the admin API. */
+  address: string;
+  since: number;
+  /** Each of its services' kind and public addresses, for the admin API. */
+  published: Map<string, { kind: string; addresses: readonly string[] }>;
 }
 
 /** What sessions are run with. */
@@ -87,6 +92,11 @@ export class Sessions {
     return this.#byId.get(id);
   }
 
+  /** The sessions up now. */
+  all(): AgentSession[] {
+    return [...this.#byAgent.values()];
+  }
+
   /** Services registered by all sessions. */
   get serviceCount(): number {
     return [...this.#byAgent.values()].reduce((sum, session) => sum + session.services.size, 0);
@@ -124,6 +134,9 @@ export class Sessions {
       services: new Set(),
       hosts: new Map(),
       earlyWindow: Math.min(hello.early ?? 0, EARLY_WINDOW_BYTES),
+      address: formatAddr(conn.remoteAddr),
+      since: Date.now(),
+      published: new Map(),
     };
     const stale = this.#byAgent.get(hello.agent);
     if (stale) {
@@ -170,6 +183,7 @@ export class Sessions {
     if (session.services.size > 0) {
       log.info(`agent ${session.agentId}: ${[...session.services].join(", ")} offline`);
       session.services.clear();
+      session.published.clear();
     }
     this.#options.rendezvous.dropSession(session.id, session.agentId);
   }
@@ -236,6 +250,7 @@ export class Sessions {
     }
     session.services.add(service);
     session.hosts.set(service, hosts ?? []);
+    session.published.set(service, { kind, addresses: result.addresses });
     const [address, ...also] = result.addresses;
     log.info(
       `agent ${session.agentId}: service ${service} online at ${result.addresses.join(", ")}`,
@@ -251,6 +266,7 @@ export class Sessions {
   #withdraw(session: AgentSession, service: string): void {
     if (!session.services.delete(service)) return;
     session.hosts.delete(service);
+    session.published.delete(service);
     this.#options.publication.takeOffline(service, session);
     log.info(`agent ${session.agentId}: service ${service} withdrawn`);
   }

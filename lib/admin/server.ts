@@ -1,0 +1,103 @@
+/**
+ * The admin API of a relay or an agent (`--admin HOST:PORT`, on loopback by default), served with
+ * `Deno.serve`: `GET /healthz` (200 "ok" while the process runs), `GET /status` (JSON), and
+ * `GET /metrics` (Prometheus text, lib/admin/metrics.ts). Bound beyond loopback it must have a
+ * token (`--admin-token-file`), which every request then carries as `Authorization: Bearer
+ * TOKEN`; it is compared in constant time.
+ */
+
+import { sameToken } from "../auth.ts";
+import { createLogger } from "../log.ts";
+import { formatHostPort, type HostPort } from "../net.ts";
+import { METRICS_CONTENT_TYPE } from "./metrics.ts";
+
+/** What the admin API serves, read afresh for each request. */
+export interface AdminRoutes {
+  /** The `/status` document. */
+  status(): unknown;
+  /** The `/metrics` text. */
+  metrics(): string;
+}
+
+/** How the admin API is started. */
+export interface AdminOptions {
+  address: HostPort;
+  /** The token requests must carry; required when `address` is not loopback. */
+  token?: string;
+  /** "relay" or "agent", for logs. */
+  program: string;
+  routes: AdminRoutes;
+}
+
+/** A running admin API. */
+export interface Admin {
+  /** Where it listens, with the actual port when 0 was asked for. */
+  address: HostPort;
+  close(): Promise<void>;
+}
+
+const log = createLogger("admin");
+
+/** Whether `hostname` is a loopback address (or `localhost`). */
+export function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname === "[::1]" ||
+    /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/** Why the admin API may not listen on `address` with `token`, if it may not. */
+export function tokenProblem(address: HostPort, token: string | undefined): string | undefined {
+  if (token || isLoopback(address.hostname)) return undefined;
+  return `the admin API on ${formatHostPort(address)} is reachable beyond this machine: give ` +
+    "it a token with --admin-token-file, or bind it to loopback (--admin 127.0.0.1:PORT)";
+}
+
+/** Starts the admin API; throws, saying what to do, when it cannot listen or lacks a token. */
+export async function startAdmin(options: AdminOptions): Promise<Admin> {
+  const { address, token, routes, program } = options;
+  const problem = tokenProblem(address, token);
+  if (problem) throw new Error(problem);
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: address.hostname,
+      port: address.port,
+      onListen: (addr) => listening.resolve(addr),
+      onError: (error) => {
+        log.warn(`${program} admin API: ${(error as Error).message}`);
+        return new Response("internal error\n", { status: 500 });
+      },
+    }, (request) => answer(request, routes, token));
+  } catch (error) {
+    throw new Error(
+      `cannot start the admin API on ${formatHostPort(address)}: ${(error as Error).message} ` +
+        "(choose another with --admin HOST:PORT, or --admin off)",
+    );
+  }
+  const bound = await listening.promise;
+  const at = { hostname: address.hostname, port: bound.port };
+  log.info(`${program} admin API on http://${formatHostPort(at)}/ (status, metrics, healthz)`);
+  return { address: at, close: () => server.shutdown() };
+}
+
+function answer(request: Request, routes: AdminRoutes, token: string | undefined): Response {
+  if (token && !sameToken(`Bearer ${token}`, request.headers.get("authorization") ?? "")) {
+    return new Response("a valid admin token is required (Authorization: Bearer TOKEN)\n", {
+      status: 401,
+      headers: { "www-authenticate": 'Bearer realm="porthole admin"' },
+    });
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return new Response("only GET\n", { status: 405, headers: { allow: "GET, HEAD" } });
+  }
+  switch (new URL(request.url).pathname) {
+    case "/healthz":
+      return new Response("ok\n");
+    case "/status":
+      return Response.json(routes.status());
+    case "/metrics":
+      return new Response(routes.metrics(), { headers: { "content-type": METRICS_CONTENT_TYPE } });
+    default:
+      return new Response("not found: try /status, /metrics or /healthz\n", { status: 404 });
+  }
+}
