@@ -4,6 +4,7 @@
  */
 
 import { AgentFatalError, startAgent } from "./lib/agent/agent.ts";
+import { configArgs } from "./lib/agent/config_file.ts";
 import { AGENT_FLAGS, AGENT_HELP } from "./lib/agent_flags.ts";
 import { readSecret } from "./lib/auth.ts";
 import {
@@ -25,6 +26,7 @@ import {
   VERSION,
 } from "./lib/cli.ts";
 import { parseFlags } from "./lib/flags.ts";
+import { adminFromFlags, AGENT_ADMIN_ADDRESS } from "./lib/admin/flags.ts";
 import { createLogger } from "./lib/log.ts";
 import {
   parseRelayAddress,
@@ -87,7 +89,9 @@ async function relayTrust(flags: { fingerprint?: string; ca?: string }): Promise
 
 Deno.exit(
   await runCommand("agent", async () => {
-    const flags = parseFlags(AGENT_FLAGS, Deno.args);
+    const configFile = parseFlags(AGENT_FLAGS, Deno.args).config;
+    const fromFile = configFile ? await configArgs(configFile, AGENT_FLAGS, Deno.args) : [];
+    const flags = parseFlags(AGENT_FLAGS, [...fromFile, ...Deno.args]);
     if (flags.help) return console.log(AGENT_HELP);
     if (flags.version) return console.log(`porthole agent ${VERSION}`);
     applyLogLevel(flags["log-level"]);
@@ -118,10 +122,11 @@ Deno.exit(
       shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
     });
     onStatusSignal(log, agent.stats);
+    const admin = await adminFromFlags(flags, "agent", AGENT_ADMIN_ADDRESS, agent);
     onShutdownSignal((signal) => {
       log.info(`${signal}: shutting down`);
       agent.shutdown();
     }, () => Deno.exit(1));
-    await agent.done;
+    await agent.done.finally(() => admin?.close());
   }, (error) => error instanceof AgentFatalError ? EXIT_REFUSED : undefined),
 );

@@ -3,12 +3,19 @@
 import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/agent.ts";
 import { PATH_RECHECK_MS } from "./agent/path_choice.ts";
 import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES } from "./agent/spares.ts";
+import { adminFlags, AGENT_ADMIN_ADDRESS } from "./admin/flags.ts";
 import { COMMON_FLAGS, EXIT_REFUSED, EXIT_USAGE, VERSION } from "./cli.ts";
 import { flagHelp, type FlagTable } from "./flags.ts";
 import { WEBSOCKET_PATH } from "./transport/websocket.ts";
 
 /** Every flag of `agent`, in --help order. */
 export const AGENT_FLAGS = {
+  config: {
+    value: "FILE",
+    help: "TOML file with any of these flags as keys (secret_file = ..., early_data = ...) and " +
+      "services as [services.ID] tables (target, kind, port, hosts, proxy_protocol); flags given " +
+      "here win. See examples/agent.toml.",
+  },
   relay: {
     value: "ADDRESS",
     help: "The relay's agent port (required): HOST:PORT tries TLS, then a WebSocket over TLS, " +
@@ -87,6 +94,7 @@ export const AGENT_FLAGS = {
       "what the relay allows). 0 for none: each client's data channel is opened when it comes.",
     example: "--spares 0",
   },
+  ...adminFlags(AGENT_ADMIN_ADDRESS),
   "early-data": {
     value: "on|off",
     default: "on",

@@ -1,7 +1,7 @@
 /** The relay's flags and its --help, from one table (see lib/flags.ts). */
 
 import { WEBSOCKET_PATH } from "./transport/websocket.ts";
-import { RELAY_ADMIN_ADDRESS } from "./admin/flags.ts";
+import { adminFlags, RELAY_ADMIN_ADDRESS } from "./admin/flags.ts";
 import { COMMON_FLAGS, VERSION } from "./cli.ts";
 import { flagHelp, type FlagTable } from "./flags.ts";
 import { HEARTBEAT_INTERVAL_MS } from "./protocol.ts";
@@ -22,18 +22,7 @@ export const RELAY_FLAGS = {
     default: WEBSOCKET_PATH,
     help: "The path of agents' WebSocket upgrades on the agent port; other requests get 404.",
   },
-  admin: {
-    value: "HOST:PORT",
-    default: RELAY_ADMIN_ADDRESS,
-    help: "Where the admin API listens (GET /status, /metrics for Prometheus, /healthz), or " +
-      "off. Beyond loopback it needs --admin-token-file.",
-    example: "--admin off",
-  },
-  "admin-token-file": {
-    value: "FILE",
-    help: "File holding the token admin requests must carry (Authorization: Bearer TOKEN); " +
-      "required when --admin is not on loopback.",
-  },
+  ...adminFlags(RELAY_ADMIN_ADDRESS),
   "secret-file": {
     value: "FILE",
     help: "File holding the secret agents must prove they know (or set the PORTHOLE_SECRET " +

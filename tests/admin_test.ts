@@ -164,3 +164,47 @@ Deno.test("metrics text: labels escaped, histogram buckets cumulative, every fam
   assertEquals(metrics.get("t_setup_seconds_count"), 4);
   assertEquals(metrics.get("t_setup_seconds_sum"), 3.105);
 });
+
+Deno.test("admin API of the agent: its relay, its services with their public addresses, its connections", async () => {
+  await using service = startServer(echo);
+  await using relay = await startRelayProcess();
+  await using agent = await startAgentProcess(relay, { echo: service.port, down: 9 }, [
+    "--id",
+    "reporting",
+  ]);
+  const [, address] = await agent.waitFor(/agent admin API on http:\/\/(\S+)\//);
+  const admin = `http://${address}`;
+  const conn = await connect(agent.publicPort.echo);
+  await writeAll(conn, new TextEncoder().encode("hello"));
+  await readExactly(conn, 5);
+  type Status = {
+    agent: { id: string; relay: string; path: string };
+    services: { id: string; target: string; online: boolean; addresses: string[] }[];
+    connections: { service: string; from_client: number; to_client: number }[];
+  };
+  let status: Status | undefined;
+  await eventually(async () => {
+    status = await (await fetch(`${admin}/status`)).json();
+    return status!.connections.length === 1;
+  }, "the agent lists the connection");
+  assertEquals([status!.agent.id, status!.agent.relay, status!.agent.path], [
+    "reporting",
+    "connected",
+    "TLS, direct",
+  ]);
+  const echoService = status!.services.find((entry) => entry.id === "echo")!;
+  assertEquals([echoService.target, echoService.online], [`127.0.0.1:${service.port}`, true]);
+  assertMatch(echoService.addresses[0], new RegExp(`:${agent.publicPort.echo}$`));
+  assertEquals(
+    status!.connections.map((
+      { service, from_client, to_client },
+    ) => [service, from_client, to_client]),
+    [["echo", 5, 5]],
+  );
+  const metrics = parseMetrics(await (await fetch(`${admin}/metrics`)).text());
+  assertEquals(metrics.get("porthole_relay_connected"), 1);
+  assertEquals(metrics.get("porthole_services_online"), 2);
+  assertEquals(metrics.get('porthole_connections_active{service="echo"}'), 1);
+  assertEquals(metrics.get('porthole_bytes_total{direction="in",service="echo"}'), 5);
+  conn.close();
+});

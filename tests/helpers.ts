@@ -230,8 +230,9 @@ export async function startRelayProcess(
 }
 
 /**
- * An agent with `services` (id → port on 127.0.0.1); resolves once every service is reachable,
- * with the public port of each.
+ * An agent with `services` (id → port on 127.0.0.1), its admin API on a run-time port of
+ * loopback (unless `args` set `--admin`); resolves once every service is reachable, with the
+ * public port of each.
  */
 export async function startAgentProcess(
   relay: { port: number; trust: string[] },
@@ -242,6 +243,7 @@ export async function startAgentProcess(
     ...(args.includes("--relay") ? [] : ["--relay", `127.0.0.1:${relay.port}`]),
     ...relay.trust,
     ...Object.entries(services).flatMap(([id, port]) => ["--service", `${id}=127.0.0.1:${port}`]),
+    ...(args.includes("--admin") ? [] : ["--admin", "127.0.0.1:0"]),
     ...args,
   ]);
   const publicPort: Record<string, number> = {};

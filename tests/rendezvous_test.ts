@@ -8,7 +8,7 @@ import { PortFront } from "../lib/front/ports.ts";
 import { READY_FRAME } from "../lib/handshake.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 import { HeldConn } from "../lib/relay/held.ts";
-import { LiveConnections } from "../lib/relay/live.ts";
+import { LiveConnections } from "../lib/admin/live.ts";
 import { Rendezvous } from "../lib/relay/rendezvous.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);

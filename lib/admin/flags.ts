@@ -6,6 +6,26 @@ import { type Admin, type AdminRoutes, startAdmin, tokenProblem } from "./server
 
 /** Where the relay's admin API listens unless `--admin` says otherwise. */
 export const RELAY_ADMIN_ADDRESS = "127.0.0.1:7836";
+/** Where the agent's admin API listens unless `--admin` says otherwise. */
+export const AGENT_ADMIN_ADDRESS = "127.0.0.1:7837";
+
+/** The `--admin` and `--admin-token-file` flags of a program whose default is `address`. */
+export function adminFlags(address: string) {
+  return {
+    admin: {
+      value: "HOST:PORT",
+      default: address,
+      help: "Where the admin API listens (GET /status, /metrics for Prometheus, /healthz), or " +
+        "off. Beyond loopback it needs --admin-token-file.",
+      example: "--admin off",
+    },
+    "admin-token-file": {
+      value: "FILE",
+      help: "File holding the token admin requests must carry (Authorization: Bearer TOKEN); " +
+        "required when --admin is not on loopback.",
+    },
+  } as const;
+}
 
 const log = createLogger("admin");
 

@@ -23,6 +23,11 @@ export interface MetricFamily {
   samples: { labels?: Labels; value: number; suffix?: string }[];
 }
 
+/** A family of one gauge without labels. */
+export function gauge(name: string, help: string, value: number): MetricFamily {
+  return { name, help, type: "gauge", samples: [{ value }] };
+}
+
 /** The content type of {@link formatMetrics}'s text. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 

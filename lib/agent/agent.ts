@@ -21,7 +21,10 @@
 
 import { Backoff, pause } from "../backoff.ts";
 import { drain, OpenConnections, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
+import { LiveConnections } from "../admin/live.ts";
+import { formatMetrics } from "../admin/metrics.ts";
 import { createLogger } from "../log.ts";
+import { agentMetrics, agentStatus } from "./report.ts";
 import { EARLY_WINDOW_BYTES } from "../protocol.ts";
 import { PathChoice } from "./path_choice.ts";
 import type { RelayPath } from "./relay_paths.ts";
@@ -87,6 +90,10 @@ export interface AgentStats {
 export interface Agent {
   /** What it holds now. */
   stats(): AgentStats;
+  /** The admin API's `/status` document (lib/agent/report.ts). */
+  status(): ReturnType<typeof agentStatus>;
+  /** The admin API's `/metrics` text. */
+  metrics(): string;
   /**
    * Stops: the control channel closes, and open connections get up to `shutdownTimeoutMs` to
    * finish before they are closed.
@@ -108,17 +115,26 @@ export function startAgent(options: AgentOptions): Agent {
   let connected = false;
   let spares: { readonly idle: number } | undefined;
   const choice = new PathChoice(options.paths, options.pathRecheckMs);
+  const live = new LiveConnections();
+  const published = new Map<string, readonly string[]>();
   const done = run(options, choice, open, stopping.signal, {
     onConnected: (up) => connected = up,
     onSpares: (pool) => spares = pool,
+    live,
+    published,
   });
+  const stats = (): AgentStats => ({
+    relay: connected ? "connected" : "disconnected",
+    ...(choice.chosen ? { path: choice.chosen.name } : {}),
+    connections: open.size,
+    spares: spares?.idle ?? 0,
+  });
+  const reported = { id: options.id, services: options.services, published, live, stats };
+  const startedAt = Date.now();
   return {
-    stats: () => ({
-      relay: connected ? "connected" : "disconnected",
-      ...(choice.chosen ? { path: choice.chosen.name } : {}),
-      connections: open.size,
-      spares: spares?.idle ?? 0,
-    }),
+    stats,
+    status: () => agentStatus(reported, startedAt),
+    metrics: () => formatMetrics(agentMetrics(reported)),
     shutdown: () => stopping.abort(),
     done,
   };
@@ -130,7 +146,7 @@ async function run(
   choice: PathChoice,
   open: OpenConnections,
   signal: AbortSignal,
-  report: Pick<SessionOptions, "onConnected" | "onSpares">,
+  report: Pick<SessionOptions, "onConnected" | "onSpares" | "live" | "published">,
 ): Promise<void> {
   const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
   const spares = options.spares ?? { min: DEFAULT_MIN_SPARES, max: DEFAULT_MAX_SPARES };

@@ -33,6 +33,7 @@ export async function serveEarly(
   early: EarlyData,
 ): Promise<void> {
   const label = `service ${request.service} client ${request.client}`;
+  const since = performance.now();
   const { open } = context;
   const refuse = (reason: string) => {
     early.sinks.close(request.conn);
@@ -78,7 +79,11 @@ export async function serveEarly(
     early.sinks.close(request.conn);
     if (opened.rest.length > 0) await writeAll(upstream, opened.rest);
     open.replace(upstream, stopped.conn);
-    const moved = { toService: opened.early + opened.rest.length, fromService: stopped.sent };
+    const moved = {
+      toService: opened.early + opened.rest.length,
+      fromService: stopped.sent,
+      since,
+    };
     spliceService(request, data, stopped.conn, moved, context);
   } catch (error) {
     early.sinks.close(request.conn);

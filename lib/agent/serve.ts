@@ -24,6 +24,7 @@ import { encodeFrame, type RelayMessageOf, type ServiceKind } from "../protocol.
 import { splice } from "../splice.ts";
 import type { RelayDialer } from "../transport/transport.ts";
 import type { EarlyData } from "./early.ts";
+import type { LiveConnections } from "../admin/live.ts";
 
 /** Time allowed to connect to the relay or to a service. */
 export const DIAL_TIMEOUT_MS = 5_000;
@@ -56,6 +57,8 @@ export interface ServeContext {
   refuse(conn: string, reason: string): void;
   /** Early data over the control channel (lib/agent/early.ts), when the relay granted it. */
   early?: EarlyData;
+  /** Where spliced connections are counted, for the admin API. */
+  live: LiveConnections;
 }
 
 const log = createLogger("agent");
@@ -65,6 +68,7 @@ export async function serveClient(
   request: RelayMessageOf<"connect">,
   context: ServeContext,
 ): Promise<void> {
+  const since = performance.now();
   const label = `service ${request.service} client ${request.client}`;
   const service = context.services.get(request.service);
   const target = service?.target;
@@ -97,7 +101,7 @@ export async function serveClient(
     data = relay.value;
     open.track(data);
     const { rest } = await openDataChannel(data, context.session, request.conn);
-    await connectService(request, service!, data, upstream, rest, context);
+    await connectService(request, service!, data, upstream, rest, since, context);
   } catch (error) {
     log.warn(`${label}: ${describeError(error)}`);
     open.release(upstream);
@@ -121,6 +125,7 @@ export async function serveOnSpare(
   early: Uint8Array,
   context: ServeContext,
 ): Promise<void> {
+  const since = performance.now();
   const label = `service ${request.service} client ${request.client}`;
   const service = context.services.get(request.service);
   const { open } = context;
@@ -144,7 +149,7 @@ export async function serveOnSpare(
   open.track(upstream);
   try {
     await writeAll(spare, ACCEPT_FRAME);
-    await connectService(request, service, spare, upstream, early, context);
+    await connectService(request, service, spare, upstream, early, since, context);
   } catch (error) {
     log.warn(`${label}: ${describeError(error)}`);
     open.release(upstream);
@@ -154,7 +159,7 @@ export async function serveOnSpare(
 
 /**
  * Hands the service its first bytes (the client's `early` ones, after a PROXY header if it asks
- * for one), then splices it with the data channel.
+ * for one), then splices it with the data channel (`since`: when the request came).
  */
 async function connectService(
   request: ClientRequest,
@@ -162,13 +167,20 @@ async function connectService(
   data: Conn,
   upstream: Conn,
   early: Uint8Array,
+  since: number,
   context: ServeContext,
 ): Promise<void> {
   const first = service.proxyProtocol
     ? concat(await proxyHeaderFor(service.proxyProtocol, request), early)
     : early;
   if (first.length > 0) await writeAll(upstream, first);
-  spliceService(request, data, upstream, { toService: early.length, fromService: 0 }, context);
+  spliceService(
+    request,
+    data,
+    upstream,
+    { toService: early.length, fromService: 0, since },
+    context,
+  );
 }
 
 /** The PROXY header naming the request's client (and the relay address it dialled). */
@@ -193,19 +205,25 @@ function tryParseHostPort(text: string): HostPort | undefined {
 }
 
 /**
- * Splices a data channel with its service connection, then logs the connection (`moved`: bytes
- * that went across before the splice) and closes both. Not awaited by `serveClient`: its frame
- * (the relay's answer) would stay alive as long as the connection.
+ * Splices a data channel with its service connection, counted among the live connections, then
+ * logs the connection (`moved`: bytes that went across before the splice, and when its request
+ * came) and closes both. Not awaited by `serveClient`: its frame (the relay's answer) would stay
+ * alive as long as the connection.
  */
 export function spliceService(
   { service, client }: ClientRequest,
   data: Conn,
   upstream: Conn,
-  moved: { toService: number; fromService: number },
-  { idleTimeoutMs, open }: ServeContext,
+  moved: { toService: number; fromService: number; since: number },
+  { idleTimeoutMs, open, live, agentId }: ServeContext,
 ): void {
   const started = performance.now();
-  splice(data, upstream, { idleTimeoutMs }).then((spliced) => {
+  const counted = live.start({ service, agent: agentId, client, since: moved.since }, {
+    fromClient: moved.toService,
+    toClient: moved.fromService,
+  });
+  splice(data, upstream, { idleTimeoutMs, counters: counted.spliced }).then((spliced) => {
+    live.end(counted);
     log.info(
       `connection closed${spliced.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
         `service=${service} client=${client} ` +

@@ -28,6 +28,7 @@ import { type AgentService, DIAL_TIMEOUT_MS, serveClient, type ServeContext } fr
 import { type SpareLimits, SparePool } from "./spares.ts";
 import { serveEarly } from "./early.ts";
 import { EarlySinks } from "../early.ts";
+import type { LiveConnections } from "../admin/live.ts";
 
 /** A problem that retrying cannot fix (wrong secret, incompatible relay): the agent stops. */
 export class AgentFatalError extends Error {
@@ -59,6 +60,10 @@ export interface SessionOptions {
   spares: SpareLimits;
   /** Early-data window to ask the relay for (lib/agent/early.ts); 0 for none. */
   earlyWindow: number;
+  /** Where spliced connections are counted, for the admin API. */
+  live: LiveConnections;
+  /** Each service the relay brought online, with its public addresses, while the session is up. */
+  published: Map<string, readonly string[]>;
   /** Aborts to end the session (the agent is shutting down). */
   signal: AbortSignal;
   /** Called with true once the session is established, and with false when it ends. */
@@ -166,7 +171,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     }
     for (let message; (message = await channel.receive()) !== null;) {
       if (message.type === "connect") spares?.short();
-      handle(message, context);
+      handle(message, context, options.published);
     }
     const reason = endedBecause ?? `the relay at ${relayName} closed the control channel`;
     return { reason, established };
@@ -183,6 +188,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
   } finally {
     watching.abort();
     earlySinks.dropOwner("", new Error("the control channel ended"));
+    options.published.clear();
     spares?.close();
     options.onSpares?.(undefined);
     if (established) options.onConnected(false);
@@ -191,9 +197,14 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
   }
 }
 
-function handle(message: RelayMessage, context: ServeContext): void {
+function handle(
+  message: RelayMessage,
+  context: ServeContext,
+  published: Map<string, readonly string[]>,
+): void {
   switch (message.type) {
     case "registered": {
+      published.set(message.service, [message.address, ...message.also ?? []]);
       const target = formatHostPort(context.services.get(message.service)!.target);
       const at = parseHostPort(message.address);
       if (isUnspecified(at.hostname)) at.hostname = context.dialer.relay.hostname;
@@ -204,6 +215,7 @@ function handle(message: RelayMessage, context: ServeContext): void {
       return;
     }
     case "refused":
+      published.delete(message.service);
       log.error(`service ${message.service} was refused by the relay: ${message.reason}`);
       return;
     case "connect":

@@ -37,7 +37,7 @@ import { AgentPort } from "./agent_port.ts";
 import { EMPTY_CONFIG, type RelayConfig } from "./config.ts";
 import { Publication } from "./publication.ts";
 import { Registry } from "./registry.ts";
-import { LiveConnections } from "./live.ts";
+import { LiveConnections } from "../admin/live.ts";
 import { relayMetrics, relayStatus, type ReportedParts } from "./report.ts";
 import { Rendezvous } from "./rendezvous.ts";
 import { type AgentSession, Sessions } from "./sessions.ts";

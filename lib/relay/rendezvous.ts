@@ -14,7 +14,7 @@ import { encodeFrame } from "../protocol.ts";
 import { randomToken } from "../auth.ts";
 import { SMALL_BUFFER_BYTES, splice } from "../splice.ts";
 import { EarlyExchanges, type EarlySession } from "./early.ts";
-import type { LiveConnections } from "./live.ts";
+import type { LiveConnections } from "../admin/live.ts";
 import { HeldConn } from "./held.ts";
 import { type ClaimRefusal, type PendingClient, PendingTable } from "./pending.ts";
 

@@ -4,9 +4,9 @@
  * parts at the moment of the request.
  */
 
-import { type MetricFamily } from "../admin/metrics.ts";
+import { gauge, type MetricFamily } from "../admin/metrics.ts";
 import type { Admission } from "./admission.ts";
-import type { LiveConnections } from "./live.ts";
+import type { LiveConnections } from "../admin/live.ts";
 import type { AgentSession } from "./sessions.ts";
 
 /** The parts of a relay a report reads. */
@@ -46,12 +46,6 @@ export function relayStatus(parts: ReportedParts, startedAt: number) {
 export function relayMetrics(parts: ReportedParts): MetricFamily[] {
   const sessions = parts.sessions();
   const counts = parts.counts();
-  const gauge = (name: string, help: string, value: number): MetricFamily => ({
-    name,
-    help,
-    type: "gauge",
-    samples: [{ value }],
-  });
   return [
     gauge("porthole_agents", "Agents connected.", sessions.length),
     gauge(

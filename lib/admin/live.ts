@@ -1,10 +1,10 @@
 /**
- * The relay's client connections as operators see them (the admin API, lib/admin/server.ts):
- * those spliced now, with their bytes each way as they move, and per service the connections and
- * bytes since the relay started, and how long connections took to set up.
+ * Client connections as operators see them (the admin API, lib/admin/server.ts), on the relay or
+ * the agent: those spliced now, with their bytes each way as they move, and per service the connections and
+ * bytes since the process started, and how long connections took to set up.
  */
 
-import { Histogram, type MetricFamily } from "../admin/metrics.ts";
+import { Histogram, type MetricFamily } from "./metrics.ts";
 
 /** Upper bounds, in seconds, of the set-up time histogram's buckets. */
 export const SETUP_SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -104,7 +104,7 @@ export class LiveConnections {
       },
       {
         name: "porthole_connections_total",
-        help: "Client connections spliced to their service since the relay started.",
+        help: "Client connections spliced to their service since the process started.",
         type: "counter",
         samples: each((totals) => totals.connections),
       },
@@ -119,7 +119,8 @@ export class LiveConnections {
       },
       {
         name: "porthole_connection_setup_seconds",
-        help: "Time from a client's arrival to its splice with the service's data channel.",
+        help:
+          "Time from a client's arrival (at the relay; at the agent, its connect) to its splice.",
         type: "histogram",
         samples: this.#setup.samples(),
       },
