@@ -9,6 +9,7 @@ import { AGENT_FLAGS, AGENT_HELP } from "./lib/agent_flags.ts";
 import { readSecret } from "./lib/auth.ts";
 import {
   applyHostNames,
+  applyLogFormat,
   applyLogLevel,
   applyProxyProtocol,
   EXIT_REFUSED,
@@ -95,6 +96,7 @@ Deno.exit(
     if (flags.help) return console.log(AGENT_HELP);
     if (flags.version) return console.log(`porthole agent ${VERSION}`);
     applyLogLevel(flags["log-level"]);
+    applyLogFormat(flags["log-format"]);
     if (!flags.relay) {
       throw new UsageError("--relay ADDRESS is required (HOST:PORT or wss://HOST/PATH)");
     }

@@ -5,6 +5,7 @@
 
 import { readSecret } from "./lib/auth.ts";
 import {
+  applyLogFormat,
   applyLogLevel,
   onShutdownSignal,
   onStatusSignal,
@@ -137,6 +138,7 @@ Deno.exit(
     if (asksStatus) return await printStatus(flags);
     if (flags.version) return console.log(`porthole relay ${VERSION}`);
     applyLogLevel(flags["log-level"]);
+    applyLogFormat(flags["log-format"]);
     const config = flags.config ? await loadRelayConfig(flags.config) : undefined;
     const sharedSecretGiven = flags["secret-file"] !== undefined ||
       !!Deno.env.get("PORTHOLE_SECRET");

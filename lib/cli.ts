@@ -8,7 +8,15 @@ import config from "../deno.json" with { type: "json" };
 import type { AgentService } from "./agent/serve.ts";
 import { SHUTDOWN_TIMEOUT_MS } from "./drain.ts";
 import type { FlagTable } from "./flags.ts";
-import { LOG_LEVELS, type Logger, type LogLevel, parseLogLevel, setLogLevel } from "./log.ts";
+import {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type Logger,
+  type LogLevel,
+  parseLogLevel,
+  setLogFormat,
+  setLogLevel,
+} from "./log.ts";
 import { type HostPort, parseHostPort, type PortRange, portRangeOf } from "./net.ts";
 
 /** porthole's version, from deno.json. */
@@ -42,6 +50,12 @@ export const COMMON_FLAGS = {
     value: "LEVEL",
     default: "info",
     help: `${LOG_LEVELS.slice(0, -1).join(", ")} or ${LOG_LEVELS.at(-1)}. Logs go to stderr.`,
+  },
+  "log-format": {
+    value: "text|json",
+    default: "text",
+    help: "text: one readable line per event; json: one JSON object per line (time, level, " +
+      "component, message, and the message's key=value pairs as fields), for log shippers.",
   },
   help: { short: "h", help: "Show this help." },
   version: { short: "V", help: "Print the version." },
@@ -192,6 +206,13 @@ export function parseSeconds(text: string, flag: string): number {
 /** Parses a flag of seconds that may be left out (a feature that is off by default). */
 export function parseOptionalSeconds(text: string | undefined, flag: string): number | undefined {
   return text === undefined ? undefined : parseSeconds(text, flag);
+}
+
+/** Applies `--log-format`. */
+export function applyLogFormat(text: string): void {
+  const known = LOG_FORMATS.find((name) => name === text);
+  if (!known) throw new UsageError(`--log-format "${text}" is neither text nor json`);
+  setLogFormat(known);
 }
 
 /** Applies `--log-level`. */

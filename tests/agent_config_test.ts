@@ -24,6 +24,7 @@ const SAMPLES: Record<string, string | number> = {
   "on|off": "off",
   "HOST:PORT": "127.0.0.1:17837",
   LEVEL: "debug",
+  "text|json": "json",
 };
 
 /** The agent's flags parsed from `file`'s text and the command line `args`. */

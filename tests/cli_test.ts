@@ -3,6 +3,7 @@
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { AGENT_FLAGS, AGENT_HELP } from "../lib/agent_flags.ts";
 import {
+  applyLogFormat,
   applyLogLevel,
   parseAddress,
   parseOnOff,
@@ -98,6 +99,7 @@ Deno.test("the flag tables' defaults are values their flags accept", () => {
     "FIRST-LAST": parsePortRange,
     SECS: parseSeconds,
     LEVEL: applyLogLevel,
+    "text|json": applyLogFormat,
     PATH: parseWebSocketPath,
     "MIN-MAX": parseSpares,
     "on|off": parseOnOff,
