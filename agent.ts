@@ -26,7 +26,7 @@ import {
   UsageError,
   VERSION,
 } from "./lib/cli.ts";
-import { parseFlags } from "./lib/flags.ts";
+import { type FlagValues, parseFlags } from "./lib/flags.ts";
 import { adminFromFlags, AGENT_ADMIN_ADDRESS } from "./lib/admin/flags.ts";
 import { createLogger } from "./lib/log.ts";
 import {
@@ -88,11 +88,27 @@ async function relayTrust(flags: { fingerprint?: string; ca?: string }): Promise
   return { kind: "system" };
 }
 
+/** The flags of the command line, over those of its --config file if it names one. */
+async function readFlags() {
+  const configFile = parseFlags(AGENT_FLAGS, Deno.args).config;
+  const fromFile = configFile ? await configArgs(configFile, AGENT_FLAGS, Deno.args) : [];
+  return parseFlags(AGENT_FLAGS, [...fromFile, ...Deno.args]);
+}
+
+/** The services that `--service`, `--proxy-protocol` and `--host` describe (one at least). */
+function servicesOf(flags: FlagValues<typeof AGENT_FLAGS>) {
+  if (flags.service.length === 0) {
+    throw new UsageError("at least one --service ID=HOST:PORT is required");
+  }
+  const services = parseAgentServices(flags.service);
+  applyProxyProtocol(services, flags["proxy-protocol"]);
+  applyHostNames(services, flags.host);
+  return services;
+}
+
 Deno.exit(
   await runCommand("agent", async () => {
-    const configFile = parseFlags(AGENT_FLAGS, Deno.args).config;
-    const fromFile = configFile ? await configArgs(configFile, AGENT_FLAGS, Deno.args) : [];
-    const flags = parseFlags(AGENT_FLAGS, [...fromFile, ...Deno.args]);
+    const flags = await readFlags();
     if (flags.help) return console.log(AGENT_HELP);
     if (flags.version) return console.log(`porthole agent ${VERSION}`);
     applyLogLevel(flags["log-level"]);
@@ -100,16 +116,11 @@ Deno.exit(
     if (!flags.relay) {
       throw new UsageError("--relay ADDRESS is required (HOST:PORT or wss://HOST/PATH)");
     }
-    if (flags.service.length === 0) {
-      throw new UsageError("at least one --service ID=HOST:PORT is required");
-    }
     const id = flags.id ?? Deno.hostname();
     if (!SERVICE_ID_PATTERN.test(id)) {
       throw new UsageError(`--id "${id}" may hold only letters, digits, '.', '_' and '-'`);
     }
-    const services = parseAgentServices(flags.service);
-    applyProxyProtocol(services, flags["proxy-protocol"]);
-    applyHostNames(services, flags.host);
+    const services = servicesOf(flags);
     const agent = startAgent({
       paths: await pathsToRelay({ ...flags, relay: flags.relay }),
       secret: await readSecret(flags["secret-file"]),
@@ -124,6 +135,14 @@ Deno.exit(
       shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
     });
     onStatusSignal(log, agent.stats);
+    Deno.addSignalListener("SIGHUP", async () => {
+      if (!flags.config) return log.warn("SIGHUP: there is no --config file to read again");
+      try {
+        agent.updateServices(servicesOf(await readFlags()));
+      } catch (error) {
+        log.error(`SIGHUP: ${(error as Error).message}; the services stay as they were`);
+      }
+    });
     const admin = await adminFromFlags(flags, "agent", AGENT_ADMIN_ADDRESS, agent);
     onShutdownSignal((signal) => {
       log.info(`${signal}: shutting down`);

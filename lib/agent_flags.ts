@@ -14,7 +14,7 @@ export const AGENT_FLAGS = {
     value: "FILE",
     help: "TOML file with any of these flags as keys (secret_file = ..., early_data = ...) and " +
       "services as [services.ID] tables (target, kind, port, hosts, proxy_protocol); flags given " +
-      "here win. See examples/agent.toml.",
+      "here win. On SIGHUP the services are read again and changed live. See examples/agent.toml.",
   },
   relay: {
     value: "ADDRESS",
@@ -131,7 +131,9 @@ ${flagHelp(AGENT_FLAGS)}
 Exit codes: 0 stopped by a signal; ${EXIT_USAGE} bad flags or secret; ${EXIT_REFUSED} \
 refused by the relay (wrong
 secret or incompatible version). Lost connections to the relay are retried with backoff.
-SIGUSR2 logs a status line (relay connected or not, open connections).
+SIGUSR2 logs a status line (relay connected or not, open connections). SIGHUP reads the
+--config file again and applies its services live: added ones are published, removed ones
+withdrawn (their connected clients finish), the others' connections are untouched.
 
 Example:
   agent --relay relay.example.com:7835 --secret-file ./secret --fingerprint 5C:4D:…:85 \\

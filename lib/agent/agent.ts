@@ -25,6 +25,7 @@ import { LiveConnections } from "../admin/live.ts";
 import { formatMetrics } from "../admin/metrics.ts";
 import { createLogger } from "../log.ts";
 import { agentMetrics, agentStatus } from "./report.ts";
+import { LiveServices, type ServiceChanges } from "./live_services.ts";
 import { EARLY_WINDOW_BYTES } from "../protocol.ts";
 import { PathChoice } from "./path_choice.ts";
 import type { RelayPath } from "./relay_paths.ts";
@@ -95,6 +96,11 @@ export interface Agent {
   /** The admin API's `/metrics` text. */
   metrics(): string;
   /**
+   * Serves `services` from now on, without a new session (lib/agent/live_services.ts): added
+   * ones are published, removed ones withdrawn; returns what changed.
+   */
+  updateServices(services: ReadonlyMap<string, AgentService>): ServiceChanges;
+  /**
    * Stops: the control channel closes, and open connections get up to `shutdownTimeoutMs` to
    * finish before they are closed.
    */
@@ -117,9 +123,11 @@ export function startAgent(options: AgentOptions): Agent {
   const choice = new PathChoice(options.paths, options.pathRecheckMs);
   const live = new LiveConnections();
   const published = new Map<string, readonly string[]>();
-  const done = run(options, choice, open, stopping.signal, {
+  const services = new LiveServices(options.services);
+  const done = run({ ...options, services: services.services }, choice, open, stopping.signal, {
     onConnected: (up) => connected = up,
     onSpares: (pool) => spares = pool,
+    onRegistrar: (registrar) => services.registrar = registrar,
     live,
     published,
   });
@@ -129,12 +137,17 @@ export function startAgent(options: AgentOptions): Agent {
     connections: open.size,
     spares: spares?.idle ?? 0,
   });
-  const reported = { id: options.id, services: options.services, published, live, stats };
+  const reported = { id: options.id, services: services.services, published, live, stats };
   const startedAt = Date.now();
   return {
     stats,
     status: () => agentStatus(reported, startedAt),
     metrics: () => formatMetrics(agentMetrics(reported)),
+    updateServices(next) {
+      const changes = services.update(next);
+      for (const id of [...changes.removed, ...changes.changed]) published.delete(id);
+      return changes;
+    },
     shutdown: () => stopping.abort(),
     done,
   };
@@ -146,7 +159,10 @@ async function run(
   choice: PathChoice,
   open: OpenConnections,
   signal: AbortSignal,
-  report: Pick<SessionOptions, "onConnected" | "onSpares" | "live" | "published">,
+  report: Pick<
+    SessionOptions,
+    "onConnected" | "onSpares" | "onRegistrar" | "live" | "published"
+  >,
 ): Promise<void> {
   const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
   const spares = options.spares ?? { min: DEFAULT_MIN_SPARES, max: DEFAULT_MAX_SPARES };

@@ -18,6 +18,7 @@ import {
   parseHostPort,
 } from "../net.ts";
 import {
+  type AgentMessage,
   decodeRelayMessage,
   HANDSHAKE_TIMEOUT_MS,
   ProtocolError,
@@ -64,6 +65,8 @@ export interface SessionOptions {
   live: LiveConnections;
   /** Each service the relay brought online, with its public addresses, while the session is up. */
   published: Map<string, readonly string[]>;
+  /** Called once the session can publish and withdraw services, and with undefined at its end. */
+  onRegistrar?(registrar: Registrar | undefined): void;
   /** Aborts to end the session (the agent is shutting down). */
   signal: AbortSignal;
   /** Called with true once the session is established, and with false when it ends. */
@@ -88,6 +91,23 @@ export interface SessionEnd {
 }
 
 type Channel = ControlChannel<RelayMessage>;
+
+/** Publishes and withdraws services over a session's control channel (S3). */
+export interface Registrar {
+  register(id: string, service: AgentService): void;
+  unregister(id: string): void;
+}
+
+/** The `register` message of service `id`. */
+function registration(id: string, { kind, port, hosts }: AgentService): AgentMessage {
+  return {
+    type: "register",
+    service: id,
+    ...(kind === undefined || kind === "tcp" ? {} : { kind }),
+    ...(port === undefined ? {} : { port }),
+    ...(hosts?.length ? { hosts } : {}),
+  };
+}
 
 const log = createLogger("agent");
 
@@ -144,15 +164,12 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
       (silentMs) =>
         log.warn(`the relay at ${relayName} has been silent for ${Math.round(silentMs)} ms`),
     );
-    for (const [service, { port, kind, hosts }] of options.services) {
-      channel.send({
-        type: "register",
-        service,
-        ...(kind === undefined || kind === "tcp" ? {} : { kind }),
-        ...(port === undefined ? {} : { port }),
-        ...(hosts?.length ? { hosts } : {}),
-      });
-    }
+    const registrar: Registrar = {
+      register: (id, service) => channel.send(registration(id, service)),
+      unregister: (id) => channel.send({ type: "unregister", service: id }),
+    };
+    for (const [id, service] of options.services) registrar.register(id, service);
+    options.onRegistrar?.(registrar);
     const context: ServeContext = {
       ...options,
       session: welcome.session,
@@ -189,6 +206,7 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     watching.abort();
     earlySinks.dropOwner("", new Error("the control channel ended"));
     options.published.clear();
+    options.onRegistrar?.(undefined);
     spares?.close();
     options.onSpares?.(undefined);
     if (established) options.onConnected(false);
