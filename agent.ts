@@ -5,6 +5,8 @@
 
 import { AgentFatalError, startAgent } from "./lib/agent/agent.ts";
 import { configArgs } from "./lib/agent/config_file.ts";
+import { runAdminCommand } from "./lib/agent/admin_cli.ts";
+import { serviceRoutes } from "./lib/agent/admin_services.ts";
 import { AGENT_FLAGS, AGENT_HELP } from "./lib/agent_flags.ts";
 import { readSecret } from "./lib/auth.ts";
 import {
@@ -108,6 +110,13 @@ function servicesOf(flags: FlagValues<typeof AGENT_FLAGS>) {
 
 Deno.exit(
   await runCommand("agent", async () => {
+    const command = ["status", "service"].includes(Deno.args[0]);
+    if (command) {
+      const positional = Math.max(0, Deno.args.findIndex((arg) => arg.startsWith("-"))) ||
+        Deno.args.length;
+      const flags = parseFlags(AGENT_FLAGS, Deno.args.slice(positional));
+      return await runAdminCommand(Deno.args.slice(0, positional), flags);
+    }
     const flags = await readFlags();
     if (flags.help) return console.log(AGENT_HELP);
     if (flags.version) return console.log(`porthole agent ${VERSION}`);
@@ -143,7 +152,11 @@ Deno.exit(
         log.error(`SIGHUP: ${(error as Error).message}; the services stay as they were`);
       }
     });
-    const admin = await adminFromFlags(flags, "agent", AGENT_ADMIN_ADDRESS, agent);
+    const admin = await adminFromFlags(flags, "agent", AGENT_ADMIN_ADDRESS, {
+      status: agent.status,
+      metrics: agent.metrics,
+      extra: serviceRoutes(agent),
+    });
     onShutdownSignal((signal) => {
       log.info(`${signal}: shutting down`);
       agent.shutdown();

@@ -4,6 +4,7 @@ import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/agent.ts";
 import { PATH_RECHECK_MS } from "./agent/path_choice.ts";
 import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES } from "./agent/spares.ts";
 import { adminFlags, AGENT_ADMIN_ADDRESS } from "./admin/flags.ts";
+import { ADMIN_COMMANDS_HELP } from "./agent/admin_cli.ts";
 import { COMMON_FLAGS, EXIT_REFUSED, EXIT_USAGE, VERSION } from "./cli.ts";
 import { flagHelp, type FlagTable } from "./flags.ts";
 import { WEBSOCKET_PATH } from "./transport/websocket.ts";
@@ -125,6 +126,7 @@ Runs inside a private network, dials out to a porthole relay, and lets the relay
 reach the services named here. Nothing needs to be open inbound.
 
 Usage: agent --relay ADDRESS --service ID=HOST:PORT [flags]
+${ADMIN_COMMANDS_HELP}
 
 Flags:
 ${flagHelp(AGENT_FLAGS)}

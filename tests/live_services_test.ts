@@ -4,12 +4,13 @@
  * change; a broken file changes nothing.
  */
 
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import {
   echo,
   Proc,
   randomBytes,
   request,
+  startAgentProcess,
   startRelayProcess,
   startServer,
   tempConfigFile,
@@ -63,4 +64,59 @@ Deno.test("live services: SIGHUP after editing the config adds and removes servi
   assertEquals(new TextDecoder().decode(still), "still here");
 
   await finishTransfers(transfers, blob);
+});
+
+Deno.test("live services: agent service add, ls and rm through the admin API, and agent status", async () => {
+  await using echoServer = startServer(echo);
+  await using relay = await startRelayProcess();
+  await using agent = await startAgentProcess(relay, { first: echoServer.port }, ["--id", "cli"]);
+  const [, admin] = await agent.waitFor(/agent admin API on http:\/\/(\S+)\//);
+  const run = async (...args: string[]) => {
+    const proc = new Proc("agent", [...args, "--admin", admin]);
+    return { code: (await proc.status).code, output: proc.output };
+  };
+  const from = agent.lines.length;
+  const added = await run("service", "add", `extra=127.0.0.1:${echoServer.port}`);
+  assertEquals(added, { code: 0, output: "services added: extra" });
+  const [, port] = await agent.waitFor(/service extra \(.*\) is reachable at .*:(\d+)$/, { from });
+  const answer = await request(Number(port), new TextEncoder().encode("added live"));
+  assertEquals(new TextDecoder().decode(answer), "added live");
+
+  const listed = await run("service", "ls");
+  assertEquals(listed.code, 0);
+  assertMatch(
+    listed.output,
+    new RegExp(`^extra +127\\.0\\.0\\.1:${echoServer.port} +tcp +any`, "m"),
+  );
+  const status = await run("status");
+  assertMatch(status.output, /^agent cli: relay connected \(TLS, direct\)/m);
+  assertMatch(
+    status.output,
+    new RegExp(`^extra +127\\.0\\.0\\.1:${echoServer.port} +tcp +yes +.*:${port}$`, "m"),
+  );
+
+  const bad = await run("service", "add", "broken=nowhere");
+  assertEquals(bad.code, 2);
+  assertMatch(bad.output, /"nowhere" is not HOST:PORT/);
+  for (
+    const [body, why] of [
+      [{ target: 5 }, /"target" must be HOST:PORT/],
+      [{ target: "127.0.0.1:1", kind: "ftp" }, /"kind" must be tcp, http or tls/],
+      [[1], /must be a JSON object/],
+    ] as const
+  ) {
+    const answer = await fetch(`http://${admin}/services/wrong`, {
+      method: "PUT",
+      body: JSON.stringify(body),
+    });
+    assertEquals(answer.status, 400);
+    assertMatch(await answer.text(), why);
+  }
+  const removed = await run("service", "rm", "extra");
+  assertEquals(removed, { code: 0, output: "services removed: extra" });
+  await relay.waitFor(/agent cli: service extra withdrawn/);
+  await refused(Number(port));
+  const unknown = await run("service", "rm", "extra");
+  assertEquals(unknown.code, 1);
+  assertMatch(unknown.output, /answered 404: no service extra/);
 });

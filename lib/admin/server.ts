@@ -17,6 +17,8 @@ export interface AdminRoutes {
   status(): unknown;
   /** The `/metrics` text. */
   metrics(): string;
+  /** Routes of the program's own (the agent's `/services`): a response, or undefined for none. */
+  extra?(request: Request, path: string): Promise<Response | undefined>;
 }
 
 /** How the admin API is started. */
@@ -80,17 +82,24 @@ export async function startAdmin(options: AdminOptions): Promise<Admin> {
   return { address: at, close: () => server.shutdown() };
 }
 
-function answer(request: Request, routes: AdminRoutes, token: string | undefined): Response {
+async function answer(
+  request: Request,
+  routes: AdminRoutes,
+  token: string | undefined,
+): Promise<Response> {
   if (token && !sameToken(`Bearer ${token}`, request.headers.get("authorization") ?? "")) {
     return new Response("a valid admin token is required (Authorization: Bearer TOKEN)\n", {
       status: 401,
       headers: { "www-authenticate": 'Bearer realm="porthole admin"' },
     });
   }
+  const path = new URL(request.url).pathname;
+  const extra = await routes.extra?.(request, path);
+  if (extra) return extra;
   if (request.method !== "GET" && request.method !== "HEAD") {
     return new Response("only GET\n", { status: 405, headers: { allow: "GET, HEAD" } });
   }
-  switch (new URL(request.url).pathname) {
+  switch (path) {
     case "/healthz":
       return new Response("ok\n");
     case "/status":

@@ -13,17 +13,26 @@ export type RelayStatusDocument = ReturnType<typeof relayStatus>;
 /** Time allowed for the admin API to answer. */
 export const STATUS_TIMEOUT_MS = 5_000;
 
-/** Fetches `path` of the admin API at `address`; throws saying what to check when it cannot. */
+/**
+ * Asks the admin API at `address` for `path` (a GET, or `request`'s method and JSON body); throws
+ * saying what to check when it cannot, or with the API's own answer when it refuses.
+ */
 export async function fetchAdmin(
   address: HostPort,
   path: string,
   token?: string,
+  request: { method: string; body?: unknown } = { method: "GET" },
 ): Promise<unknown> {
   const url = `http://${formatHostPort(address)}${path}`;
   let response: Response;
   try {
     response = await fetch(url, {
-      headers: token ? { authorization: `Bearer ${token}` } : {},
+      method: request.method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(request.body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: request.body === undefined ? undefined : JSON.stringify(request.body),
       signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
     });
   } catch (error) {
@@ -36,7 +45,10 @@ export async function fetchAdmin(
     await response.body?.cancel();
     throw new Error(`the admin API at ${url} wants its token: give --admin-token-file`);
   }
-  if (!response.ok) throw new Error(`the admin API at ${url} answered ${response.status}`);
+  if (!response.ok) {
+    const said = (await response.text()).trim();
+    throw new Error(`the admin API at ${url} answered ${response.status}: ${said}`);
+  }
   return await response.json();
 }
 
@@ -86,7 +98,7 @@ export function statusTable(status: RelayStatusDocument): string {
   return lines.join("\n") + "\n";
 }
 
-function table(header: string[], rows: string[][], none: string): string[] {
+export function table(header: string[], rows: string[][], none: string): string[] {
   if (rows.length === 0) return [none];
   const widths = header.map((title, i) =>
     Math.max(title.length, ...rows.map((row) => row[i].length))
@@ -97,7 +109,7 @@ function table(header: string[], rows: string[][], none: string): string[] {
 }
 
 /** Seconds as `1h02m`, `3m12s` or `42s`. */
-function duration(seconds: number): string {
+export function duration(seconds: number): string {
   const s = Math.floor(seconds);
   if (s >= 3600) {
     return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
@@ -107,7 +119,7 @@ function duration(seconds: number): string {
 }
 
 /** A byte count as `812 B`, `4.0 KiB`, `1.5 MiB`. */
-function bytes(count: number): string {
+export function bytes(count: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let value = count, unit = 0;
   while (value >= 1024 && unit < units.length - 1) value /= 1024, unit++;

@@ -91,6 +91,8 @@ export interface AgentStats {
 export interface Agent {
   /** What it holds now. */
   stats(): AgentStats;
+  /** The services it serves now (they change with {@link updateServices}). */
+  readonly services: ReadonlyMap<string, AgentService>;
   /** The admin API's `/status` document (lib/agent/report.ts). */
   status(): ReturnType<typeof agentStatus>;
   /** The admin API's `/metrics` text. */
@@ -141,6 +143,7 @@ export function startAgent(options: AgentOptions): Agent {
   const startedAt = Date.now();
   return {
     stats,
+    services: services.services,
     status: () => agentStatus(reported, startedAt),
     metrics: () => formatMetrics(agentMetrics(reported)),
     updateServices(next) {
