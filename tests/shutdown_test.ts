@@ -51,6 +51,8 @@ Deno.test("SIGTERM: connections still open at --shutdown-timeout are closed, and
   const conn = await connect(agent.publicPort.echo);
   await writeAll(conn, new TextEncoder().encode("hi"));
   await readExactly(conn, 2); // a live connection that will not end by itself
+  // The answer may have come early: wait for the data channel, which the drain waits for.
+  await eventually(async () => (await statusOf(relay)).pending === "0", "the client is spliced");
   const signalledAt = performance.now();
   Deno.kill(relay.pid, "SIGTERM");
   assertEquals((await relay.status).code, 0, relay.output);
