@@ -1,7 +1,8 @@
 /**
  * The admin API of a relay or an agent (`--admin HOST:PORT`, on loopback by default), served with
- * `Deno.serve`: `GET /healthz` (200 "ok" while the process runs), `GET /status` (JSON), and
- * `GET /metrics` (Prometheus text, lib/admin/metrics.ts). Bound beyond loopback it must have a
+ * `Deno.serve`: `GET /` (a status page, lib/admin/status_page.ts), `GET /healthz` (200 "ok" while
+ * the process runs), `GET /status` (JSON), and `GET /metrics` (Prometheus text,
+ * lib/admin/metrics.ts). Bound beyond loopback it must have a
  * token (`--admin-token-file`), which every request then carries as `Authorization: Bearer
  * TOKEN`; it is compared in constant time.
  */
@@ -10,6 +11,7 @@ import { sameToken } from "../auth.ts";
 import { createLogger } from "../log.ts";
 import { formatHostPort, type HostPort } from "../net.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
+import { statusPage } from "./status_page.ts";
 
 /** What the admin API serves, read afresh for each request. */
 export interface AdminRoutes {
@@ -69,7 +71,7 @@ export async function startAdmin(options: AdminOptions): Promise<Admin> {
         log.warn(`${program} admin API: ${(error as Error).message}`);
         return new Response("internal error\n", { status: 500 });
       },
-    }, (request) => answer(request, routes, token));
+    }, (request) => answer(request, routes, token, program));
   } catch (error) {
     throw new Error(
       `cannot start the admin API on ${formatHostPort(address)}: ${(error as Error).message} ` +
@@ -86,6 +88,7 @@ async function answer(
   request: Request,
   routes: AdminRoutes,
   token: string | undefined,
+  program: string,
 ): Promise<Response> {
   if (token && !sameToken(`Bearer ${token}`, request.headers.get("authorization") ?? "")) {
     return new Response("a valid admin token is required (Authorization: Bearer TOKEN)\n", {
@@ -100,6 +103,10 @@ async function answer(
     return new Response("only GET\n", { status: 405, headers: { allow: "GET, HEAD" } });
   }
   switch (path) {
+    case "/":
+      return new Response(statusPage(program), {
+        headers: { "content-type": "text/html; charset=utf-8" },
+      });
     case "/healthz":
       return new Response("ok\n");
     case "/status":
@@ -107,6 +114,6 @@ async function answer(
     case "/metrics":
       return new Response(routes.metrics(), { headers: { "content-type": METRICS_CONTENT_TYPE } });
     default:
-      return new Response("not found: try /status, /metrics or /healthz\n", { status: 404 });
+      return new Response("not found: try /, /status, /metrics or /healthz\n", { status: 404 });
   }
 }
