@@ -167,6 +167,15 @@ export type AgentMessageOf<T extends AgentMessage["type"]> = Extract<AgentMessag
 /** The relay's message of type `T`, e.g. `RelayMessageOf<"connect">`. */
 export type RelayMessageOf<T extends RelayMessage["type"]> = Extract<RelayMessage, { type: T }>;
 
+/**
+ * The short form of connection id `conn` that relay and agent logs both show, so one client's
+ * lines can be found on both sides (its first 8 characters: the id is spent by then, and what
+ * stays unlogged is still far beyond guessing).
+ */
+export function logId(conn: string): string {
+  return conn.slice(0, 8);
+}
+
 /** Thrown for bytes that are not a valid frame or message; its text is safe to send back. */
 export class ProtocolError extends Error {
   override name = "ProtocolError";

@@ -37,7 +37,7 @@ for (const side of ["relay", "agent"] as const) {
     const quietFor = await closed;
     assert(quietFor >= 350 && quietFor < 2_000, `closed after ${quietFor} ms of silence`);
     const proc = side === "relay" ? relay : agent;
-    await proc.waitFor(/connection closed \(idle for 400 ms\): service=echo/);
+    await proc.waitFor(/connection closed \(idle for 400 ms\): conn=\w+ service=echo/);
     // The chatty one is still open and works.
     await writeAll(chatty, new Uint8Array([42]));
     assertEquals((await readExactly(chatty, 1))[0], 42);

@@ -6,9 +6,13 @@
 
 import { assertEquals, assertMatch } from "./assert.ts";
 import {
+  connect,
   echo,
+  eventually,
   Proc,
   randomBytes,
+  readAll,
+  readExactly,
   request,
   startAgentProcess,
   startRelayProcess,
@@ -69,7 +73,9 @@ Deno.test("live services: SIGHUP after editing the config adds and removes servi
 Deno.test("live services: agent service add, ls and rm through the admin API, and agent status", async () => {
   await using echoServer = startServer(echo);
   await using relay = await startRelayProcess();
-  await using agent = await startAgentProcess(relay, { first: echoServer.port }, ["--id", "cli"]);
+  await using agent = await startAgentProcess(relay, { first: echoServer.port }, [
+    ...["--id", "cli", "--shutdown-timeout", "0.5"],
+  ]);
   const [, admin] = await agent.waitFor(/agent admin API on http:\/\/(\S+)\//);
   const run = async (...args: string[]) => {
     const proc = new Proc("agent", [...args, "--admin", admin]);
@@ -112,10 +118,22 @@ Deno.test("live services: agent service add, ls and rm through the admin API, an
     assertEquals(answer.status, 400);
     assertMatch(await answer.text(), why);
   }
+  const lingering = await connect(Number(port));
+  await writeAll(lingering, new TextEncoder().encode("still talking"));
+  await readExactly(lingering, 13);
+  await eventually(
+    async () => (await (await fetch(`http://${admin}/status`)).json()).connections.length === 1,
+    "the agent splices the lingering connection",
+  );
   const removed = await run("service", "rm", "extra");
   assertEquals(removed, { code: 0, output: "services removed: extra" });
   await relay.waitFor(/agent cli: service extra withdrawn/);
   await refused(Number(port));
+  assertEquals((await readAll(lingering)).length, 0, "closed after --shutdown-timeout");
+  await agent.waitFor(
+    /service extra was removed: closed 1 connection\(s\) still open after 0\.5 s/,
+  );
+  lingering.close();
   const unknown = await run("service", "rm", "extra");
   assertEquals(unknown.code, 1);
   assertMatch(unknown.output, /answered 404: no service extra/);

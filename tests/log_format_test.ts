@@ -3,7 +3,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { echo, freshPortRange, Proc, request, startServer } from "./helpers.ts";
 
-Deno.test("--log-format json: one JSON object per line, the message's key=value pairs as fields", async () => {
+Deno.test("--log-format json: one JSON object per line, the message's key=value pairs as fields, the same conn id on relay and agent", async () => {
   await using service = startServer(echo);
   const json = ["--log-format", "json", "--admin", "127.0.0.1:0", "--insecure"];
   await using relay = new Proc("relay", [
@@ -23,6 +23,12 @@ Deno.test("--log-format json: one JSON object per line, the message's key=value 
     ["info", "relay", "echo", "json-agent", 5, 5],
   );
   assert(!Number.isNaN(Date.parse(entry.time)), `a time: ${entry.time}`);
+  const [served] = await agent.waitFor(/^\{.*"message":"connection closed: .*\}$/);
+  assertEquals(
+    [JSON.parse(served).conn, typeof entry.conn],
+    [entry.conn, "string"],
+    "relay and agent name the connection alike",
+  );
   for (const line of [...relay.lines, ...agent.lines]) {
     const parsed = JSON.parse(line);
     assert(typeof parsed.message === "string" && typeof parsed.level === "string", line);

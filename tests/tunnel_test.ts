@@ -30,7 +30,7 @@ Deno.test("an HTTP request through the tunnel reaches a real HTTP server (curl)"
     assertEquals(new TextDecoder().decode(curl.stderr), "");
     assertEquals(new TextDecoder().decode(curl.stdout), "hello from /porthole");
     await relay.waitFor(
-      /connection closed: service=web agent=\S+ client=127\.0\.0\.1:\d+ from_client=\d+ to_client=\d+ duration_ms=\d+/,
+      /connection closed: conn=\w{8} service=web agent=\S+ client=127\.0\.0\.1:\d+ from_client=\d+ to_client=\d+ duration_ms=\d+/,
     );
   } finally {
     await http.shutdown();

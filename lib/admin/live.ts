@@ -16,6 +16,8 @@ export interface LiveConnection {
   client: string;
   /** When the client connected (`performance.now()`). */
   since: number;
+  /** Closes it (both of its connections), if the one who counts it can. */
+  close?(): void;
   /** Bytes that crossed before the splice. */
   moved: { fromClient: number; toClient: number };
   /** Bytes from the client and to it in the splice so far (it counts them as they move). */
@@ -42,13 +44,20 @@ export class LiveConnections {
    * it, for the splice to count into and {@link end} to take back.
    */
   start(
-    entry: { service: string; agent: string; client: string; since: number },
+    entry: { service: string; agent: string; client: string; since: number; close?(): void },
     moved: { fromClient: number; toClient: number },
   ): LiveConnection {
     this.#setup.observe((performance.now() - entry.since) / 1000);
     const live = { ...entry, moved, spliced: { aToB: { bytes: 0 }, bToA: { bytes: 0 } } };
     this.#active.add(live);
     return live;
+  }
+
+  /** Closes the connections of `service` spliced now; returns how many there were. */
+  closeService(service: string): number {
+    const closing = [...this.#active].filter((live) => live.service === service);
+    closing.forEach((live) => live.close?.());
+    return closing.length;
   }
 
   /** The connection ended; its bytes join its service's totals. */

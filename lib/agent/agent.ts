@@ -149,6 +149,20 @@ export function startAgent(options: AgentOptions): Agent {
     updateServices(next) {
       const changes = services.update(next);
       for (const id of [...changes.removed, ...changes.changed]) published.delete(id);
+      const graceMs = options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS;
+      for (const id of changes.removed) {
+        const timer = setTimeout(() => {
+          if (services.services.has(id)) return; // added again meanwhile
+          const closed = live.closeService(id);
+          if (closed > 0) {
+            log.info(
+              `service ${id} was removed: closed ${closed} connection(s) still open after ` +
+                `${graceMs / 1000} s`,
+            );
+          }
+        }, graceMs);
+        Deno.unrefTimer(timer);
+      }
       return changes;
     },
     shutdown: () => stopping.abort(),

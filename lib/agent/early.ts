@@ -11,7 +11,7 @@ import { EarlyPump, EarlySink, EarlySinks } from "../early.ts";
 import { openDataChannel } from "../handshake.ts";
 import { createLogger } from "../log.ts";
 import { closeQuietly, type Conn, describeError, dial, formatHostPort, writeAll } from "../net.ts";
-import { HANDSHAKE_TIMEOUT_MS, type RelayMessageOf } from "../protocol.ts";
+import { HANDSHAKE_TIMEOUT_MS, logId, type RelayMessageOf } from "../protocol.ts";
 import { DIAL_TIMEOUT_MS, proxyHeaderFor, type ServeContext, spliceService } from "./serve.ts";
 
 /** A session's early data: its window, its connections' sinks, and how to send. */
@@ -32,7 +32,7 @@ export async function serveEarly(
   context: ServeContext,
   early: EarlyData,
 ): Promise<void> {
-  const label = `service ${request.service} client ${request.client}`;
+  const label = `conn=${logId(request.conn)} service ${request.service} client ${request.client}`;
   const since = performance.now();
   const { open } = context;
   const refuse = (reason: string) => {

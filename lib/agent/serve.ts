@@ -20,7 +20,7 @@ import {
   writeAll,
 } from "../net.ts";
 import { proxyHeader, type ProxyVersion } from "../proxy_header.ts";
-import { encodeFrame, type RelayMessageOf, type ServiceKind } from "../protocol.ts";
+import { encodeFrame, logId, type RelayMessageOf, type ServiceKind } from "../protocol.ts";
 import { splice } from "../splice.ts";
 import type { RelayDialer } from "../transport/transport.ts";
 import type { EarlyData } from "./early.ts";
@@ -69,7 +69,7 @@ export async function serveClient(
   context: ServeContext,
 ): Promise<void> {
   const since = performance.now();
-  const label = `service ${request.service} client ${request.client}`;
+  const label = `conn=${logId(request.conn)} service ${request.service} client ${request.client}`;
   const service = context.services.get(request.service);
   const target = service?.target;
   const refuse = (reason: string) => {
@@ -126,7 +126,7 @@ export async function serveOnSpare(
   context: ServeContext,
 ): Promise<void> {
   const since = performance.now();
-  const label = `service ${request.service} client ${request.client}`;
+  const label = `conn=${logId(request.conn)} service ${request.service} client ${request.client}`;
   const service = context.services.get(request.service);
   const { open } = context;
   const refuse = async (reason: string) => {
@@ -211,14 +211,15 @@ function tryParseHostPort(text: string): HostPort | undefined {
  * alive as long as the connection.
  */
 export function spliceService(
-  { service, client }: ClientRequest,
+  { service, client, conn }: ClientRequest,
   data: Conn,
   upstream: Conn,
   moved: { toService: number; fromService: number; since: number },
   { idleTimeoutMs, open, live, agentId }: ServeContext,
 ): void {
   const started = performance.now();
-  const counted = live.start({ service, agent: agentId, client, since: moved.since }, {
+  const close = () => (closeQuietly(data), closeQuietly(upstream));
+  const counted = live.start({ service, agent: agentId, client, since: moved.since, close }, {
     fromClient: moved.toService,
     toClient: moved.fromService,
   });
@@ -226,7 +227,7 @@ export function spliceService(
     live.end(counted);
     log.info(
       `connection closed${spliced.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
-        `service=${service} client=${client} ` +
+        `conn=${logId(conn)} service=${service} client=${client} ` +
         `to_service=${spliced.aToB + moved.toService} ` +
         `from_service=${spliced.bToA + moved.fromService} ` +
         `duration_ms=${Math.round(performance.now() - started)}`,

@@ -24,6 +24,8 @@ export interface PendingClient {
   since: number;
   /** Its bytes crossing the agent's control channel ahead of the data channel, if any do. */
   early?: EarlyExchange;
+  /** Its connection id as relay and agent logs show it (`logId` of lib/protocol.ts). */
+  logId?: string;
 }
 
 /** Why a data channel's connection id was not accepted. */

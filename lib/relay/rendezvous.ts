@@ -10,7 +10,7 @@ import type { Arrival } from "../front/front.ts";
 import { READY_FRAME } from "../handshake.ts";
 import { createLogger } from "../log.ts";
 import { concat, type Conn, formatAddr, writeAll } from "../net.ts";
-import { encodeFrame } from "../protocol.ts";
+import { encodeFrame, logId } from "../protocol.ts";
 import { randomToken } from "../auth.ts";
 import { SMALL_BUFFER_BYTES, splice } from "../splice.ts";
 import { EarlyExchanges, type EarlySession } from "./early.ts";
@@ -111,6 +111,7 @@ export class Rendezvous {
   /** S6 for a client made by {@link toHold}: held under a fresh one-time id, as by `hold`. */
   holdAgain(pending: PendingClient): { token: string; client: string } {
     const token = randomToken();
+    pending.logId = logId(token);
     const { client, agent } = pending;
     this.#pending.add(
       token,
@@ -201,7 +202,7 @@ export class Rendezvous {
    * `join`: the frames of the handshake would stay alive as long as the connection.
    */
   splice(
-    { conn, client, arrival, agent, since }: PendingClient,
+    { conn, client, arrival, agent, since, logId }: PendingClient,
     data: Conn,
     moved: { fromClient: number; toClient: number },
   ): void {
@@ -213,7 +214,7 @@ export class Rendezvous {
       this.#live.end(live);
       log.info(
         `connection closed${spliced.idle ? ` (idle for ${idleTimeoutMs} ms)` : ""}: ` +
-          `service=${service} agent=${agent} client=${client} ` +
+          `conn=${logId} service=${service} agent=${agent} client=${client} ` +
           `from_client=${spliced.aToB + moved.fromClient} ` +
           `to_client=${spliced.bToA + moved.toClient} ` +
           `duration_ms=${Math.round(performance.now() - since)}`,
@@ -226,7 +227,8 @@ export class Rendezvous {
   /** Turns `client` away: logged with `why`, and told by its front that it is unreachable. */
   turnAway(client: PendingClient, why: string): void {
     this.#early.end(client);
-    log.warn(`client ${client.client} for service ${client.arrival.service}: ${why}`);
+    const conn = client.logId ? ` (conn=${client.logId})` : "";
+    log.warn(`client ${client.client} for service ${client.arrival.service}: ${why}${conn}`);
     this.#open.release(client.conn, false);
     client.arrival.front.refuse(client.arrival, "unreachable");
   }

@@ -14,7 +14,7 @@ import type { OpenConnections } from "../drain.ts";
 import type { Arrival } from "../front/front.ts";
 import type { FrameReader } from "../frames.ts";
 import { closeQuietly, concat, type Conn, describeError, writeAll } from "../net.ts";
-import { decodeAgentMessage, encodeFrame } from "../protocol.ts";
+import { decodeAgentMessage, encodeFrame, logId } from "../protocol.ts";
 import { createLogger } from "../log.ts";
 import { HeldConn } from "./held.ts";
 import type { PendingClient } from "./pending.ts";
@@ -99,10 +99,12 @@ export class Spares {
     classic: (c: PendingClient) => void,
   ) {
     const { arrival, conn } = client;
+    const id = randomToken();
+    client.logId = logId(id);
     const frame = encodeFrame({
       type: "client",
       service: arrival.service,
-      conn: randomToken(),
+      conn: id,
       client: client.client,
       to,
     });
