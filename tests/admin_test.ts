@@ -10,11 +10,14 @@ import {
   eventually,
   Proc,
   randomBytes,
+  readAll,
   readExactly,
+  relayDialer,
   startAgentProcess,
   startRelayProcess,
   startServer,
   tempConfigFile,
+  WAIT_MS,
 } from "./helpers.ts";
 import { writeAll } from "../lib/net.ts";
 import { formatMetrics, Histogram } from "../lib/admin/metrics.ts";
@@ -64,6 +67,11 @@ Deno.test("admin API: /status and /metrics count the agent, its service and a tr
   await writeAll(open, new TextEncoder().encode("0123456789"));
   await readExactly(open, 10);
 
+  const stranger = await relayDialer(relay).dial(WAIT_MS);
+  await writeAll(stranger, new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d])); // {}: no message at all
+  await readAll(stranger).catch(() => {}); // an error frame, then the close (without TLS close_notify)
+  stranger.close();
+
   const health = await fetch(`${admin}/healthz`);
   assertEquals([health.status, await health.text()], [200, "ok\n"]);
   type Status = {
@@ -100,6 +108,7 @@ Deno.test("admin API: /status and /metrics count the agent, its service and a tr
   assertEquals(metrics.get('porthole_bytes_total{direction="in",service="echo"}'), 100_010);
   assertEquals(metrics.get('porthole_bytes_total{direction="out",service="echo"}'), 100_010);
   assertEquals(metrics.get("porthole_connection_setup_seconds_count"), 2);
+  assertEquals(metrics.get('porthole_failed_handshakes_total{reason="protocol"}'), 1);
   assertEquals(metrics.get('porthole_connection_setup_seconds_bucket{le="+Inf"}'), 2);
   assert(metrics.get("process_resident_memory_bytes")! > 1_000_000, "the relay's memory");
 

@@ -33,6 +33,16 @@ import type { AgentTransport } from "../transport/transport.ts";
 import { openChannel } from "../transport/websocket.ts";
 import type { Limits } from "./config.ts";
 
+/** Why an agent connection's handshake failed, as the metrics count it. */
+export type HandshakeFailure =
+  | "protocol"
+  | "version"
+  | "authentication"
+  | "connection id"
+  | "limit"
+  | "busy"
+  | "failed";
+
 /** What the agent port hands a connection to, once its first frame says what it is. */
 export interface AgentPortHandlers {
   /** A control channel's `hello`; `authenticated` ends its count as unauthenticated. */
@@ -84,6 +94,8 @@ export class AgentPort {
   #handlers: AgentPortHandlers;
   #unauthenticated = 0;
   #throttle = new LogThrottle();
+  /** Agent connections whose handshake failed so far, by why. */
+  readonly failedHandshakes = new Map<HandshakeFailure, number>();
 
   private constructor(listener: Listener, options: AgentPortOptions, handlers: AgentPortHandlers) {
     this.#listener = listener;
@@ -111,12 +123,17 @@ export class AgentPort {
     closeQuietly(this.#listener);
   }
 
-  /** Sends an error frame, logs why, and releases the connection. */
-  refuse(conn: Conn, why: string): void {
+  /** Sends an error frame, logs why, counts it under `reason`, and releases the connection. */
+  refuse(conn: Conn, why: string, reason: HandshakeFailure): void {
+    this.#count(reason);
     this.#warn(conn, why.slice(0, 40), (from) => `refused agent connection from ${from}: ${why}`);
     writeAll(conn, encodeFrame({ type: "error", message: why }))
       .catch(() => {})
       .finally(() => this.#options.open.release(conn));
+  }
+
+  #count(reason: HandshakeFailure): void {
+    this.failedHandshakes.set(reason, (this.failedHandshakes.get(reason) ?? 0) + 1);
   }
 
   /** A throttled warning about a connection; `message` gets its address. */
@@ -132,6 +149,7 @@ export class AgentPort {
     const { maxUnauthenticated } = this.#options.limits();
     if (this.#unauthenticated >= maxUnauthenticated) {
       closeQuietly(conn);
+      this.#count("busy");
       this.#warn(
         conn,
         "busy",
@@ -150,6 +168,7 @@ export class AgentPort {
     this.#options.open.track(conn, authenticated);
     this.#open(conn, authenticated).catch((error) => {
       const why = describeError(error) + this.#options.transport.hint(error);
+      this.#count("failed");
       this.#warn(conn, "failed", (from) => `agent connection from ${from}: ${why}`);
       this.#options.open.release(conn);
     });
@@ -189,17 +208,22 @@ export class AgentPort {
       if (first === null) return this.#options.open.release(conn);
       message = decodeAgentMessage(first);
     } catch (error) {
-      if (error instanceof ProtocolError) return this.refuse(conn, error.message);
+      if (error instanceof ProtocolError) return this.refuse(conn, error.message, "protocol");
       throw error;
     }
     if (message.type !== "hello" && message.type !== "data" && message.type !== "spare") {
-      return this.refuse(conn, `expected "hello", "data" or "spare" first, got "${message.type}"`);
+      return this.refuse(
+        conn,
+        `expected "hello", "data" or "spare" first, got "${message.type}"`,
+        "protocol",
+      );
     }
     if (message.version !== PROTOCOL_VERSION) {
       return this.refuse(
         conn,
         `protocol version ${message.version} is not supported; this relay speaks ` +
           `${PROTOCOL_VERSION}: run the same porthole version on agent and relay`,
+        "version",
       );
     }
     if (message.type === "hello") {

@@ -167,7 +167,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     rendezvous,
     spares,
     open,
-    refuse: (conn, why) => agentPort.refuse(conn, why),
+    refuse: (conn, why, reason) => agentPort.refuse(conn, why, reason),
   });
   try {
     agentPort = await AgentPort.open({
@@ -185,7 +185,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       async data(conn, reader, message, authenticated) {
         const client = rendezvous.claim(message.conn, message.session);
         if (typeof client === "string") {
-          return agentPort.refuse(conn, `data channel with a connection id ${client}`);
+          return agentPort.refuse(
+            conn,
+            `data channel with a connection id ${client}`,
+            "connection id",
+          );
         }
         authenticated();
         await rendezvous.join(client, conn, reader.takeRest(), message.early);
@@ -194,7 +198,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       spare(conn, reader, message, authenticated) {
         const session = sessions.byId(message.session);
         if (!session) {
-          return agentPort.refuse(conn, "spare data channel for a session that is not up");
+          return agentPort.refuse(
+            conn,
+            "spare data channel for a session that is not up",
+            "connection id",
+          );
         }
         const { maxSparesPerAgent } = config.limits;
         if (spares.count(session.id) >= maxSparesPerAgent) {
@@ -202,6 +210,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
             conn,
             `agent ${session.agentId} already keeps ${maxSparesPerAgent} spare data channels ` +
               "(limits.max_spares_per_agent)",
+            "limit",
           );
         }
         authenticated();
@@ -229,6 +238,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     sessions: () => sessions.all(),
     live,
     admission,
+    failedHandshakes: () => agentPort.failedHandshakes,
     counts: () => ({
       pending: rendezvous.size,
       spares: spares.count(),

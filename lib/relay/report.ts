@@ -14,6 +14,8 @@ export interface ReportedParts {
   sessions: () => AgentSession[];
   live: LiveConnections;
   admission: Admission;
+  /** Agent connections whose handshake failed, by why. */
+  failedHandshakes: () => ReadonlyMap<string, number>;
   /** Clients waiting for a data channel, spare data channels, and all open connections. */
   counts: () => { pending: number; spares: number; connections: number; unauthenticated: number };
 }
@@ -67,6 +69,16 @@ export function relayMetrics(parts: ReportedParts): MetricFamily[] {
       help: "Clients turned away, by reason (offline, pending, access, visitor).",
       type: "counter",
       samples: [...parts.admission.refusedBy].map(([reason, value]) => ({
+        labels: { reason },
+        value,
+      })),
+    },
+    {
+      name: "porthole_failed_handshakes_total",
+      help: "Agent connections whose handshake failed, by reason (protocol, version, " +
+        "authentication, connection id, limit, busy, failed).",
+      type: "counter",
+      samples: [...parts.failedHandshakes()].map(([reason, value]) => ({
         labels: { reason },
         value,
       })),

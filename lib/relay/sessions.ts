@@ -23,6 +23,7 @@ import { type PolicyContext, registrationProblem } from "./policy.ts";
 import type { Publication } from "./publication.ts";
 import type { Rendezvous } from "./rendezvous.ts";
 import type { Spares } from "./spares.ts";
+import type { HandshakeFailure } from "./agent_port.ts";
 
 /** An authenticated agent's session. */
 export interface AgentSession {
@@ -58,7 +59,7 @@ export interface SessionsOptions {
   spares: Spares;
   open: OpenConnections;
   /** Sends an error frame on an agent-port connection, logs why, and releases it. */
-  refuse: (conn: Conn, why: string) => void;
+  refuse: (conn: Conn, why: string, reason: HandshakeFailure) => void;
 }
 
 const log = createLogger("relay");
@@ -124,7 +125,7 @@ export class Sessions {
       "authentication",
     );
     if (proof === "closed") return this.#options.open.release(conn);
-    if (proof !== "proven") return refuse(conn, proof.refused);
+    if (proof !== "proven") return refuse(conn, proof.refused, "authentication");
     authenticated();
     const session: AgentSession = {
       id: randomToken(),
