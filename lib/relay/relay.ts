@@ -35,6 +35,7 @@ import { AccessControl } from "./access.ts";
 import { Admission } from "./admission.ts";
 import { AgentPort } from "./agent_port.ts";
 import { EMPTY_CONFIG, type RelayConfig } from "./config.ts";
+import { dataChannelHandlers } from "./data_channels.ts";
 import { Publication } from "./publication.ts";
 import { Registry } from "./registry.ts";
 import { LiveConnections } from "../admin/live.ts";
@@ -181,41 +182,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     }, {
       control: (conn, reader, hello, authenticated) =>
         sessions.run(conn, reader, hello, authenticated),
-      // S11: a data channel claims its held client.
-      async data(conn, reader, message, authenticated) {
-        const client = rendezvous.claim(message.conn, message.session);
-        if (typeof client === "string") {
-          return agentPort.refuse(
-            conn,
-            `data channel with a connection id ${client}`,
-            "connection id",
-          );
-        }
-        authenticated();
-        await rendezvous.join(client, conn, reader.takeRest(), message.early);
-      },
-      // S9a: a spare data channel waits for its session's next client.
-      spare(conn, reader, message, authenticated) {
-        const session = sessions.byId(message.session);
-        if (!session) {
-          return agentPort.refuse(
-            conn,
-            "spare data channel for a session that is not up",
-            "connection id",
-          );
-        }
-        const { maxSparesPerAgent } = config.limits;
-        if (spares.count(session.id) >= maxSparesPerAgent) {
-          return agentPort.refuse(
-            conn,
-            `agent ${session.agentId} already keeps ${maxSparesPerAgent} spare data channels ` +
-              "(limits.max_spares_per_agent)",
-            "limit",
-          );
-        }
-        authenticated();
-        spares.add(session, conn, reader);
-      },
+      ...dataChannelHandlers({
+        rendezvous,
+        sessions,
+        spares,
+        limits: () => config.limits,
+        refuse: (conn, why, reason) => agentPort.refuse(conn, why, reason),
+      }),
     });
   } catch (error) {
     fronts.forEach((front) => front.close());
