@@ -90,11 +90,11 @@ async function relayTrust(flags: { fingerprint?: string; ca?: string }): Promise
   return { kind: "system" };
 }
 
-/** The flags of the command line, over those of its --config file if it names one. */
-async function readFlags() {
-  const configFile = parseFlags(AGENT_FLAGS, Deno.args).config;
-  const fromFile = configFile ? await configArgs(configFile, AGENT_FLAGS, Deno.args) : [];
-  return parseFlags(AGENT_FLAGS, [...fromFile, ...Deno.args]);
+/** The flags of `args`, over those of its --config file if it names one. */
+async function readFlags(args = Deno.args) {
+  const configFile = parseFlags(AGENT_FLAGS, args).config;
+  const fromFile = configFile ? await configArgs(configFile, AGENT_FLAGS, args) : [];
+  return parseFlags(AGENT_FLAGS, [...fromFile, ...args]);
 }
 
 /** The services that `--service`, `--proxy-protocol` and `--host` describe (one at least). */
@@ -114,7 +114,7 @@ Deno.exit(
     if (command) {
       const positional = Math.max(0, Deno.args.findIndex((arg) => arg.startsWith("-"))) ||
         Deno.args.length;
-      const flags = parseFlags(AGENT_FLAGS, Deno.args.slice(positional));
+      const flags = await readFlags(Deno.args.slice(positional));
       return await runAdminCommand(Deno.args.slice(0, positional), flags);
     }
     const flags = await readFlags();

@@ -94,6 +94,11 @@ Deno.test("live services: agent service add, ls and rm through the admin API, an
     listed.output,
     new RegExp(`^extra +127\\.0\\.0\\.1:${echoServer.port} +tcp +any`, "m"),
   );
+  // The admin address may come from the agent's --config file too.
+  const config = tempConfigFile(`admin = "${admin}"\n`);
+  const fromConfig = new Proc("agent", ["status", "--config", config]);
+  assertEquals((await fromConfig.status).code, 0, fromConfig.output);
+  assertMatch(fromConfig.output, /^agent cli: relay connected/m);
   const status = await run("status");
   assertMatch(status.output, /^agent cli: relay connected \(TLS, direct\)/m);
   assertMatch(

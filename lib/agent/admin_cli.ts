@@ -31,7 +31,8 @@ export const ADMIN_COMMANDS_HELP =
   `       agent status                  what the running agent is connected to and serves
        agent service ls              its services
        agent service add ID=HOST:PORT  (as --service takes it; --host, --proxy-protocol too)
-       agent service rm ID           (each with --admin HOST:PORT, --admin-token-file FILE)`;
+       agent service rm ID           (each with --admin HOST:PORT and --admin-token-file FILE,
+                                      or the --config FILE that has them)`;
 
 /** Runs `agent <args>` (`status`, or `service` and its action); prints what it found or did. */
 export async function runAdminCommand(args: string[], flags: AdminFlags): Promise<void> {
