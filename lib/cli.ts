@@ -17,7 +17,7 @@ import {
   setLogFormat,
   setLogLevel,
 } from "./log.ts";
-import { type HostPort, parseHostPort, type PortRange, portRangeOf } from "./net.ts";
+import { type HostPort, parseHostPort, type PortRange, portRangeOf } from "./address.ts";
 
 /** porthole's version, from deno.json. */
 export const VERSION: string = config.version;

@@ -5,7 +5,8 @@
  * reads one from a load balancer in front of it that it trusts.
  */
 
-import { type Conn, type HostPort, readExactly } from "./net.ts";
+import { type Conn, readExactly } from "./net.ts";
+import { type HostPort } from "./address.ts";
 
 const HEADER = "its PROXY header";
 

@@ -17,7 +17,7 @@ import { type Flag, type FlagTable, HELP_LINE_WIDTH } from "../lib/flags.ts";
 import { V8_FLAGS } from "../lib/launch.ts";
 import { setLogLevel } from "../lib/log.ts";
 import { RELAY_FLAGS, RELAY_HELP } from "../lib/relay_flags.ts";
-import { formatHostPort, parseHostPort } from "../lib/net.ts";
+import { formatHostPort, parseHostPort } from "../lib/address.ts";
 
 Deno.test("addresses: host names, IPv4 and bracketed IPv6, formatted back the same way", () => {
   for (

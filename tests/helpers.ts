@@ -10,7 +10,8 @@ import { assert, assertEquals } from "./assert.ts";
 import { randomToken, secretKey } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { challengeAgent, greetRelay } from "../lib/handshake.ts";
-import { closeQuietly, type Conn, formatHostPort, writeAll } from "../lib/net.ts";
+import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
+import { formatHostPort } from "../lib/address.ts";
 import {
   type AgentMessage,
   type AgentMessageOf,

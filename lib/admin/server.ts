@@ -9,7 +9,7 @@
 
 import { sameToken } from "../auth.ts";
 import { createLogger } from "../log.ts";
-import { formatHostPort, type HostPort } from "../net.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 import { statusPage } from "./status_page.ts";
 

@@ -4,7 +4,8 @@
  * connected, is the service online and where, which clients are connected and what moved.
  */
 
-import { describeError, formatHostPort, type HostPort } from "../net.ts";
+import { describeError } from "../net.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import type { relayStatus } from "../relay/report.ts";
 
 /** The relay's `/status` document. */

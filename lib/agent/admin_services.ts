@@ -13,7 +13,7 @@ import {
   parseAgentServices,
   SERVICE_ID_PATTERN,
 } from "../cli.ts";
-import { formatHostPort } from "../net.ts";
+import { formatHostPort } from "../address.ts";
 import type { Agent } from "./agent.ts";
 import type { AgentService } from "./serve.ts";
 

@@ -10,7 +10,8 @@
 import { EarlyPump, EarlySink, EarlySinks } from "../early.ts";
 import { openDataChannel } from "../handshake.ts";
 import { createLogger } from "../log.ts";
-import { closeQuietly, type Conn, describeError, dial, formatHostPort, writeAll } from "../net.ts";
+import { closeQuietly, type Conn, describeError, dial, writeAll } from "../net.ts";
+import { formatHostPort } from "../address.ts";
 import { HANDSHAKE_TIMEOUT_MS, logId, type RelayMessageOf } from "../protocol.ts";
 import { DIAL_TIMEOUT_MS, proxyHeaderFor, type ServeContext, spliceService } from "./serve.ts";
 

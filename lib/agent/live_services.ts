@@ -7,7 +7,7 @@
  */
 
 import { createLogger } from "../log.ts";
-import { formatHostPort } from "../net.ts";
+import { formatHostPort } from "../address.ts";
 import type { AgentService } from "./serve.ts";
 import type { Registrar } from "./session.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import ipaddr from "ipaddr.js";
-import { type HostPort, parseHostPort } from "../net.ts";
+import { type HostPort, parseHostPort } from "../address.ts";
 import { HttpProxy } from "../transport/http_proxy.ts";
 import { Socks5Proxy } from "../transport/socks5_proxy.ts";
 import { TcpDialer } from "../transport/tcp.ts";

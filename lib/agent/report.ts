@@ -5,7 +5,7 @@
 
 import type { LiveConnections } from "../admin/live.ts";
 import { gauge, type MetricFamily } from "../admin/metrics.ts";
-import { formatHostPort } from "../net.ts";
+import { formatHostPort } from "../address.ts";
 import type { AgentStats } from "./agent.ts";
 import type { AgentService } from "./serve.ts";
 

@@ -8,17 +8,8 @@
 import type { OpenConnections } from "../drain.ts";
 import { openDataChannel } from "../handshake.ts";
 import { createLogger } from "../log.ts";
-import {
-  closeQuietly,
-  concat,
-  type Conn,
-  describeError,
-  dial,
-  formatHostPort,
-  type HostPort,
-  parseHostPort,
-  writeAll,
-} from "../net.ts";
+import { closeQuietly, concat, type Conn, describeError, dial, writeAll } from "../net.ts";
+import { formatHostPort, type HostPort, parseHostPort } from "../address.ts";
 import { proxyHeader, type ProxyVersion } from "../proxy_header.ts";
 import { encodeFrame, logId, type RelayMessageOf, type ServiceKind } from "../protocol.ts";
 import { splice } from "../splice.ts";

@@ -9,14 +9,8 @@ import { ControlChannel } from "../channel.ts";
 import type { OpenConnections } from "../drain.ts";
 import { greetRelay, HandshakeRefusedError } from "../handshake.ts";
 import { createLogger } from "../log.ts";
-import {
-  type Conn,
-  deadline,
-  describeError,
-  formatHostPort,
-  isUnspecified,
-  parseHostPort,
-} from "../net.ts";
+import { type Conn, deadline, describeError } from "../net.ts";
+import { formatHostPort, isUnspecified, parseHostPort } from "../address.ts";
 import {
   type AgentMessage,
   decodeRelayMessage,

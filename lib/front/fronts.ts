@@ -4,7 +4,7 @@
  */
 
 import { createLogger } from "../log.ts";
-import { formatHostPort, type HostPort } from "../net.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";
 import type { Front, FrontContext } from "./front.ts";
 import { HttpFront } from "./http.ts";

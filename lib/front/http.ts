@@ -10,7 +10,8 @@
  * service names its visitors and the request is none of them.
  */
 
-import { acceptEach, closeQuietly, type HostPort, listenTcp } from "../net.ts";
+import { acceptEach, closeQuietly, listenTcp } from "../net.ts";
+import { type HostPort } from "../address.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
 import { HostNames } from "./host_names.ts";
 import { refuseHttp, routeHttp } from "./http_route.ts";

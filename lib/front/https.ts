@@ -15,15 +15,8 @@
  *   closed.
  */
 
-import {
-  acceptEach,
-  closeQuietly,
-  type Conn,
-  type HostPort,
-  isUnspecified,
-  listenTcp,
-  writeAll,
-} from "../net.ts";
+import { acceptEach, closeQuietly, type Conn, listenTcp, writeAll } from "../net.ts";
+import { type HostPort, isUnspecified } from "../address.ts";
 import { splice } from "../splice.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";
 import { listenTls, type TlsListener } from "../transport/node_tls.ts";

@@ -7,7 +7,8 @@
  * it again.
  */
 
-import { acceptEach, closeQuietly, formatHostPort, type HostPort, type PortRange } from "../net.ts";
+import { acceptEach, closeQuietly } from "../net.ts";
+import { formatHostPort, type HostPort, type PortRange } from "../address.ts";
 import type { Arrival, Front, FrontContext, PublishRequest } from "./front.ts";
 
 /** How the port front is set up. */

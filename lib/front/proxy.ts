@@ -10,15 +10,8 @@
  */
 
 import { createLogger } from "../log.ts";
-import {
-  acceptEach,
-  closeQuietly,
-  type Conn,
-  deadline,
-  formatHostPort,
-  type HostPort,
-  listenTcp,
-} from "../net.ts";
+import { acceptEach, closeQuietly, type Conn, deadline, listenTcp } from "../net.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import { LogThrottle } from "../throttle.ts";
 import type {
   Arrival,

@@ -6,7 +6,8 @@
  */
 
 import { createLogger } from "../log.ts";
-import { closeQuietly, deadline, formatAddr } from "../net.ts";
+import { closeQuietly, deadline } from "../net.ts";
+import { formatAddr } from "../address.ts";
 import { readProxyHeader } from "../proxy_header.ts";
 import { LogThrottle } from "../throttle.ts";
 

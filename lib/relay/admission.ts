@@ -9,7 +9,7 @@
 
 import type { Arrival } from "../front/front.ts";
 import { createLogger } from "../log.ts";
-import { formatAddr } from "../net.ts";
+import { formatAddr } from "../address.ts";
 import { LogThrottle } from "../throttle.ts";
 import type { AccessControl } from "./access.ts";
 import type { Limits } from "./config.ts";

@@ -14,12 +14,11 @@ import {
   type Conn,
   deadline,
   describeError,
-  formatAddr,
-  type HostPort,
   type Listener,
   withPeer,
   writeAll,
 } from "../net.ts";
+import { formatAddr, type HostPort } from "../address.ts";
 import {
   type AgentMessageOf,
   decodeAgentMessage,

@@ -25,7 +25,7 @@
 import type ipaddr from "ipaddr.js";
 import { keyFromHex, secretKey } from "../auth.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../protocol.ts";
-import type { PortRange } from "../net.ts";
+import type { PortRange } from "../address.ts";
 import { readConfigText, type Table, TomlFile } from "../toml.ts";
 import { parsePorts, parseVisitors } from "./config_values.ts";
 

@@ -3,7 +3,7 @@
  * ranges, and visitors' credentials.
  */
 
-import { type PortRange, portRangeOf } from "../net.ts";
+import { type PortRange, portRangeOf } from "../address.ts";
 
 /** `basic_auth` entries, `user:bcrypt-hash` as `htpasswd -nbB user password` prints them. */
 export function parseVisitors(

@@ -5,7 +5,7 @@
  */
 
 import { portAllowed, type RelayConfig } from "./config.ts";
-import type { PortRange } from "../net.ts";
+import type { PortRange } from "../address.ts";
 
 /** True if `name` is `allowed`, or under it when `allowed` is `*.example.com`. */
 export function hostMatches(name: string, allowed: string): boolean {

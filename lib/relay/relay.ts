@@ -26,7 +26,7 @@ import { type FrontsOptions, openFronts } from "../front/fronts.ts";
 import { CertificateFiles } from "../front/certificates.ts";
 import { HttpsFront } from "../front/https.ts";
 import { createLogger } from "../log.ts";
-import { formatHostPort, type HostPort, type PortRange } from "../net.ts";
+import { formatHostPort, type HostPort, type PortRange } from "../address.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../protocol.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";
 import type { AgentTransport } from "../transport/transport.ts";

@@ -9,7 +9,8 @@ import { ControlChannel } from "../channel.ts";
 import type { OpenConnections } from "../drain.ts";
 import { challengeAgent } from "../handshake.ts";
 import { createLogger } from "../log.ts";
-import { type Conn, deadline, describeError, formatAddr } from "../net.ts";
+import { type Conn, deadline, describeError } from "../net.ts";
+import { formatAddr } from "../address.ts";
 import {
   type AgentMessage,
   type AgentMessageOf,

@@ -4,7 +4,8 @@
  */
 
 import { headerOf, readHead } from "../http_head.ts";
-import { closeQuietly, describeError, formatHostPort, type HostPort, writeAll } from "../net.ts";
+import { closeQuietly, describeError, writeAll } from "../net.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import { direct, type Route, RouteError } from "./transport.ts";
 
 const encoder = new TextEncoder();

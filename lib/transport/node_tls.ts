@@ -24,7 +24,8 @@
 
 import net from "node:net";
 import tls from "node:tls";
-import type { Conn, HostPort, Listener } from "../net.ts";
+import type { Conn, Listener } from "../net.ts";
+import type { HostPort } from "../address.ts";
 
 /** Plaintext a connection buffers before it stops reading from its socket. */
 export const READ_BUFFER_BYTES = 64 * 1024;

@@ -4,14 +4,8 @@
  * holds them.
  */
 
-import {
-  closeQuietly,
-  type Conn,
-  formatHostPort,
-  type HostPort,
-  readExactly,
-  writeAll,
-} from "../net.ts";
+import { closeQuietly, type Conn, readExactly, writeAll } from "../net.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import { describeSocksReply, SOCKS_VERSION, SocksMethod, SocksReply } from "../socks5.ts";
 import { proxyProblem } from "./http_proxy.ts";
 import { direct, type Route, RouteError } from "./transport.ts";

@@ -4,7 +4,8 @@
  * that one side runs with `--insecure`.
  */
 
-import type { Conn, HostPort, Listener } from "../net.ts";
+import type { Conn, Listener } from "../net.ts";
+import type { HostPort } from "../address.ts";
 import { type AgentTransport, direct, type RelayDialer, type Route } from "./transport.ts";
 
 /** The relay's agent port over plain TCP. */

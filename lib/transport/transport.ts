@@ -12,7 +12,8 @@
  * picks it.
  */
 
-import { type Conn, describeError, dial, type HostPort, type Listener } from "../net.ts";
+import { type Conn, describeError, dial, type Listener } from "../net.ts";
+import { type HostPort } from "../address.ts";
 
 /** How the relay accepts agents' control and data channels (C1, C3) on its agent port. */
 export interface AgentTransport {

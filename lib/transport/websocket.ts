@@ -11,7 +11,8 @@
 import { createHash } from "node:crypto";
 import { FrameReader } from "../frames.ts";
 import { headerOf, readHead } from "../http_head.ts";
-import { type Conn, deadline, formatHostPort, type HostPort, writeAll } from "../net.ts";
+import { type Conn, deadline, writeAll } from "../net.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import { ProtocolError } from "../protocol.ts";
 import type { RelayDialer } from "./transport.ts";
 import { WebSocketConn } from "./websocket_conn.ts";
