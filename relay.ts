@@ -21,7 +21,12 @@ import {
   VERSION,
 } from "./lib/cli.ts";
 import { parseFlags } from "./lib/flags.ts";
-import { adminFromFlags, RELAY_ADMIN_ADDRESS } from "./lib/admin/flags.ts";
+import {
+  adminEndpoint,
+  type AdminFlagValues,
+  adminFromFlags,
+  RELAY_ADMIN_ADDRESS,
+} from "./lib/admin/flags.ts";
 import { fetchAdmin, type RelayStatusDocument, statusTable } from "./lib/admin/status_table.ts";
 import { createLogger } from "./lib/log.ts";
 import { loadRelayConfig } from "./lib/relay/config.ts";
@@ -111,14 +116,9 @@ async function namedFronts(flags: {
 }
 
 /** `relay status`: the relay's /status, read from its admin API, as tables. */
-async function printStatus(flags: { admin: string; "admin-token-file"?: string }) {
-  const tokenFile = flags["admin-token-file"];
-  const token = tokenFile && (await readFlagFile(tokenFile, "--admin-token-file")).trim();
-  const address = parseAddress(
-    flags.admin === "off" ? RELAY_ADMIN_ADDRESS : flags.admin,
-    "--admin",
-  );
-  const document = await fetchAdmin(address, "/status", token || undefined);
+async function printStatus(flags: AdminFlagValues) {
+  const { address, token } = await adminEndpoint(flags, RELAY_ADMIN_ADDRESS);
+  const document = await fetchAdmin(address, "/status", token);
   console.log(statusTable(document as RelayStatusDocument).trimEnd());
 }
 

@@ -1,6 +1,7 @@
 /** `--admin` and `--admin-token-file`, as relay and agent take them (lib/admin/server.ts). */
 
 import { parseAddress, readFlagFile, UsageError } from "../cli.ts";
+import type { HostPort } from "../address.ts";
 import { createLogger } from "../log.ts";
 import { type Admin, type AdminRoutes, startAdmin, tokenProblem } from "./server.ts";
 
@@ -29,25 +30,43 @@ export function adminFlags(address: string) {
 
 const log = createLogger("admin");
 
+/** The flags that say where an admin API is and what token it wants. */
+export interface AdminFlagValues {
+  admin: string;
+  "admin-token-file"?: string;
+}
+
+/**
+ * Where `--admin` says the admin API is (`fallback` for `off`, for a command that asks it), and
+ * the token of `--admin-token-file`, if one is given.
+ */
+export async function adminEndpoint(
+  flags: AdminFlagValues,
+  fallback: string,
+): Promise<{ address: HostPort; token?: string }> {
+  const tokenFile = flags["admin-token-file"];
+  const token = tokenFile && (await readFlagFile(tokenFile, "--admin-token-file")).trim();
+  const address = parseAddress(flags.admin === "off" ? fallback : flags.admin, "--admin");
+  return { address, ...(token ? { token } : {}) };
+}
+
 /**
  * Starts `program`'s admin API where `--admin` says (none for `off`), with the token of
  * `--admin-token-file`. On the default address, a port already taken (another relay on this
  * machine) is a warning, not a failure to start; an address given is required to work.
  */
 export async function adminFromFlags(
-  flags: { admin: string; "admin-token-file"?: string },
+  flags: AdminFlagValues,
   program: string,
   defaultAddress: string,
   routes: AdminRoutes,
 ): Promise<Admin | undefined> {
   if (flags.admin === "off") return undefined;
-  const tokenFile = flags["admin-token-file"];
-  const token = tokenFile && (await readFlagFile(tokenFile, "--admin-token-file")).trim();
-  const address = parseAddress(flags.admin, "--admin");
-  const problem = tokenProblem(address, token || undefined);
+  const { address, token } = await adminEndpoint(flags, defaultAddress);
+  const problem = tokenProblem(address, token);
   if (problem) throw new UsageError(problem);
   try {
-    return await startAdmin({ address, token: token || undefined, program, routes });
+    return await startAdmin({ address, token, program, routes });
   } catch (error) {
     if (flags.admin !== defaultAddress || !/in use/i.test((error as Error).message)) throw error;
     log.warn(`${(error as Error).message}; going on without it`);

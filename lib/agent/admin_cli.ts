@@ -4,24 +4,15 @@
  * default) with `--admin-token-file` if it needs one.
  */
 
-import { AGENT_ADMIN_ADDRESS } from "../admin/flags.ts";
+import { adminEndpoint, type AdminFlagValues, AGENT_ADMIN_ADDRESS } from "../admin/flags.ts";
 import { bytes, duration, fetchAdmin, table } from "../admin/status_table.ts";
-import {
-  applyHostNames,
-  applyProxyProtocol,
-  parseAddress,
-  parseAgentServices,
-  readFlagFile,
-  UsageError,
-} from "../cli.ts";
+import { applyHostNames, applyProxyProtocol, parseAgentServices, UsageError } from "../cli.ts";
 import type { agentStatus } from "./report.ts";
 import { bodyOf, type ServiceBody } from "./admin_services.ts";
 import type { ServiceChanges } from "./live_services.ts";
 
 /** What the commands read of the agent's flags. */
-export interface AdminFlags {
-  admin: string;
-  "admin-token-file"?: string;
+export interface AdminFlags extends AdminFlagValues {
   host: string[];
   "proxy-protocol": string[];
 }
@@ -36,14 +27,9 @@ export const ADMIN_COMMANDS_HELP =
 
 /** Runs `agent <args>` (`status`, or `service` and its action); prints what it found or did. */
 export async function runAdminCommand(args: string[], flags: AdminFlags): Promise<void> {
-  const tokenFile = flags["admin-token-file"];
-  const token = tokenFile && (await readFlagFile(tokenFile, "--admin-token-file")).trim();
-  const address = parseAddress(
-    flags.admin === "off" ? AGENT_ADMIN_ADDRESS : flags.admin,
-    "--admin",
-  );
+  const { address, token } = await adminEndpoint(flags, AGENT_ADMIN_ADDRESS);
   const ask = (path: string, request?: { method: string; body?: unknown }) =>
-    fetchAdmin(address, path, token || undefined, request);
+    fetchAdmin(address, path, token, request);
   const [command, action, operand] = args;
   if (command === "status") {
     return console.log(statusText(await ask("/status") as ReturnType<typeof agentStatus>));
