@@ -48,11 +48,21 @@ export const HEARTBEAT_MISSES = 3;
 
 /**
  * What a field holds: an id or token (`id`: letters, digits, `.`, `_`, `-`), free `text`, a
- * non-negative integer (`int`), a service kind (`kind`), a short list of texts (`texts`), up to
+ * non-negative integer (`int`), `true` or `false` (`bool`), a service kind (`kind`), a short list
+ * of texts (`texts`), up to
  * {@link EARLY_CHUNK_BYTES} raw bytes (`bytes`, base64 on the wire); a trailing `?` makes it
  * optional.
  */
-type FieldKind = "id" | "text" | "text?" | "int" | "int?" | "kind?" | "texts?" | "bytes";
+type FieldKind =
+  | "id"
+  | "text"
+  | "text?"
+  | "int"
+  | "int?"
+  | "bool"
+  | "kind?"
+  | "texts?"
+  | "bytes";
 type Fields = Readonly<Record<string, FieldKind>>;
 
 /** The kinds a service may have (see lib/front/front.ts). */
@@ -79,6 +89,11 @@ export const AGENT_MESSAGES = {
   register: { service: "id", kind: "kind?", port: "int?", hosts: "texts?" },
   /** S3: withdraw a service. */
   unregister: { service: "id" },
+  /**
+   * S3: the service passes its health checks again (`passing`), or fails them: the relay gives it
+   * no clients until it passes (sent only on a change; a service starts passing).
+   */
+  health: { service: "id", passing: "bool", reason: "text?" },
   /** S8: the agent will not serve this client connection, and why. */
   refuse: { conn: "id", reason: "text" },
   /**
@@ -141,6 +156,7 @@ export const RELAY_MESSAGES = {
 
 /** The TypeScript type of a field of kind `K`. */
 type FieldType<K extends FieldKind> = K extends "int" | "int?" ? number
+  : K extends "bool" ? boolean
   : K extends "kind?" ? ServiceKind
   : K extends "texts?" ? string[]
   : K extends "bytes" ? Uint8Array
@@ -267,6 +283,7 @@ function checkField(value: unknown, kind: FieldKind): string | undefined {
       ? undefined
       : "must be a non-negative integer";
   }
+  if (kind === "bool") return typeof value === "boolean" ? undefined : "must be true or false";
   if (typeof value !== "string") return "must be a string";
   if (kind === "bytes") {
     return value.length <= MAX_BASE64_LENGTH

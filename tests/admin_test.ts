@@ -20,30 +20,8 @@ import {
   WAIT_MS,
 } from "./helpers.ts";
 import { writeAll } from "../lib/net.ts";
+import { parseMetrics } from "./metrics.ts";
 import { formatMetrics, Histogram } from "../lib/admin/metrics.ts";
-
-/** The samples of a Prometheus text, by `name{label="value",...}` as written (labels sorted). */
-function parseMetrics(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  const types = new Set<string>();
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    const typed = /^# TYPE (\w+) (counter|gauge|histogram)$/.exec(line);
-    if (typed) types.add(typed[1]);
-    if (line.startsWith("#")) continue;
-    const sample = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert(sample, `not a sample line: ${line}`);
-    const [, name, labels = "", value] = sample;
-    assert(
-      [...types].some((family) => name === family || name.startsWith(`${family}_`)),
-      `${name} has no # TYPE line before it`,
-    );
-    const sorted = [...labels.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)]
-      .map(([, key, val]) => `${key}="${val}"`).sort().join(",");
-    samples.set(sorted ? `${name}{${sorted}}` : name, Number(value));
-  }
-  return samples;
-}
 
 /** The relay's admin address, from its log. */
 async function adminOf(relay: Proc): Promise<string> {
@@ -76,7 +54,7 @@ Deno.test("admin API: /status and /metrics count the agent, its service and a tr
   assertEquals([health.status, await health.text()], [200, "ok\n"]);
   type Status = {
     agents: { id: string; services: string[] }[];
-    services: { id: string; agent: string; addresses: string[] }[];
+    services: { id: string; agents: { id: string }[]; addresses: string[] }[];
     connections: { service: string; agent: string; from_client: number; to_client: number }[];
   };
   let status: Status | undefined;
@@ -88,7 +66,10 @@ Deno.test("admin API: /status and /metrics count the agent, its service and a tr
     { id: "counted", services: ["echo"] },
   ]);
   assertEquals(status!.services.length, 1);
-  assertEquals([status!.services[0].id, status!.services[0].agent], ["echo", "counted"]);
+  assertEquals([status!.services[0].id, status!.services[0].agents.map(({ id }) => id)], [
+    "echo",
+    ["counted"],
+  ]);
   assertMatch(status!.services[0].addresses[0], new RegExp(`:${port}$`));
   const [live] = status!.connections;
   assertEquals([live.service, live.agent, live.from_client, live.to_client], [
@@ -211,7 +192,7 @@ Deno.test("admin API of the agent: its relay, its services with their public add
     [["echo", 5, 5]],
   );
   const metrics = parseMetrics(await (await fetch(`${admin}/metrics`)).text());
-  assertEquals(metrics.get("porthole_relay_connected"), 1);
+  assertEquals(metrics.get(`porthole_relay_connected{relay="127.0.0.1:${relay.port}"}`), 1);
   assertEquals(metrics.get("porthole_services_online"), 2);
   assertEquals(metrics.get('porthole_connections_active{service="echo"}'), 1);
   assertEquals(metrics.get('porthole_bytes_total{direction="in",service="echo"}'), 5);

@@ -68,6 +68,12 @@ Deno.test("config: every mistake names the file, the key and what is expected", 
       '[services.web]\nbasic_auth = ["alice:secret"]',
       /services.web.basic_auth has "alice:…", which is not user:bcrypt-hash \(htpasswd -nbB\)/,
     ],
+    ['[services.web]\ngroup = "yes"', /services.web.group must be true .* or false/],
+    [
+      '[services.web]\ngroup = true\nbalance = "random"',
+      /services.web.balance must be one of "round-robin", "least-connections"/,
+    ],
+    ['[services.web]\nbalance = "round-robin"', /services.web.balance needs group = true/],
     ["[limits]\nhandshake_timeout = -1", /limits.handshake_timeout must be a positive number/],
     ["[limits]\nmax_spares_per_agent = -1", /limits.max_spares_per_agent must be a positive/],
     ["[limit]", /the file.limit is not a known setting/],
@@ -79,6 +85,24 @@ Deno.test("config: every mistake names the file, the key and what is expected", 
 });
 
 const rules = async (text: string) => (await parseRelayConfig(text, "test.toml")).services;
+
+Deno.test("groups: group = true lets agents share a service, round robin unless balance says", async () => {
+  const access = new AccessControl(
+    await rules(`
+[services.web]
+group = true
+[services.db]
+group = true
+balance = "least-connections"
+[services.mail]
+group = false
+`),
+  );
+  assertEquals(access.groupOf("web"), { balance: "round-robin" });
+  assertEquals(access.groupOf("db"), { balance: "least-connections" });
+  assertEquals(access.groupOf("mail"), undefined);
+  assertEquals(access.groupOf("other"), undefined, "one agent per service by default");
+});
 
 Deno.test("access: deny wins over allow; IPv4-mapped IPv6 addresses count as IPv4", async () => {
   const access = new AccessControl(

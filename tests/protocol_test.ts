@@ -59,6 +59,7 @@ const SAMPLE: Record<string, unknown> = {
   kind: "http",
   texts: ["http://web.example.com/", "another"],
   bytes: new Uint8Array([0, 1, 254, 255]),
+  bool: true,
 };
 /** JSON as frames carry it: byte fields as base64. */
 const asJson = (value: unknown) =>

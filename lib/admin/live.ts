@@ -38,6 +38,8 @@ export class LiveConnections {
   readonly #active = new Set<LiveConnection>();
   readonly #closed = new Map<string, ServiceTotals>();
   readonly #setup = new Histogram(SETUP_SECONDS_BUCKETS);
+  /** Connections spliced now by service and agent (`service agent`), for least connections. */
+  readonly #perAgent = new Map<string, number>();
 
   /**
    * Counts a connection whose splice starts now, `moved` bytes having crossed before it; returns
@@ -50,7 +52,14 @@ export class LiveConnections {
     this.#setup.observe((performance.now() - entry.since) / 1000);
     const live = { ...entry, moved, spliced: { aToB: { bytes: 0 }, bToA: { bytes: 0 } } };
     this.#active.add(live);
+    const key = `${entry.service} ${entry.agent}`;
+    this.#perAgent.set(key, (this.#perAgent.get(key) ?? 0) + 1);
     return live;
+  }
+
+  /** Connections of `service` spliced now through `agent`. */
+  count(service: string, agent: string): number {
+    return this.#perAgent.get(`${service} ${agent}`) ?? 0;
   }
 
   /** Closes the connections of `service` spliced now; returns how many there were. */
@@ -63,6 +72,10 @@ export class LiveConnections {
   /** The connection ended; its bytes join its service's totals. */
   end(live: LiveConnection): void {
     if (!this.#active.delete(live)) return;
+    const key = `${live.service} ${live.agent}`;
+    const left = this.#perAgent.get(key)! - 1;
+    if (left > 0) this.#perAgent.set(key, left);
+    else this.#perAgent.delete(key);
     const totals = this.#totalsOf(live.service);
     totals.connections++;
     totals.fromClient += fromClient(live);

@@ -53,6 +53,12 @@ export async function fetchAdmin(
   return await response.json();
 }
 
+/** An agent serving a service, as the services table shows it. */
+function memberText(agent: RelayStatusDocument["services"][number]["agents"][number]): string {
+  const state = !agent.healthy ? " failing health checks" : agent.paused ? " passed over" : "";
+  return `${agent.id} ${Math.round(agent.share * 100)}%${state}`;
+}
+
 /** The status as a few readable tables. */
 export function statusTable(status: RelayStatusDocument): string {
   const { relay, agents, services, connections } = status;
@@ -73,11 +79,11 @@ export function statusTable(status: RelayStatusDocument): string {
     ),
     "",
     ...table(
-      ["SERVICE", "KIND", "AGENT", "PUBLIC ADDRESSES"],
+      ["SERVICE", "KIND", "AGENTS (SHARE OF CLIENTS)", "PUBLIC ADDRESSES"],
       services.map((service) => [
         service.id,
         service.kind,
-        service.agent,
+        service.agents.map(memberText).join(", "),
         service.addresses.join(", "),
       ]),
       "no service is online",

@@ -94,6 +94,11 @@ export class AccessControl {
     };
   }
 
+  /** Whether several agents may serve `service` at once, and how clients are spread. */
+  groupOf(service: string): AccessRule["group"] {
+    return (this.#rules.get(service) ?? this.#rules.get("*"))?.group;
+  }
+
   /** Whether `service` lets in named visitors only (`basic_auth`). */
   hasVisitors(service: string): boolean {
     return (this.#rules.get(service) ?? this.#rules.get("*"))?.visitors !== undefined;

@@ -20,7 +20,7 @@ import type { Spares } from "./spares.ts";
 import type { AgentSession } from "./sessions.ts";
 
 /** Why a client was turned away, for the log's throttle, the front's answer and the metrics. */
-export type Reason = "offline" | "pending" | "access" | "visitor";
+export type Reason = "offline" | "unhealthy" | "pending" | "access" | "visitor";
 
 const log = createLogger("relay");
 
@@ -39,15 +39,24 @@ export class Admission {
       spares: Spares;
       access: AccessControl;
       limits: () => Limits;
+      /** Connections an agent session has open for a service now (least connections). */
+      load: (session: AgentSession, service: string) => number;
     },
   ) {}
 
-  /** S6–S7: admits `arrival`, holds it, and asks the service's agent for a data channel. */
+  /** S6–S7: admits `arrival`, holds it, and asks an agent of its service for a data channel. */
   arrive(arrival: Arrival): void {
-    const { registry, rendezvous, spares, access, limits } = this.parts;
+    const { registry, rendezvous, access, limits } = this.parts;
     const { service } = arrival;
-    const session = registry.pick(service);
+    const session = this.#pick(service);
     if (!session) {
+      if (registry.members(service).length > 0) {
+        return this.#turnAway(
+          arrival,
+          "unhealthy",
+          "every agent serving it reports it failing its health checks; closing",
+        );
+      }
       return this.#turnAway(
         arrival,
         "offline",
@@ -67,31 +76,66 @@ export class Admission {
     if (!admission.admitted) {
       return this.#turnAway(arrival, "access", `refused: ${admission.reason}`);
     }
-    const to = formatAddr(arrival.conn.localAddr);
-    /** S6–S7, the classic way: held under an id, the agent asked for a data channel. */
-    const ask = (held?: PendingClient) => {
-      const { token, client } = held
-        ? rendezvous.holdAgain(held)
-        : rendezvous.hold(arrival, session, admission.release);
-      const early = rendezvous.sendEarly(token, session);
-      session.channel.send({
-        type: "connect",
-        service,
-        conn: token,
-        client,
-        to,
-        ...(early ? { early } : {}),
-      });
-    };
-    const hold = () => {
-      if (!spares.handOver(arrival, session, to, admission.release, ask)) ask();
-    };
+    const hold = () => this.#send(rendezvous.toHold(arrival, session, admission.release), session);
     if (!access.hasVisitors(service)) return hold();
     access.visitorAllowed(service, arrival.credentials).then((allowed) => {
       if (allowed) return hold();
       admission.release();
       this.#turnAway(arrival, "visitor", "refused: no valid user and password (basic_auth)");
     });
+  }
+
+  /**
+   * A held client its agent could not serve (`why`) goes to another agent of its service that
+   * has not failed it yet, if one is online; the agent that failed is passed over for a while.
+   * False when none is left (the caller turns the client away).
+   */
+  retry(client: PendingClient, taken: Uint8Array, why: string): boolean {
+    const { registry, rendezvous } = this.parts;
+    const { service } = client.arrival;
+    const failed = registry.members(service).find(({ member }) => member.id === client.session);
+    if (failed) registry.pause(service, failed.member);
+    const tried = client.tried ?? new Set();
+    tried.add(client.session);
+    const next = this.#pick(service, tried);
+    if (!next) return false;
+    log.info(
+      `client ${client.client} for service ${service}: ${why}; trying agent ${next.agentId}`,
+    );
+    this.#send({ ...rendezvous.rehold(client, taken, next), tried }, next);
+    return true;
+  }
+
+  #pick(service: string, tried?: ReadonlySet<string>): AgentSession | undefined {
+    const { registry, access, load } = this.parts;
+    return registry.pick(service, {
+      balance: access.groupOf(service)?.balance ?? "round-robin",
+      exclude: tried && new Set(
+        registry.members(service).map(({ member }) => member).filter(
+          (member) => tried.has(member.id),
+        ),
+      ),
+      load: (session) => load(session, service),
+    });
+  }
+
+  /** S7 for `client`, held for `session`: to a spare data channel, or else over its control channel. */
+  #send(client: PendingClient, session: AgentSession): void {
+    const { rendezvous, spares } = this.parts;
+    const to = formatAddr(client.arrival.conn.localAddr);
+    const ask = (held: PendingClient) => {
+      const { token } = rendezvous.holdAgain(held);
+      const early = rendezvous.sendEarly(token, session);
+      session.channel.send({
+        type: "connect",
+        service: held.arrival.service,
+        conn: token,
+        client: held.client,
+        to,
+        ...(early ? { early } : {}),
+      });
+    };
+    if (!spares.handOver(client, to, ask)) ask(client);
   }
 
   #turnAway(arrival: Arrival, reason: Reason, why: string): void {

@@ -16,6 +16,8 @@
  * max_connections = 500
  * max_connections_per_client = 20
  * max_new_per_second_per_client = 10
+ * group = true                      # several agents may serve it at once
+ * balance = "least-connections"     # or "round-robin" (the default)
  *
  * [limits]
  * handshake_timeout = 10            # seconds
@@ -27,7 +29,8 @@ import { keyFromHex, secretKey } from "../auth.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../protocol.ts";
 import type { PortRange } from "../address.ts";
 import { readConfigText, type Table, TomlFile } from "../toml.ts";
-import { parsePorts, parseVisitors } from "./config_values.ts";
+import { parseGroup, parsePorts, parseVisitors } from "./config_values.ts";
+import type { Balance } from "./registry.ts";
 
 /** Default for `limits.max_pending_per_agent`: clients waiting for one agent's data channels. */
 export const MAX_PENDING_PER_AGENT = 1_000;
@@ -64,6 +67,8 @@ export interface AccessRule {
   maxNewPerSecondPerClient?: number;
   /** `basic_auth`: user → bcrypt hash; when given, only clients with one of them get through. */
   visitors?: Map<string, string>;
+  /** `group = true`: several agents may serve it at once, new clients spread by `balance`. */
+  group?: { balance: Balance };
 }
 
 /** Limits on what the relay holds for strangers and agents. */
@@ -169,6 +174,8 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
         "max_connections_per_client",
         "max_new_per_second_per_client",
         "basic_auth",
+        "group",
+        "balance",
       ]);
       const cidrs = (name: string) =>
         (rule[name] === undefined ? [] : strings(rule[name], `${key}.${name}`)).map((cidr) => {
@@ -197,6 +204,7 @@ export async function parseRelayConfig(text: string, source: string): Promise<Re
         visitors: rule.basic_auth === undefined
           ? undefined
           : parseVisitors(strings(rule.basic_auth, `${key}.basic_auth`), `${key}.basic_auth`, fail),
+        group: parseGroup(rule.group, rule.balance, key, fail),
       });
     }
   }

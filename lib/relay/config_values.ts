@@ -1,9 +1,10 @@
 /**
  * Values of the relay's configuration file that take more than a type check: port lists and
- * ranges, and visitors' credentials.
+ * ranges, visitors' credentials, and groups of agents.
  */
 
 import { type PortRange, portRangeOf } from "../address.ts";
+import type { Balance } from "./registry.ts";
 
 /** `basic_auth` entries, `user:bcrypt-hash` as `htpasswd -nbB user password` prints them. */
 export function parseVisitors(
@@ -42,3 +43,25 @@ export function parsePorts(
     );
   });
 }
+
+/** `group` and `balance` of a `[services.ID]` table: undefined when agents may not share it. */
+export function parseGroup(
+  group: unknown,
+  balance: unknown,
+  key: string,
+  fail: (key: string, problem: string) => never,
+): { balance: Balance } | undefined {
+  if (group !== undefined && typeof group !== "boolean") {
+    fail(`${key}.group`, "must be true (several agents may serve it) or false");
+  }
+  if (balance !== undefined && !BALANCES.includes(balance as Balance)) {
+    fail(`${key}.balance`, `must be one of ${BALANCES.map((name) => `"${name}"`).join(", ")}`);
+  }
+  if (!group) {
+    if (balance !== undefined) fail(`${key}.balance`, "needs group = true");
+    return undefined;
+  }
+  return { balance: (balance as Balance | undefined) ?? "round-robin" };
+}
+
+const BALANCES: readonly Balance[] = ["round-robin", "least-connections"];

@@ -15,8 +15,9 @@ import type { PendingClient } from "./pending.ts";
 export interface EarlyExchange {
   /** The connection id it is held under. */
   token: string;
-  /** The client's bytes sent to the agent early. */
+  /** The client's bytes sent to the agent early: their count, and the bytes themselves. */
   sent: number;
+  taken: Uint8Array;
   /** The service's bytes the agent sent early, written to the client. */
   replies: EarlySink;
 }
@@ -52,7 +53,12 @@ export class EarlyExchanges {
   ): number {
     const window = session.earlyWindow;
     if (window === 0 || client.arrival.front.welcome) return 0;
-    const exchange = { token, sent: 0, replies: new EarlySink(window, client.conn) };
+    const exchange: EarlyExchange = {
+      token,
+      sent: 0,
+      taken: new Uint8Array(0),
+      replies: new EarlySink(window, client.conn),
+    };
     client.early = exchange;
     this.#sinks.open(token, exchange.replies, session.id);
     client.conn.arrivedLater().then(() => {
@@ -63,6 +69,7 @@ export class EarlyExchanges {
         session.channel.send({ type: "early", conn: token, bytes: chunk });
       }
       exchange.sent = bytes.length;
+      exchange.taken = bytes;
     });
     return window;
   }

@@ -26,6 +26,8 @@ export interface PendingClient {
   early?: EarlyExchange;
   /** Its connection id as relay and agent logs show it (`logId` of lib/protocol.ts). */
   logId?: string;
+  /** Sessions of the agents that failed to serve it so far, when it was given to another. */
+  tried?: Set<string>;
 }
 
 /** Why a data channel's connection id was not accepted. */

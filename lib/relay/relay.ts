@@ -127,11 +127,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const open = new OpenConnections();
   const registry = new Registry<AgentSession>();
   const live = new LiveConnections();
-  const rendezvous = new Rendezvous({
+  const rendezvous: Rendezvous = new Rendezvous({
     open,
     connectTimeoutMs: options.connectTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
     live,
+    retry: (client, taken, why): boolean => admission.retry(client, taken, why),
   });
   const onAcceptError = (error: Error) =>
     log.error(`cannot accept connections: ${error.message} (raise the open-file limit?)`);
@@ -142,6 +143,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     spares,
     access,
     limits: () => config.limits,
+    load: (session, service) =>
+      rendezvous.countFor(session.id) + live.count(service, session.agentId),
   });
 
   const { domain, http, proxy, trustedProxies } = options;
@@ -212,6 +215,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     live,
     admission,
     failedHandshakes: () => agentPort.failedHandshakes,
+    members: (service) => registry.members(service),
     counts: () => ({
       pending: rendezvous.size,
       spares: spares.count(),

@@ -32,6 +32,11 @@ export interface RendezvousOptions {
   idleTimeoutMs?: number;
   /** Where spliced connections are counted, for the admin API. */
   live: LiveConnections;
+  /**
+   * Gives a client its agent could not serve to another agent serving its service, if one can
+   * (`taken`: the client's bytes that went to the first); false to turn it away.
+   */
+  retry?: (client: PendingClient, taken: Uint8Array, why: string) => boolean;
 }
 
 /** The agent session a client is held for. */
@@ -51,12 +56,14 @@ export class Rendezvous {
   readonly #connectTimeoutMs: number;
   readonly #idleTimeoutMs?: number;
   readonly #live: LiveConnections;
+  readonly #retry: RendezvousOptions["retry"];
 
   constructor(options: RendezvousOptions) {
     this.#open = options.open;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     this.#idleTimeoutMs = options.idleTimeoutMs;
     this.#live = options.live;
+    this.#retry = options.retry;
   }
 
   /** How long a client waits for its agent. */
@@ -154,19 +161,42 @@ export class Rendezvous {
     if (client) this.turnAway(client, "the agent sent more early bytes than its window; closing");
   }
 
-  /** S8: the agent will not serve the client held under `token`; it is turned away. */
+  /** S8: the agent will not serve the client held under `token`. */
   refused(token: string, session: string, reason: string): void {
     const client = this.#pending.claim(token, session);
     if (typeof client === "string") return;
-    this.turnAway(client, `agent ${client.agent} refused: ${reason}`);
+    this.giveUp(client, `agent ${client.agent} refused: ${reason}`);
   }
 
-  /** Turns away every client held for `session`, whose agent went away. */
+  /** Gives up on the clients held for `session`, whose agent went away. */
   dropSession(session: string, agentId: string): void {
     this.#early.dropSession(session);
     for (const client of this.#pending.takeSession(session)) {
-      this.turnAway(client, `agent ${agentId} went away; closing`);
+      this.giveUp(client, `agent ${agentId} went away`);
     }
+  }
+
+  /**
+   * `client`'s agent cannot serve it (`why`): it goes to another agent of its service if one can
+   * take it and no byte of the service reached it yet (`taken`: its bytes that went to the
+   * agent), or else is turned away.
+   */
+  giveUp(client: PendingClient, why: string, taken = client.early?.taken): void {
+    const answered = (client.early?.replies.received ?? 0) > 0;
+    this.#early.end(client);
+    if (!answered && this.#retry?.(client, taken ?? new Uint8Array(0), why)) return;
+    this.turnAway(client, `${why}; closing`);
+  }
+
+  /**
+   * `client` again, to be held for `session` instead of the one it was held for, with `taken`
+   * (its bytes that went there) to be read first again.
+   */
+  rehold(client: PendingClient, taken: Uint8Array, session: HoldingSession): PendingClient {
+    const conn = new HeldConn(client.conn, taken, SMALL_BUFFER_BYTES);
+    this.#open.replace(client.conn, conn);
+    const { id, agentId } = session;
+    return { ...client, conn, session: id, agent: agentId, early: undefined, logId: undefined };
   }
 
   /**

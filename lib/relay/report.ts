@@ -8,6 +8,7 @@ import { gauge, type MetricFamily } from "../admin/metrics.ts";
 import type { Admission } from "./admission.ts";
 import type { LiveConnections } from "../admin/live.ts";
 import type { AgentSession } from "./sessions.ts";
+import type { MemberState } from "./registry.ts";
 
 /** The parts of a relay a report reads. */
 export interface ReportedParts {
@@ -18,6 +19,32 @@ export interface ReportedParts {
   failedHandshakes: () => ReadonlyMap<string, number>;
   /** Clients waiting for a data channel, spare data channels, and all open connections. */
   counts: () => { pending: number; spares: number; connections: number; unauthenticated: number };
+  /** The agents serving a service, and their state. */
+  members: (service: string) => MemberState<AgentSession>[];
+}
+
+/** Each online service, once, with its members' state and share of the clients given. */
+function servicesOf(parts: ReportedParts) {
+  const seen = new Map<string, { kind: string; addresses: readonly string[] }>();
+  for (const session of parts.sessions()) {
+    for (const [id, published] of session.published) if (!seen.has(id)) seen.set(id, published);
+  }
+  return [...seen].map(([id, { kind, addresses }]) => {
+    const members = parts.members(id);
+    const total = members.reduce((sum, { served }) => sum + served, 0);
+    return {
+      id,
+      kind,
+      addresses,
+      agents: members.map(({ member, healthy, paused, served }) => ({
+        id: member.agentId,
+        healthy,
+        paused,
+        connections: served,
+        share: total ? Math.round(served / total * 1000) / 1000 : 0,
+      })),
+    };
+  });
 }
 
 /** `/status`: the relay, its agents, their services, and the connections spliced now. */
@@ -32,14 +59,7 @@ export function relayStatus(parts: ReportedParts, startedAt: number) {
       connected_s: Math.round((now - session.since) / 1000),
       services: [...session.services],
     })),
-    services: sessions.flatMap((session) =>
-      [...session.published].map(([id, { kind, addresses }]) => ({
-        id,
-        kind,
-        addresses,
-        agent: session.agentId,
-      }))
-    ),
+    services: servicesOf(parts),
     connections: parts.live.list(),
   };
 }
@@ -64,6 +84,7 @@ export function relayMetrics(parts: ReportedParts): MetricFamily[] {
       counts.unauthenticated,
     ),
     ...parts.live.metrics(),
+    ...memberMetrics(parts),
     {
       name: "porthole_refused_clients_total",
       help: "Clients turned away, by reason (offline, pending, access, visitor).",
@@ -84,5 +105,28 @@ export function relayMetrics(parts: ReportedParts): MetricFamily[] {
       })),
     },
     gauge("process_resident_memory_bytes", "Resident memory of the relay.", Deno.memoryUsage().rss),
+  ];
+}
+
+/** Per service and agent serving it: clients given, and whether it passes its health checks. */
+function memberMetrics(parts: ReportedParts): MetricFamily[] {
+  const services = servicesOf(parts);
+  const each = (value: (agent: (typeof services)[number]["agents"][number]) => number) =>
+    services.flatMap(({ id, agents }) =>
+      agents.map((agent) => ({ labels: { service: id, agent: agent.id }, value: value(agent) }))
+    );
+  return [
+    {
+      name: "porthole_service_agent_connections_total",
+      help: "Clients given to each agent serving a service, while it serves it.",
+      type: "counter",
+      samples: each((agent) => agent.connections),
+    },
+    {
+      name: "porthole_service_agent_healthy",
+      help: "1 while the agent's health checks of the service pass (or it has none).",
+      type: "gauge",
+      samples: each((agent) => agent.healthy ? 1 : 0),
+    },
   ];
 }

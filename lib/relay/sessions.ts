@@ -1,7 +1,7 @@
 /**
  * Agent sessions on the relay (S1–S4 and S7–S8 in docs/flow.md): an agent's control channel from
- * its proof to its end, the services it registers (by the registration policy) and withdraws,
- * and what a configuration reload changes for it.
+ * its proof to its end, the messages it sends (its services' are handled by
+ * lib/relay/session_services.ts), and what a configuration reload changes for it.
  */
 
 import { randomToken, sameBytes } from "../auth.ts";
@@ -20,7 +20,8 @@ import {
 } from "../protocol.ts";
 import { type FrameReader } from "../frames.ts";
 import type { RelayConfig } from "./config.ts";
-import { type PolicyContext, registrationProblem } from "./policy.ts";
+import type { PolicyContext } from "./policy.ts";
+import { SessionServices } from "./session_services.ts";
 import type { Publication } from "./publication.ts";
 import type { Rendezvous } from "./rendezvous.ts";
 import type { Spares } from "./spares.ts";
@@ -79,9 +80,11 @@ export class Sessions {
   readonly #byAgent = new Map<string, AgentSession>();
   readonly #byId = new Map<string, AgentSession>();
   readonly #options: SessionsOptions;
+  readonly #services: SessionServices;
 
   constructor(options: SessionsOptions) {
     this.#options = options;
+    this.#services = new SessionServices(options.policy, options.publication);
   }
 
   /** Agents connected now. */
@@ -181,12 +184,7 @@ export class Sessions {
     if (this.#byAgent.get(session.agentId) === session) this.#byAgent.delete(session.agentId);
     this.#byId.delete(session.id);
     this.#options.spares.dropSession(session.id);
-    for (const service of session.services) this.#options.publication.takeOffline(service, session);
-    if (session.services.size > 0) {
-      log.info(`agent ${session.agentId}: ${[...session.services].join(", ")} offline`);
-      session.services.clear();
-      session.published.clear();
-    }
+    this.#services.endAll(session);
     this.#options.rendezvous.dropSession(session.id, session.agentId);
   }
 
@@ -211,65 +209,24 @@ export class Sessions {
         this.end(session, "no longer allowed by the relay's configuration");
         continue;
       }
-      for (const service of [...session.services]) {
-        const hosts = session.hosts.get(service);
-        const problem = registrationProblem(context, session, service, undefined, hosts);
-        if (!problem) continue;
-        this.#withdraw(session, service);
-        session.channel.send({ type: "refused", service, reason: problem });
-      }
+      this.#services.recheck(session);
     }
   }
 
   #handle(session: AgentSession, message: AgentMessage): void {
     switch (message.type) {
       case "register":
-        return this.#register(session, message);
+        return this.#services.register(session, message);
       case "unregister":
-        return this.#withdraw(session, message.service);
+        return this.#services.withdraw(session, message.service);
       case "refuse":
         return this.#options.rendezvous.refused(message.conn, session.id, message.reason);
       case "early":
         return this.#options.rendezvous.receivedEarly(session.id, message.conn, message.bytes);
+      case "health":
+        return this.#services.health(session, message);
       default:
         throw new ProtocolError(`unexpected "${message.type}" on a control channel`);
     }
-  }
-
-  /** S3–S4: brings a service online for `session`, or tells the agent why not. */
-  #register(
-    session: AgentSession,
-    { service, kind = "tcp", port, hosts }: AgentMessageOf<"register">,
-  ) {
-    const problem = registrationProblem(this.#options.policy(), session, service, port, hosts);
-    const result = problem
-      ? { reason: problem }
-      : this.#options.publication.bringOnline(session, { service, kind, port, hosts });
-    if ("reason" in result) {
-      log.warn(`agent ${session.agentId}: service ${service} refused: ${result.reason}`);
-      session.channel.send({ type: "refused", service, reason: result.reason });
-      return;
-    }
-    session.services.add(service);
-    session.hosts.set(service, hosts ?? []);
-    session.published.set(service, { kind, addresses: result.addresses });
-    const [address, ...also] = result.addresses;
-    log.info(
-      `agent ${session.agentId}: service ${service} online at ${result.addresses.join(", ")}`,
-    );
-    session.channel.send({
-      type: "registered",
-      service,
-      address,
-      ...(also.length ? { also } : {}),
-    });
-  }
-
-  #withdraw(session: AgentSession, service: string): void {
-    if (!session.services.delete(service)) return;
-    session.hosts.delete(service);
-    session.published.delete(service);
-    this.#options.publication.takeOffline(service, session);
-    log.info(`agent ${session.agentId}: service ${service} withdrawn`);
   }
 }

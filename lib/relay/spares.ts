@@ -11,16 +11,13 @@
  */
 
 import type { OpenConnections } from "../drain.ts";
-import type { Arrival } from "../front/front.ts";
 import type { FrameReader } from "../frames.ts";
 import { closeQuietly, concat, type Conn, describeError, writeAll } from "../net.ts";
 import { decodeAgentMessage, encodeFrame, logId } from "../protocol.ts";
 import { createLogger } from "../log.ts";
-import { HeldConn } from "./held.ts";
 import type { PendingClient } from "./pending.ts";
 import type { HoldingSession, Rendezvous } from "./rendezvous.ts";
 import { randomToken } from "../auth.ts";
-import { SMALL_BUFFER_BYTES } from "../splice.ts";
 
 const log = createLogger("relay");
 
@@ -70,23 +67,16 @@ export class Spares {
   }
 
   /**
-   * S7a: gives `arrival`'s client to a spare of `session` (`onRelease` runs when the client is
-   * released; `to`: the relay address it dialled). False when the session has none: the caller
-   * asks the agent over the control channel. `classic` does that for a client whose spare turned
-   * out to be gone.
+   * S7a: gives `client` (made by the rendezvous' `toHold` for one of the sessions here; `to`:
+   * the relay address it dialled) to a spare of its session. False when the session has none:
+   * the caller asks the agent over the control channel. `classic` does that for a client whose
+   * spare turned out to be gone.
    */
-  handOver(
-    arrival: Arrival,
-    session: HoldingSession,
-    to: string,
-    onRelease: (() => void) | undefined,
-    classic: (client: PendingClient) => void,
-  ): boolean {
-    const list = this.#bySession.get(session.id);
+  handOver(client: PendingClient, to: string, classic: (client: PendingClient) => void): boolean {
+    const list = this.#bySession.get(client.session);
     const spare = list?.pop();
     if (!spare) return false;
-    if (list!.length === 0) this.#bySession.delete(session.id);
-    const client = this.#rendezvous.toHold(arrival, session, onRelease);
+    if (list!.length === 0) this.#bySession.delete(client.session);
     this.#serve(client, spare, to, classic);
     return true;
   }
@@ -134,8 +124,7 @@ export class Spares {
     if (answer === null && !timedOut) {
       return this.#backToClassic(client, spare, concat(...taken), classic);
     }
-    const fromClient = taken.reduce((sum, bytes) => sum + bytes.length, 0);
-    this.#answered(client, spare, answer, fromClient);
+    this.#answered(client, spare, answer, taken);
   }
 
   /** S10a: the agent's answer on the spare decides: spliced, or turned away. */
@@ -143,7 +132,7 @@ export class Spares {
     client: PendingClient,
     spare: Spare,
     answer: Uint8Array | null,
-    fromClient: number,
+    taken: Uint8Array[],
   ): Promise<void> {
     const why = (problem: string) => {
       this.#open.release(spare.conn);
@@ -156,7 +145,14 @@ export class Spares {
     } catch (error) {
       return why(`sent nonsense on a spare data channel: ${describeError(error)}`);
     }
-    if (message.type === "refuse") return why(`refused: ${message.reason}`);
+    if (message.type === "refuse") {
+      this.#open.release(spare.conn);
+      return this.#rendezvous.giveUp(
+        client,
+        `agent ${client.agent} refused: ${message.reason}`,
+        concat(...taken),
+      );
+    }
     if (message.type !== "accept") return why(`sent "${message.type}" on a spare data channel`);
     const { arrival, conn } = client;
     const fromService = spare.reader.takeRest();
@@ -169,6 +165,7 @@ export class Spares {
       this.#open.release(spare.conn);
       return;
     }
+    const fromClient = taken.reduce((sum, bytes) => sum + bytes.length, 0);
     this.#rendezvous.splice(client, spare.conn, { fromClient, toClient: fromService.length });
   }
 
@@ -180,9 +177,7 @@ export class Spares {
     classic: (client: PendingClient) => void,
   ): void {
     this.#open.release(spare.conn);
-    const conn = new HeldConn(client.conn, taken, SMALL_BUFFER_BYTES);
-    this.#open.replace(client.conn, conn);
-    classic({ ...client, conn });
+    classic(this.#rendezvous.rehold(client, taken, { id: client.session, agentId: client.agent }));
   }
 
   #remove(session: string, spare: Spare): boolean {
