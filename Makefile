@@ -5,8 +5,8 @@ SHELL := bash
 DENO_VERSION := 2.9.6
 # Debian packages the tests use: real clients (curl, nc, ssh), servers (nginx, sshd), proxies
 # (squid, microsocks) and what builds a locked-down network (iproute2, nftables).
-APT_PACKAGES := curl systemd chromium nginx-light netcat-openbsd openssh-server openssh-client squid microsocks \
-  iproute2 nftables
+APT_PACKAGES := curl systemd chromium nginx-light haproxy netcat-openbsd openssh-server openssh-client squid \
+  microsocks iproute2 nftables
 # Debian packages the benchmarks use (iperf3: bulk throughput); `make bench` installs them.
 BENCH_PACKAGES := iperf3
 # A deno on PATH wins; otherwise the pinned one is installed from npm into .tools/.

@@ -22,7 +22,6 @@ import {
   parseOptionalSeconds,
   parseSeconds,
   parseSpares,
-  readFlagFile,
   runCommand,
   SERVICE_ID_PATTERN,
   UsageError,
@@ -31,64 +30,10 @@ import {
 import { type FlagValues, parseFlags } from "./lib/flags.ts";
 import { adminFromFlags, AGENT_ADMIN_ADDRESS } from "./lib/admin/flags.ts";
 import { createLogger } from "./lib/log.ts";
-import {
-  parseRelayAddress,
-  proxyRoute,
-  type RelayPath,
-  relayPaths,
-} from "./lib/agent/relay_paths.ts";
-import type { RelayTrust } from "./lib/transport/tls.ts";
+import { relaysFromFlags } from "./lib/agent/relays_from_flags.ts";
+import { applyHealthChecks } from "./lib/agent/health.ts";
 
 const log = createLogger("agent");
-
-/** The paths to the relay, from --relay and --proxy, trusted by --fingerprint, --ca or --insecure. */
-async function pathsToRelay(
-  flags: { relay: string; proxy?: string; fingerprint?: string; ca?: string; insecure: boolean },
-): Promise<RelayPath[]> {
-  const chosen = [
-    flags.fingerprint && "--fingerprint",
-    flags.ca && "--ca",
-    flags.insecure && "--insecure",
-  ]
-    .filter(Boolean);
-  if (chosen.length > 1) throw new UsageError(`${chosen.join(" and ")} exclude each other`);
-  let address, proxy;
-  try {
-    address = parseRelayAddress(flags.relay);
-    proxy = proxyRoute(flags.proxy, address.relay);
-  } catch (error) {
-    throw new UsageError(`--relay: ${(error as Error).message}`);
-  }
-  if (address.plain && !flags.insecure) {
-    throw new UsageError(
-      "--relay ws:// is not encrypted: use wss://, or add --insecure to mean it",
-    );
-  }
-  if (flags.insecure) {
-    if (address.transport === "websocket" && !address.plain) {
-      throw new UsageError("--insecure turns TLS off, so the relay is ws://HOST/PATH, not wss://");
-    }
-    log.warn(
-      "TLS is off (--insecure): traffic to the relay can be read and changed by anyone on the path",
-    );
-    return relayPaths({ address, proxy });
-  }
-  return relayPaths({ address, proxy, trust: await relayTrust(flags) });
-}
-
-/** How the relay's certificate is checked: by --fingerprint, --ca, or the system's roots. */
-async function relayTrust(flags: { fingerprint?: string; ca?: string }): Promise<RelayTrust> {
-  if (flags.fingerprint) {
-    if (!/^([0-9a-f]{2}:?){31}[0-9a-f]{2}$/i.test(flags.fingerprint)) {
-      throw new UsageError(
-        `--fingerprint "${flags.fingerprint}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`,
-      );
-    }
-    return { kind: "fingerprint", sha256: flags.fingerprint };
-  }
-  if (flags.ca) return { kind: "ca", pem: await readFlagFile(flags.ca, "--ca") };
-  return { kind: "system" };
-}
 
 /** The flags of `args`, over those of its --config file if it names one. */
 async function readFlags(args = Deno.args) {
@@ -105,6 +50,7 @@ function servicesOf(flags: FlagValues<typeof AGENT_FLAGS>) {
   const services = parseAgentServices(flags.service);
   applyProxyProtocol(services, flags["proxy-protocol"]);
   applyHostNames(services, flags.host);
+  applyHealthChecks(services, flags["health-check"]);
   return services;
 }
 
@@ -122,16 +68,13 @@ Deno.exit(
     if (flags.version) return console.log(`porthole agent ${VERSION}`);
     applyLogLevel(flags["log-level"]);
     applyLogFormat(flags["log-format"]);
-    if (!flags.relay) {
-      throw new UsageError("--relay ADDRESS is required (HOST:PORT or wss://HOST/PATH)");
-    }
     const id = flags.id ?? Deno.hostname();
     if (!SERVICE_ID_PATTERN.test(id)) {
       throw new UsageError(`--id "${id}" may hold only letters, digits, '.', '_' and '-'`);
     }
     const services = servicesOf(flags);
     const agent = startAgent({
-      paths: await pathsToRelay({ ...flags, relay: flags.relay }),
+      relays: await relaysFromFlags(flags),
       secret: await readSecret(flags["secret-file"]),
       id,
       services,

@@ -1,6 +1,6 @@
 /** The agent's flags and its --help, from one table (see lib/flags.ts). */
 
-import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/agent.ts";
+import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/relay_link.ts";
 import { PATH_RECHECK_MS } from "./agent/path_choice.ts";
 import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES } from "./agent/spares.ts";
 import { adminFlags, AGENT_ADMIN_ADDRESS } from "./admin/flags.ts";
@@ -19,9 +19,12 @@ export const AGENT_FLAGS = {
   },
   relay: {
     value: "ADDRESS",
+    repeats: true,
     help: "The relay's agent port (required): HOST:PORT tries TLS, then a WebSocket over TLS, " +
       "on that port; tls://HOST:PORT only TLS; wss://HOST[:PORT][/PATH] only a WebSocket (port " +
-      `443, path ${WEBSOCKET_PATH} by default), for networks that pass only HTTPS.`,
+      `443, path ${WEBSOCKET_PATH} by default), for networks that pass only HTTPS. Repeat it ` +
+      "to attach to several relays (each gets the services and serves its own clients); a " +
+      "name with several addresses attaches to each of them.",
     example: "--relay wss://relay.example.com/porthole",
   },
   proxy: {
@@ -57,6 +60,15 @@ export const AGENT_FLAGS = {
       "naming the real client, for a service that reads it (nginx's listen ... proxy_protocol, " +
       "HAProxy's accept-proxy).",
     example: "--proxy-protocol web=v2",
+  },
+  "health-check": {
+    value: "ID=CHECK",
+    repeats: true,
+    help: "Check service ID's health: tcp (a connect) or http[:/PATH] (a GET that answers 2xx " +
+      "or 3xx), then optional ,interval=SECS (10), ,timeout=SECS (2), ,fall=N (3) and ,rise=N " +
+      "(2). After fall failures in a row the relays give it no clients (the other agents of " +
+      "its group get them); after rise passes it gets them again.",
+    example: "--health-check web=http:/healthz,interval=5",
   },
   "secret-file": {
     value: "FILE",

@@ -25,6 +25,7 @@ const SAMPLES: Record<string, string | number> = {
   "HOST:PORT": "127.0.0.1:17837",
   LEVEL: "debug",
   "text|json": "json",
+  "ID=CHECK": "web=tcp,interval=5",
 };
 
 /** The agent's flags parsed from `file`'s text and the command line `args`. */
@@ -47,7 +48,7 @@ Deno.test("agent config: every flag as a key, and services as tables", async () 
     const sample = SAMPLES[spec.value];
     assertEquals(typeof sample !== "undefined", true, `no sample for ${spec.value} (--${flag})`);
     lines.push(`${key} = ${JSON.stringify(sample)}`);
-    expected[flag] = String(sample);
+    expected[flag] = spec.repeats ? [String(sample)] : String(sample);
   }
   lines.push(
     "[services.web]",
@@ -103,13 +104,13 @@ Deno.test("agent config: the command line wins, its services replacing the file'
   const text = 'relay = "a.example:1"\nspares = 0\n[services.web]\ntarget = "127.0.0.1:1"\n';
   const fromFile = await parsed(text);
   assertEquals([fromFile.relay, fromFile.spares, fromFile.service], [
-    "a.example:1",
+    ["a.example:1"],
     "0",
     ["web=127.0.0.1:1"],
   ]);
   const overridden = await parsed(text, ["--relay", "b.example:2", "--service=db=127.0.0.1:5432"]);
   assertEquals([overridden.relay, overridden.spares, overridden.service], [
-    "b.example:2",
+    ["b.example:2"],
     "0",
     ["db=127.0.0.1:5432"],
   ]);
@@ -121,7 +122,7 @@ Deno.test("examples: agent.toml and relay.toml parse", async () => {
     AGENT_FLAGS,
     await configArgs(example("agent.toml"), AGENT_FLAGS, []),
   );
-  assertEquals(flags.relay, "relay.example.com:7835");
+  assertEquals(flags.relay, ["relay.example.com:7835"]);
   assertEquals([...parseAgentServices(flags.service).keys()], ["web", "ssh"]);
   const relay = await loadRelayConfig(example("relay.toml"));
   assertEquals([...relay.agents!.keys()], ["office", "lab"]);

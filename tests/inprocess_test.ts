@@ -17,7 +17,7 @@ Deno.test("in-process: a relay and an agent from lib/ carry a connection and sto
     portRange: { first: publicPort, last: publicPort },
   });
   const agent = startAgent({
-    paths: relayPaths({ address: { relay: relay.address } }),
+    relays: [{ name: "the relay", paths: relayPaths({ address: { relay: relay.address } }) }],
     secret: SECRET,
     id: "in-process",
     services: new Map([["echo", { target: { hostname: "127.0.0.1", port: service.port } }]]),
@@ -42,6 +42,7 @@ Deno.test("in-process: a relay and an agent from lib/ carry a connection and sto
   assertEquals(agent.stats(), {
     relay: "disconnected",
     path: "plain TCP, direct",
+    relays: [{ relay: "the relay", connected: false, path: "plain TCP, direct" }],
     connections: 0,
     spares: 0,
   });

@@ -69,11 +69,22 @@ function report(changes: ServiceChanges): void {
 
 function statusText(status: ReturnType<typeof agentStatus>): string {
   const { agent, services, connections } = status;
+  const relays = agent.relays.length > 1
+    ? [
+      "",
+      ...table(
+        ["RELAY", "CONNECTED", "PATH"],
+        agent.relays.map((r) => [r.relay, r.connected ? "yes" : "no", r.path ?? ""]),
+        "no relay",
+      ),
+    ]
+    : [];
   return [
     `agent ${agent.id}: relay ${agent.relay}${agent.path ? ` (${agent.path})` : ""}, up ` +
     `${
       duration(agent.uptime_s)
     }; ${agent.connections} open connection(s), ${agent.spares} spare(s)`,
+    ...relays,
     "",
     ...table(
       ["SERVICE", "TARGET", "KIND", "ONLINE", "PUBLIC ADDRESSES"],

@@ -1,15 +1,19 @@
 /**
- * The agent: keeps one control channel to the relay (lib/agent/session.ts), reconnecting with
- * exponential backoff and jitter whenever it is lost, and serves the clients the relay announces
- * (lib/agent/serve.ts). It only ever dials out, and only to the relay and the services its own
- * configuration names. Of the paths to the relay (lib/agent/relay_paths.ts), it uses the best
- * one that completes the handshake (lib/agent/path_choice.ts), for data channels too.
+ * The agent: keeps one control channel to each of its relays (lib/agent/relay_link.ts),
+ * reconnecting with exponential backoff and jitter whenever one is lost, registers its services
+ * with each, and serves the clients each announces (lib/agent/serve.ts). It only ever dials out,
+ * and only to its relays and the services its own configuration names. Of the paths to a relay
+ * (lib/agent/relay_paths.ts), it uses the best one that completes the handshake
+ * (lib/agent/path_choice.ts), for data channels too.
  *
  * @example
  * ```ts
  * import { relayPaths } from "./relay_paths.ts";
  * const agent = startAgent({
- *   paths: relayPaths({ address: { relay: { hostname: "127.0.0.1", port: 7835 } } }),
+ *   relays: [{
+ *     name: "127.0.0.1:7835",
+ *     paths: relayPaths({ address: { relay: { hostname: "127.0.0.1", port: 7835 } } }),
+ *   }],
  *   secret: "a-secret-of-16-characters-or-more",
  *   id: "office",
  *   services: new Map([["web", { target: { hostname: "127.0.0.1", port: 3000 } }]]),
@@ -19,7 +23,6 @@
  * ```
  */
 
-import { Backoff, pause } from "../backoff.ts";
 import { drain, OpenConnections, SHUTDOWN_TIMEOUT_MS } from "../drain.ts";
 import { LiveConnections } from "../admin/live.ts";
 import { formatMetrics } from "../admin/metrics.ts";
@@ -27,23 +30,21 @@ import { createLogger } from "../log.ts";
 import { agentMetrics, agentStatus } from "./report.ts";
 import { LiveServices, type ServiceChanges } from "./live_services.ts";
 import { EARLY_WINDOW_BYTES } from "../protocol.ts";
-import { PathChoice } from "./path_choice.ts";
+import { RelayLink } from "./relay_link.ts";
 import type { RelayPath } from "./relay_paths.ts";
 import type { AgentService } from "./serve.ts";
-import { AgentFatalError, runSession, type SessionOptions } from "./session.ts";
+import { AgentFatalError, type Registrar } from "./session.ts";
 import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES, type SpareLimits } from "./spares.ts";
 
 export { AgentFatalError };
 
-/** First pause before reconnecting to the relay; it doubles after each failed attempt. */
-export const RECONNECT_MIN_MS = 500;
-/** Default longest pause between reconnection attempts. */
-export const RECONNECT_MAX_MS = 10_000;
-
 /** What an agent is started with. */
 export interface AgentOptions {
-  /** The ways to reach the relay's agent port, best first (lib/agent/relay_paths.ts). */
-  paths: RelayPath[];
+  /**
+   * The relays to attach to, each by its name for logs and the ways to reach its agent port,
+   * best first (lib/agent/relay_paths.ts).
+   */
+  relays: { name: string; paths: RelayPath[] }[];
   /** While on a worse path, how often to check the better ones (default: path_choice.ts'). */
   pathRecheckMs?: number;
   /** The shared secret. */
@@ -52,7 +53,7 @@ export interface AgentOptions {
   id: string;
   /** Service id → the address the agent dials for it, and the public port it asks for. */
   services: Map<string, AgentService>;
-  /** Longest pause between reconnection attempts (default {@link RECONNECT_MAX_MS}). */
+  /** Longest pause between reconnection attempts (default: lib/agent/relay_link.ts'). */
   reconnectMaxMs?: number;
   /**
    * When the relay refuses this agent, try again after this long instead of stopping with
@@ -77,10 +78,12 @@ export interface AgentOptions {
 
 /** What a running agent holds now, for operators (SIGUSR2) and tests. */
 export interface AgentStats {
-  /** Whether the control channel to the relay is up. */
+  /** Whether a control channel to a relay is up (to every relay, with `relays`). */
   relay: "connected" | "disconnected";
-  /** The path to the relay in use or last used, e.g. "TLS, direct". */
+  /** The path to the (first) relay in use or last used, e.g. "TLS, direct". */
   path?: string;
+  /** Each relay: whether its control channel is up, and by which path. */
+  relays: { relay: string; connected: boolean; path?: string }[];
   /** Open service and data connections (the spare data channels among them). */
   connections: number;
   /** Spare data channels open and waiting for a client. */
@@ -120,26 +123,20 @@ const log = createLogger("agent");
 export function startAgent(options: AgentOptions): Agent {
   const open = new OpenConnections(); // service and data connections, which outlive a session
   const stopping = new AbortController();
-  let connected = false;
-  let spares: { readonly idle: number } | undefined;
-  const choice = new PathChoice(options.paths, options.pathRecheckMs);
+  const links = options.relays.map(({ name, paths }) =>
+    new RelayLink(name, paths, options.pathRecheckMs)
+  );
   const live = new LiveConnections();
-  const published = new Map<string, readonly string[]>();
   const services = new LiveServices(options.services);
-  const done = run({ ...options, services: services.services }, choice, open, stopping.signal, {
-    onConnected: (up) => connected = up,
-    onSpares: (pool) => spares = pool,
-    onRegistrar: (registrar) => services.registrar = registrar,
-    live,
-    published,
-  });
+  const done = run(options, links, services, live, open, stopping);
   const stats = (): AgentStats => ({
-    relay: connected ? "connected" : "disconnected",
-    ...(choice.chosen ? { path: choice.chosen.name } : {}),
+    relay: links.some((link) => link.connected) ? "connected" : "disconnected",
+    ...(links[0].path ? { path: links[0].path } : {}),
+    relays: links.map(({ name, connected, path }) => ({ relay: name, connected, path })),
     connections: open.size,
-    spares: spares?.idle ?? 0,
+    spares: links.reduce((sum, link) => sum + link.spares, 0),
   });
-  const reported = { id: options.id, services: services.services, published, live, stats };
+  const reported = { id: options.id, services: services.services, links, live, stats };
   const startedAt = Date.now();
   return {
     stats,
@@ -148,7 +145,9 @@ export function startAgent(options: AgentOptions): Agent {
     metrics: () => formatMetrics(agentMetrics(reported)),
     updateServices(next) {
       const changes = services.update(next);
-      for (const id of [...changes.removed, ...changes.changed]) published.delete(id);
+      for (const id of [...changes.removed, ...changes.changed]) {
+        links.forEach((link) => link.published.delete(id));
+      }
       const graceMs = options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS;
       for (const id of changes.removed) {
         const timer = setTimeout(() => {
@@ -170,60 +169,45 @@ export function startAgent(options: AgentOptions): Agent {
   };
 }
 
-/** Sessions one after another until `signal` aborts, then the drain. */
+/**
+ * Keeps every link up until `stopping` aborts (or one of them fails for good, which stops the
+ * others), then drains the open connections.
+ */
 async function run(
   options: AgentOptions,
-  choice: PathChoice,
+  links: RelayLink[],
+  services: LiveServices,
+  live: LiveConnections,
   open: OpenConnections,
-  signal: AbortSignal,
-  report: Pick<
-    SessionOptions,
-    "onConnected" | "onSpares" | "onRegistrar" | "live" | "published"
-  >,
+  stopping: AbortController,
 ): Promise<void> {
-  const backoff = new Backoff(RECONNECT_MIN_MS, options.reconnectMaxMs ?? RECONNECT_MAX_MS);
-  const spares = options.spares ?? { min: DEFAULT_MIN_SPARES, max: DEFAULT_MAX_SPARES };
-  const earlyWindow = options.earlyData === false ? 0 : EARLY_WINDOW_BYTES;
-  const session = {
+  const registrars = new Map<RelayLink, Registrar>();
+  const linked = {
     ...options,
-    ...report,
+    services: services.services,
     agentId: options.id,
     open,
-    signal,
-    spares,
-    earlyWindow,
+    live,
+    signal: stopping.signal,
+    spares: options.spares ?? { min: DEFAULT_MIN_SPARES, max: DEFAULT_MAX_SPARES },
+    earlyWindow: options.earlyData === false ? 0 : EARLY_WINDOW_BYTES,
+    onRegistrar(link: RelayLink, registrar: Registrar | undefined) {
+      const before = registrars.get(link);
+      if (before) services.detach(before);
+      if (registrar) registrars.set(link, registrar), services.attach(registrar);
+      else registrars.delete(link);
+    },
   };
   try {
-    while (!signal.aborted) {
-      let ended;
-      try {
-        ended = await choice.attempt((path, onEstablished) =>
-          runSession({
-            ...session,
-            dialer: path.dialer,
-            path: path.name,
-            onEstablished,
-            endWhen: (sessionEnded) => choice.betterThan(path, sessionEnded),
-          })
-        );
-      } catch (error) {
-        if (!(error instanceof AgentFatalError) || options.retryRefusedMs === undefined) {
-          throw error;
-        }
-        log.error(
-          `${error.message}; trying again in ${options.retryRefusedMs / 1000} s (--retry-refused)`,
-        );
-        await pause(options.retryRefusedMs, signal);
-        continue;
-      }
-      if (signal.aborted) break;
-      if (ended.established) backoff.reset();
-      const waitMs = backoff.next();
-      log.warn(`${ended.reason}; reconnecting in ${waitMs} ms (attempt ${backoff.attempt})`);
-      await pause(waitMs, signal);
-    }
+    await Promise.all(links.map((link) =>
+      link.keep(linked).catch((error) => {
+        stopping.abort();
+        throw error;
+      })
+    ));
     await drain(open, options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS, log);
   } finally {
+    services.stop();
     open.releaseAll();
   }
 }

@@ -11,6 +11,7 @@
  * target = "127.0.0.1:3000"
  * kind = "http"                # tcp (default), http or tls
  * hosts = ["www.example.com"]
+ * health_check = "http:/healthz,interval=5"
  * ```
  *
  * The file becomes command-line arguments that go before the command line's own, so a flag given
@@ -24,7 +25,7 @@ import { readConfigText, type Table, TomlFile } from "../toml.ts";
 /** Flags that make no sense in the file. */
 const NOT_IN_FILE = ["config", "help", "version"];
 /** The settings of a service's table. */
-const SERVICE_KEYS = ["target", "kind", "port", "hosts", "proxy_protocol"];
+const SERVICE_KEYS = ["target", "kind", "port", "hosts", "proxy_protocol", "health_check"];
 
 /**
  * The file at `path` as arguments of the flags of `table`, leaving out what `given` (the command
@@ -91,6 +92,12 @@ function serviceArgs(file: TomlFile, value: unknown): string[] {
         file.fail(`${key}.proxy_protocol`, 'must be "v1" or "v2"');
       }
       args.push(`--proxy-protocol=${id}=${service.proxy_protocol}`);
+    }
+    if (service.health_check !== undefined) {
+      if (typeof service.health_check !== "string") {
+        file.fail(`${key}.health_check`, 'must be a check as --health-check takes it, e.g. "tcp"');
+      }
+      args.push(`--health-check=${id}=${service.health_check}`);
     }
   }
   return args;

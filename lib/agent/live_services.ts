@@ -4,11 +4,14 @@
  * (the relay stops taking its clients; those connected finish as they would); one whose public
  * side changed (kind, public port, host names) is withdrawn and published again; one whose target
  * or PROXY header changed serves its next connections the new way. Unchanged ones are untouched.
+ * Each service with a health check has it run here (lib/agent/health.ts), and what it finds is
+ * told to every session.
  */
 
 import { createLogger } from "../log.ts";
 import { formatHostPort } from "../address.ts";
 import type { AgentService } from "./serve.ts";
+import { HealthWatch } from "./health.ts";
 import type { Registrar } from "./session.ts";
 
 const log = createLogger("agent");
@@ -21,15 +24,35 @@ export interface ServiceChanges {
   retargeted: string[];
 }
 
-/** The agent's services, and the session that publishes them, if one is up. */
+/** The agent's services, and the sessions that publish them (one per relay that is up). */
 export class LiveServices {
   /** The services now; sessions read it for every client. */
   readonly services: Map<string, AgentService>;
-  /** Publishes and withdraws on the session up now. */
-  registrar?: Registrar;
+  readonly #registrars = new Set<Registrar>();
+  readonly #watches = new Map<string, HealthWatch>();
 
   constructor(services: ReadonlyMap<string, AgentService>) {
     this.services = new Map(services);
+    for (const [id, service] of services) this.#watch(id, service);
+  }
+
+  /** Publishes and withdraws on `registrar`'s session too, which has registered the services. */
+  attach(registrar: Registrar): void {
+    this.#registrars.add(registrar);
+    for (const watch of this.#watches.values()) {
+      if (!watch.passing) registrar.health(watch.id, false, watch.reason);
+    }
+  }
+
+  /** Stops using `registrar`, whose session ended. */
+  detach(registrar: Registrar): void {
+    this.#registrars.delete(registrar);
+  }
+
+  /** Stops the health checks (the agent stopped). */
+  stop(): void {
+    for (const watch of this.#watches.values()) watch.stop();
+    this.#watches.clear();
   }
 
   /** Serves `next` from now on; returns what changed. */
@@ -38,18 +61,22 @@ export class LiveServices {
     for (const id of [...this.services.keys()]) {
       if (next.has(id)) continue;
       this.services.delete(id);
-      this.registrar?.unregister(id);
+      this.#unwatch(id);
+      this.#each((registrar) => registrar.unregister(id));
       changes.removed.push(id);
     }
     for (const [id, service] of next) {
       const before = this.services.get(id);
       this.services.set(id, service);
+      const same = before && publicSide(before) === publicSide(service) &&
+        privateSide(before) === privateSide(service);
+      if (!same) this.#watch(id, service);
       if (!before) {
-        this.registrar?.register(id, service);
+        this.#each((registrar) => registrar.register(id, service));
         changes.added.push(id);
       } else if (publicSide(before) !== publicSide(service)) {
-        this.registrar?.unregister(id);
-        this.registrar?.register(id, service);
+        this.#each((registrar) => registrar.unregister(id));
+        this.#each((registrar) => registrar.register(id, service));
         changes.changed.push(id);
       } else if (privateSide(before) !== privateSide(service)) {
         changes.retargeted.push(id);
@@ -60,6 +87,31 @@ export class LiveServices {
     }
     return changes;
   }
+
+  #each(action: (registrar: Registrar) => void): void {
+    this.#registrars.forEach(action);
+  }
+
+  /** Checks `service`'s health from now on, if it has a check (a check running is restarted). */
+  #watch(id: string, service: AgentService): void {
+    this.#unwatch(id);
+    const { health } = service;
+    if (!health) return;
+    const report = ({ passing, reason }: HealthWatch) =>
+      this.#each((registrar) => registrar.health(id, passing, reason));
+    this.#watches.set(id, new HealthWatch(id, { ...service, health }, report));
+  }
+
+  /** Stops checking `id`; the sessions hear that it passes, should it have been failing. */
+  #unwatch(id: string): void {
+    const watch = this.#watches.get(id);
+    if (!watch) return;
+    watch.stop();
+    this.#watches.delete(id);
+    if (!watch.passing && this.services.has(id)) {
+      this.#each((registrar) => registrar.health(id, true));
+    }
+  }
 }
 
 /** What the relay publishes of a service. */
@@ -68,6 +120,6 @@ function publicSide({ kind = "tcp", port, hosts = [] }: AgentService): string {
 }
 
 /** What only the agent uses of a service. */
-function privateSide({ target, proxyProtocol }: AgentService): string {
-  return JSON.stringify([formatHostPort(target), proxyProtocol]);
+function privateSide({ target, proxyProtocol, health }: AgentService): string {
+  return JSON.stringify([formatHostPort(target), proxyProtocol, health]);
 }

@@ -12,7 +12,7 @@ import { HttpProxy } from "../transport/http_proxy.ts";
 import { Socks5Proxy } from "../transport/socks5_proxy.ts";
 import { TcpDialer } from "../transport/tcp.ts";
 import { type RelayTrust, TlsDialer } from "../transport/tls.ts";
-import { direct, type RelayDialer, type Route } from "../transport/transport.ts";
+import { direct as directly, type RelayDialer, type Route } from "../transport/transport.ts";
 import { WEBSOCKET_PATH, WebSocketDialer } from "../transport/websocket.ts";
 
 /** One way to reach the relay. */
@@ -136,6 +136,14 @@ export function bypasses(noProxy: string, host: string): boolean {
   });
 }
 
+/** `route`, but to the address `hostname` whatever name it is given (the relay's). */
+function toAddress(route: Route, hostname: string): Route {
+  return {
+    name: `${route.name} to ${hostname}`,
+    open: (to, timeoutMs) => route.open({ hostname, port: to.port }, timeoutMs),
+  };
+}
+
 /** What the paths are built from. */
 export interface PathOptions {
   address: RelayAddress;
@@ -143,6 +151,8 @@ export interface PathOptions {
   trust?: RelayTrust;
   /** The proxy, if one applies. */
   proxy?: Route;
+  /** Dial this address of the relay's name (one of several it resolves to), not the name. */
+  at?: string;
 }
 
 /**
@@ -154,8 +164,9 @@ export interface PathOptions {
  * lost), and the WebSocket carries porthole's half-close inside, ending TCP only once both
  * directions are done.
  */
-export function relayPaths({ address, trust, proxy }: PathOptions): RelayPath[] {
+export function relayPaths({ address, trust, proxy, at }: PathOptions): RelayPath[] {
   const { relay } = address;
+  const direct = at === undefined ? directly : toAddress(directly, at);
   const transports = address.transport === "tls"
     ? ["tls"]
     : address.transport === "websocket"

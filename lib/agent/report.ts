@@ -7,20 +7,22 @@ import type { LiveConnections } from "../admin/live.ts";
 import { gauge, type MetricFamily } from "../admin/metrics.ts";
 import { formatHostPort } from "../address.ts";
 import type { AgentStats } from "./agent.ts";
+import type { RelayLink } from "./relay_link.ts";
 import type { AgentService } from "./serve.ts";
 
 /** The parts of an agent a report reads. */
 export interface ReportedAgent {
   id: string;
   services: ReadonlyMap<string, AgentService>;
-  /** The services the relay brought online, with their public addresses. */
-  published: ReadonlyMap<string, readonly string[]>;
+  /** Its relays, each with the services it brought online and their public addresses. */
+  links: readonly RelayLink[];
   live: LiveConnections;
   stats(): AgentStats;
 }
 
-/** `/status`: the agent, its relay and path, its services (online or not), its connections. */
+/** `/status`: the agent, its relays and paths, its services (online or not), its connections. */
 export function agentStatus(agent: ReportedAgent, startedAt: number) {
+  const addresses = (id: string) => agent.links.flatMap((link) => link.published.get(id) ?? []);
   return {
     agent: {
       id: agent.id,
@@ -31,23 +33,28 @@ export function agentStatus(agent: ReportedAgent, startedAt: number) {
       id,
       target: formatHostPort(service.target),
       kind: service.kind ?? "tcp",
-      online: agent.published.has(id),
-      addresses: agent.published.get(id) ?? [],
+      online: agent.links.some((link) => link.published.has(id)),
+      addresses: addresses(id),
     })),
     connections: agent.live.list(),
   };
 }
 
-/** `/metrics`: whether the relay is connected, spares, connections, bytes, memory. */
+/** `/metrics`: whether each relay is connected, spares, connections, bytes, memory. */
 export function agentMetrics(agent: ReportedAgent): MetricFamily[] {
   const stats = agent.stats();
+  const online = new Set(agent.links.flatMap((link) => [...link.published.keys()]));
   return [
-    gauge(
-      "porthole_relay_connected",
-      "1 while the control channel to the relay is up.",
-      stats.relay === "connected" ? 1 : 0,
-    ),
-    gauge("porthole_services_online", "Services the relay has online.", agent.published.size),
+    {
+      name: "porthole_relay_connected",
+      help: "1 while the control channel to the relay is up.",
+      type: "gauge",
+      samples: agent.links.map((link) => ({
+        labels: { relay: link.name },
+        value: link.connected ? 1 : 0,
+      })),
+    },
+    gauge("porthole_services_online", "Services a relay has online.", online.size),
     gauge("porthole_spare_data_channels", "Spare data channels open and waiting.", stats.spares),
     gauge("porthole_open_connections", "Service and data connections open.", stats.connections),
     ...agent.live.metrics(),

@@ -15,6 +15,7 @@ import { encodeFrame, logId, type RelayMessageOf, type ServiceKind } from "../pr
 import { splice } from "../splice.ts";
 import type { RelayDialer } from "../transport/transport.ts";
 import type { EarlyData } from "./early.ts";
+import type { HealthCheck } from "./health.ts";
 import type { LiveConnections } from "../admin/live.ts";
 
 /** Time allowed to connect to the relay or to a service. */
@@ -32,6 +33,8 @@ export interface AgentService {
   proxyProtocol?: ProxyVersion;
   /** Host names it claims on the relay's name-routing fronts besides `ID.DOMAIN`. */
   hosts?: string[];
+  /** How its health is checked (lib/agent/health.ts); unchecked when absent. */
+  health?: HealthCheck;
 }
 
 /** What serving a client needs from the agent. */

@@ -90,6 +90,8 @@ type Channel = ControlChannel<RelayMessage>;
 export interface Registrar {
   register(id: string, service: AgentService): void;
   unregister(id: string): void;
+  /** Says whether service `id` passes its health checks now (and why not). */
+  health(id: string, passing: boolean, reason?: string): void;
 }
 
 /** The `register` message of service `id`. */
@@ -161,6 +163,8 @@ export async function runSession(options: SessionOptions): Promise<SessionEnd> {
     const registrar: Registrar = {
       register: (id, service) => channel.send(registration(id, service)),
       unregister: (id) => channel.send({ type: "unregister", service: id }),
+      health: (id, passing, reason) =>
+        channel.send({ type: "health", service: id, passing, ...(reason ? { reason } : {}) }),
     };
     for (const [id, service] of options.services) registrar.register(id, service);
     options.onRegistrar?.(registrar);

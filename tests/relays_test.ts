@@ -1,0 +1,141 @@
+/**
+ * An agent attached to several relays, as real processes: it serves clients arriving at each,
+ * keeps serving through one when the other is killed, and is back on the killed one when it
+ * restarts; a relay name with several addresses (as DNS answers for relays behind one name) is
+ * each of them.
+ */
+
+import { assertEquals } from "./assert.ts";
+import {
+  echo,
+  echoed,
+  freePort,
+  Proc,
+  randomBytes,
+  startAgentProcess,
+  startRelayProcess,
+  startServer,
+  tempStateDir,
+} from "./helpers.ts";
+import { finishTransfers, refused, startTransfers } from "./faults.ts";
+import { writeAll } from "../lib/net.ts";
+
+/** A relay's arguments: its agent port and the pinned public port of `blob`, kept on restart. */
+function relayArgs(stateDir: string, hostname = "127.0.0.1", port = freePort(hostname)) {
+  return {
+    listen: port,
+    blob: freePort(hostname),
+    args(this: { listen: number; blob: number }) {
+      return [
+        "--listen",
+        `${hostname}:${this.listen}`,
+        "--expose",
+        `blob=${hostname}:${this.blob}`,
+        "--state-dir",
+        stateDir,
+      ];
+    },
+  };
+}
+
+Deno.test("two relays: an agent on both serves each; one killed -9, transfers through the other complete; restarted, the agent is back", async () => {
+  const blob = randomBytes(4 * 1024 * 1024);
+  await using blobServer = startServer((conn) => writeAll(conn, blob));
+  const stateDir = tempStateDir(); // one certificate for both, so one --fingerprint trusts both
+  const a = relayArgs(stateDir), b = relayArgs(stateDir);
+  let relayA = await startRelayProcess(a.args());
+  await using _relayB = await startRelayProcess(b.args());
+  await using agent = await startAgentProcess(relayA, { blob: blobServer.port }, [
+    "--relay",
+    `127.0.0.1:${a.listen}`,
+    "--relay",
+    `127.0.0.1:${b.listen}`,
+    "--reconnect-max",
+    "1",
+  ]);
+  try {
+    await agent.waitFor(new RegExp(`service blob .* is reachable at 127\\.0\\.0\\.1:${b.blob}$`));
+    const throughA = await startTransfers(a.blob, 2, 64 * 1024);
+    const throughB = await startTransfers(b.blob, 3, 64 * 1024);
+    await finishTransfers(throughA, blob);
+    const [, admin] = await agent.waitFor(/agent admin API on (http:\/\/\S+\/)/);
+    const connected = async () => {
+      const { agent: { relays } } = await (await fetch(`${admin}status`)).json();
+      return relays.map(({ connected }: { connected: boolean }) => connected);
+    };
+    assertEquals(await connected(), [true, true], "the agent's /status: both relays connected");
+
+    const seen = agent.lines.length;
+    const moreThroughB = await startTransfers(b.blob, 3, 64 * 1024);
+    Deno.kill(relayA.pid, "SIGKILL");
+    await relayA.status;
+    await finishTransfers([...throughB, ...moreThroughB], blob); // none through B was disturbed
+    await refused(a.blob);
+    await finishTransfers(await startTransfers(b.blob, 2, 1024), blob);
+    await agent.waitFor(/cannot reach the relay at 127\.0\.0\.1:\d+: connection refused/, {
+      from: seen,
+    });
+    assertEquals(await connected(), [false, true], "the agent's /status: only B connected");
+
+    relayA = await startRelayProcess(a.args());
+    await agent.waitFor(
+      new RegExp(`service blob .* is reachable at 127\\.0\\.0\\.1:${a.blob}$`),
+      { from: seen },
+    );
+    await finishTransfers(await startTransfers(a.blob, 2, 1024), blob);
+    await finishTransfers(await startTransfers(b.blob, 2, 1024), blob);
+  } finally {
+    await relayA.stop();
+  }
+});
+
+Deno.test("a relay name with two addresses: the agent attaches to each", async () => {
+  await using server = startServer(echo);
+  const stateDir = tempStateDir();
+  const port = freePort("127.0.0.2");
+  const one = relayArgs(stateDir, "127.0.0.2", port), two = relayArgs(stateDir, "127.0.0.3", port);
+  await using relayOne = await startRelayProcess(one.args());
+  await using _relayTwo = await startRelayProcess(two.args());
+  // The agent alone sees a hosts file where the name has both addresses, as a DNS answer would.
+  const hosts = Deno.makeTempFileSync({ suffix: ".hosts" });
+  Deno.writeTextFileSync(
+    hosts,
+    "127.0.0.1 localhost\n127.0.0.2 relays.test\n127.0.0.3 relays.test\n",
+  );
+  const wrap = [
+    "unshare",
+    "--mount",
+    "sh",
+    "-c",
+    `mount --bind ${hosts} /etc/hosts && exec "$0" "$@"`,
+  ];
+  await using agent = new Proc(
+    "agent",
+    [
+      "--relay",
+      `relays.test:${port}`,
+      ...relayOne.trust,
+      "--service",
+      `blob=127.0.0.1:${server.port}`,
+      "--admin",
+      "off",
+    ],
+    {},
+    undefined,
+    wrap,
+  );
+  try {
+    await agent.waitFor(/--relay relays\.test:\d+: the name has 2 addresses; attaching to each/);
+    for (const address of ["127.0.0.2", "127.0.0.3"]) {
+      await agent.waitFor(
+        new RegExp(`service blob .* is reachable at ${address.replaceAll(".", "\\.")}:`),
+      );
+    }
+    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    const hello = new TextEncoder().encode("hello");
+    assertEquals(text(await echoed(one.blob, hello, "127.0.0.2")), "hello");
+    assertEquals(text(await echoed(two.blob, hello, "127.0.0.3")), "hello");
+  } finally {
+    Deno.removeSync(hosts);
+  }
+});
