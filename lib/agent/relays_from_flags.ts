@@ -2,8 +2,9 @@
  * The relays an agent attaches to, from its flags: each `--relay` (repeatable), its paths with
  * `--proxy` or the environment's proxy, trusted by `--fingerprint`, `--ca`, the system's roots,
  * or nothing (`--insecure`). A relay's name that resolves to several addresses (DNS with several
- * records for the relays behind one name) is one relay per address, each kept, with the name
- * still what TLS checks; through a proxy the proxy resolves the name, so it stays one.
+ * A records, or AAAA records for a name without A records, for the relays behind one name) is one
+ * relay per address, each kept, with the name still what TLS checks; through a proxy the proxy
+ * resolves the name, so it stays one.
  */
 
 import { lookup } from "node:dns/promises";
@@ -73,12 +74,17 @@ export async function relaysFromFlags(
   return relays;
 }
 
-/** The addresses `hostname` resolves to (none when it is an address, or does not resolve now). */
+/**
+ * The addresses of the relays behind `hostname`: its IPv4 addresses, or its IPv6 ones if it has
+ * none (a name with one address of each family is one relay with two ways to it, not two relays).
+ * None when it is an address, or does not resolve now.
+ */
 async function addressesOf(hostname: string): Promise<string[]> {
   if (isIP(hostname)) return [];
   try {
     const found = await lookup(hostname, { all: true });
-    return [...new Set(found.map(({ address }) => address))];
+    const family = found.some((entry) => entry.family === 4) ? 4 : 6;
+    return [...new Set(found.filter((entry) => entry.family === family).map((e) => e.address))];
   } catch {
     return []; // dialled by name, so the failure shows, and is retried, there
   }

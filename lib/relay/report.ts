@@ -87,7 +87,7 @@ export function relayMetrics(parts: ReportedParts): MetricFamily[] {
     ...memberMetrics(parts),
     {
       name: "porthole_refused_clients_total",
-      help: "Clients turned away, by reason (offline, pending, access, visitor).",
+      help: "Clients turned away, by reason (offline, unhealthy, pending, access, visitor).",
       type: "counter",
       samples: [...parts.admission.refusedBy].map(([reason, value]) => ({
         labels: { reason },
