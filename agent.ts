@@ -3,8 +3,8 @@
  * relay's clients from the services it names. `deno run -P=agent agent.ts --help` lists the flags.
  */
 
-import { AgentFatalError, startAgent } from "./lib/agent/agent.ts";
-import { configArgs } from "./lib/agent/config_file.ts";
+import { AgentFatalError, type AgentOptions, startAgent } from "./lib/agent/agent.ts";
+import { blameFile, configArgs } from "./lib/agent/config_file.ts";
 import { runAdminCommand } from "./lib/agent/admin_cli.ts";
 import { serviceRoutes } from "./lib/agent/admin_services.ts";
 import { AGENT_FLAGS, AGENT_HELP } from "./lib/agent_flags.ts";
@@ -54,6 +54,27 @@ function servicesOf(flags: FlagValues<typeof AGENT_FLAGS>) {
   return services;
 }
 
+/** What the agent is started with, from its flags; throws a UsageError for a bad value. */
+async function agentOptions(flags: FlagValues<typeof AGENT_FLAGS>): Promise<AgentOptions> {
+  const id = flags.id ?? Deno.hostname();
+  if (!SERVICE_ID_PATTERN.test(id)) {
+    throw new UsageError(`--id "${id}" may hold only letters, digits, '.', '_' and '-'`);
+  }
+  return {
+    relays: await relaysFromFlags(flags),
+    secret: await readSecret(flags["secret-file"]),
+    id,
+    services: servicesOf(flags),
+    reconnectMaxMs: parseSeconds(flags["reconnect-max"], "--reconnect-max"),
+    retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
+    idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
+    spares: parseSpares(flags.spares),
+    earlyData: parseOnOff(flags["early-data"], "--early-data"),
+    pathRecheckMs: parseSeconds(flags["path-recheck"], "--path-recheck"),
+    shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
+  };
+}
+
 Deno.exit(
   await runCommand("agent", async () => {
     const command = ["status", "service"].includes(Deno.args[0]);
@@ -68,24 +89,11 @@ Deno.exit(
     if (flags.version) return console.log(`porthole agent ${VERSION}`);
     applyLogLevel(flags["log-level"]);
     applyLogFormat(flags["log-format"]);
-    const id = flags.id ?? Deno.hostname();
-    if (!SERVICE_ID_PATTERN.test(id)) {
-      throw new UsageError(`--id "${id}" may hold only letters, digits, '.', '_' and '-'`);
-    }
-    const services = servicesOf(flags);
-    const agent = startAgent({
-      relays: await relaysFromFlags(flags),
-      secret: await readSecret(flags["secret-file"]),
-      id,
-      services,
-      reconnectMaxMs: parseSeconds(flags["reconnect-max"], "--reconnect-max"),
-      retryRefusedMs: parseOptionalSeconds(flags["retry-refused"], "--retry-refused"),
-      idleTimeoutMs: parseOptionalSeconds(flags["idle-timeout"], "--idle-timeout"),
-      spares: parseSpares(flags.spares),
-      earlyData: parseOnOff(flags["early-data"], "--early-data"),
-      pathRecheckMs: parseSeconds(flags["path-recheck"], "--path-recheck"),
-      shutdownTimeoutMs: parseSeconds(flags["shutdown-timeout"], "--shutdown-timeout"),
-    });
+    const agent = startAgent(
+      await agentOptions(flags).catch((error) => {
+        throw blameFile(error, flags.config, Deno.args);
+      }),
+    );
     onStatusSignal(log, agent.stats);
     Deno.addSignalListener("SIGHUP", async () => {
       if (!flags.config) return log.warn("SIGHUP: there is no --config file to read again");

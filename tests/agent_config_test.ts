@@ -147,3 +147,22 @@ Deno.test("agent config: a real agent started from its file serves its service",
   const answer = await request(Number(port), new TextEncoder().encode("from the file"));
   assertEquals(new TextDecoder().decode(answer), "from the file");
 });
+
+Deno.test("agent config: a bad value from the file is refused naming the file and the key", async () => {
+  const cases = [
+    { top: 'spares = "lots"', expected: /: spares: --spares "lots" is not MIN-MAX/ },
+    { top: 'early_data = "maybe"', expected: /: early_data: --early-data "maybe" is neither on/ },
+    {
+      service: 'health_check = "ping"',
+      expected: /: services: --health-check web=…: health check "ping": it starts with tcp/,
+    },
+  ];
+  for (const { top = "", service = "", expected } of cases) {
+    const file = tempConfigFile(
+      `relay = "127.0.0.1:1"\n${top}\n[services.web]\ntarget = "127.0.0.1:1"\n${service}\n`,
+    );
+    await using agent = new Proc("agent", ["--config", file]);
+    assertEquals((await agent.status).code, 2, "a usage error");
+    assertMatch(agent.output, new RegExp(file.replaceAll(".", "\\.") + expected.source));
+  }
+});

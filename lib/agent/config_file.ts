@@ -19,6 +19,7 @@
  * Unknown keys and values of the wrong type are refused naming the file and the key.
  */
 
+import { UsageError } from "../cli.ts";
 import type { FlagTable } from "../flags.ts";
 import { readConfigText, type Table, TomlFile } from "../toml.ts";
 
@@ -101,4 +102,21 @@ function serviceArgs(file: TomlFile, value: unknown): string[] {
     }
   }
   return args;
+}
+
+/** Flags that come from a service's table in the file. */
+const SERVICE_FLAGS = ["service", "host", "proxy-protocol", "health-check"];
+
+/**
+ * `error` as the file's problem when it is about a flag's value that came from the file at `path`
+ * (not from the command line `given`): prefixed with the file and its key, which is what the
+ * operator must edit. Other errors are returned as they are.
+ */
+export function blameFile(error: unknown, path: string | undefined, given: readonly string[]) {
+  const flag = error instanceof UsageError ? /^--([a-z-]+)/.exec(error.message)?.[1] : undefined;
+  if (!path || !flag) return error;
+  const name = SERVICE_FLAGS.includes(flag) ? "service" : flag;
+  if (given.some((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`))) return error;
+  const key = SERVICE_FLAGS.includes(flag) ? "services" : flag.replaceAll("-", "_");
+  return new UsageError(`${path}: ${key}: ${(error as UsageError).message}`);
 }

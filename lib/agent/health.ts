@@ -77,7 +77,11 @@ export function applyHealthChecks(services: Map<string, AgentService>, texts: st
     if (!id) throw new UsageError(`--health-check "${text}" is not ID=CHECK (example: web=tcp)`);
     const service = services.get(id);
     if (!service) throw new UsageError(`--health-check names ${id}, which no --service has`);
-    service.health = parseHealthCheck(check);
+    try {
+      service.health = parseHealthCheck(check);
+    } catch (error) {
+      throw new UsageError(`--health-check ${id}=…: ${(error as Error).message}`);
+    }
   }
 }
 
