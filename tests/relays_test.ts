@@ -5,7 +5,7 @@
  * each of them.
  */
 
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import {
   echo,
   echoed,
@@ -76,6 +76,11 @@ Deno.test("two relays: an agent on both serves each; one killed -9, transfers th
       from: seen,
     });
     assertEquals(await connected(), [false, true], "the agent's /status: only B connected");
+    const status = new Proc("agent", ["status", "--admin", admin.slice(7, -1)]);
+    assertEquals((await status.status).code, 0, status.output);
+    assertMatch(status.output, /: 1 of 2 relays connected, up /);
+    assertMatch(status.output, new RegExp(`^127\\.0\\.0\\.1:${a.listen} +no +`, "m"));
+    assertMatch(status.output, new RegExp(`^127\\.0\\.0\\.1:${b.listen} +yes +TLS, direct`, "m"));
 
     relayA = await startRelayProcess(a.args());
     await agent.waitFor(

@@ -67,6 +67,12 @@ function report(changes: ServiceChanges): void {
   console.log(said.length ? `services ${said.join("; ")}` : "nothing changed");
 }
 
+/** Whether its relay is connected, or how many of its relays are. */
+function relayText({ relay, path, relays }: ReturnType<typeof agentStatus>["agent"]): string {
+  if (relays.length === 1) return `relay ${relay}${path ? ` (${path})` : ""}`;
+  return `${relays.filter((r) => r.connected).length} of ${relays.length} relays connected`;
+}
+
 function statusText(status: ReturnType<typeof agentStatus>): string {
   const { agent, services, connections } = status;
   const relays = agent.relays.length > 1
@@ -80,7 +86,7 @@ function statusText(status: ReturnType<typeof agentStatus>): string {
     ]
     : [];
   return [
-    `agent ${agent.id}: relay ${agent.relay}${agent.path ? ` (${agent.path})` : ""}, up ` +
+    `agent ${agent.id}: ${relayText(agent)}, up ` +
     `${
       duration(agent.uptime_s)
     }; ${agent.connections} open connection(s), ${agent.spares} spare(s)`,
