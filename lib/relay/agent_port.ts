@@ -126,7 +126,10 @@ export class AgentPort {
   refuse(conn: Conn, why: string, reason: HandshakeFailure): void {
     this.#count(reason);
     this.#warn(conn, why.slice(0, 40), (from) => `refused agent connection from ${from}: ${why}`);
+    // Then the end of what the relay sends (over TLS, close_notify), so the agent reads the
+    // error as the last word rather than an abrupt end.
     writeAll(conn, encodeFrame({ type: "error", message: why }))
+      .then(() => conn.closeWrite())
       .catch(() => {})
       .finally(() => this.#options.open.release(conn));
   }
