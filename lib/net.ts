@@ -103,9 +103,20 @@ export function tune<C extends Conn>(conn: C): C {
 export const ACCEPT_RETRY_MS = 100;
 
 /**
+ * Errors of `accept` that mean one peer gave up before it was accepted (a load balancer's health
+ * check that connects and resets, a client's SYN then RST): nothing is wrong with the listener.
+ */
+const PEER_GONE_BEFORE_ACCEPT = [
+  Deno.errors.NotConnected,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.ConnectionReset,
+];
+
+/**
  * Accepts connections until the listener is closed, handing each to `handle` after
- * {@link tune}. An accept error other than the listener closing (such as running out of file
- * descriptors) goes to `onError`, and accepting resumes after {@link ACCEPT_RETRY_MS}.
+ * {@link tune}. A peer that gave up before it was accepted is skipped quietly. Any other accept
+ * error (such as running out of file descriptors) goes to `onError`, and accepting resumes after
+ * {@link ACCEPT_RETRY_MS}.
  */
 export async function acceptEach<C extends Conn>(
   listener: Listener<C>,
@@ -120,6 +131,7 @@ export async function acceptEach<C extends Conn>(
       if (
         error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted
       ) return;
+      if (PEER_GONE_BEFORE_ACCEPT.some((kind) => error instanceof kind)) continue;
       onError(error as Error);
       await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
       continue;
