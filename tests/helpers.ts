@@ -405,10 +405,13 @@ export interface Daemon extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+/** The end of a daemon's stderr kept for the error when it does not start. */
+const DAEMON_STDERR_KEPT = 4_096;
+
 /**
  * Starts `command` with `args` and resolves once it accepts connections on `port`; `stop` (and
- * leaving the test's scope) ends it with SIGTERM and then removes `dir`, if given. If it never
- * listens, it is stopped before the error goes on.
+ * leaving the test's scope) ends it with SIGTERM and then removes `dir`, if given. If it exits or
+ * never listens, it is stopped and the error carries the end of its stderr (a bad config says why).
  */
 export async function startDaemon(
   command: string,
@@ -416,22 +419,31 @@ export async function startDaemon(
   port: number,
   dir?: string,
 ): Promise<Daemon> {
-  const child = new Deno.Command(command, { args, stdin: "null", stdout: "null", stderr: "null" })
+  const child = new Deno.Command(command, { args, stdin: "null", stdout: "null", stderr: "piped" })
     .spawn();
+  let stderr = "";
+  const drained = (async () => {
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr = (stderr + text).slice(-DAEMON_STDERR_KEPT);
+    }
+  })();
   const stop = async () => {
     try {
       child.kill("SIGTERM");
     } catch {
       // already gone
     }
-    await child.status;
+    await Promise.all([child.status, drained]);
     if (dir) await Deno.remove(dir, { recursive: true });
   };
+  const exited = child.status.then(({ code }) => {
+    throw new Error(`${command} exited (code ${code}) before listening on ${port}`);
+  });
   try {
-    await listening(port, command);
+    await Promise.race([listening(port, command), exited]);
   } catch (error) {
     await stop();
-    throw error;
+    throw new Error(`${(error as Error).message}; its stderr:\n${stderr}`);
   }
   return { stop, [Symbol.asyncDispose]: stop };
 }
