@@ -31,10 +31,10 @@ check: $(DENO)
 	$(DENO) check relay.ts agent.ts scripts/ tests/ bench/
 	$(DENO) check --doc-only lib/
 
-# Not part of CI. -A: it reads relay's and agent's /proc files (CPU time, RSS, fd limits).
+# Not part of CI; ONLY="9 10" runs those measures alone. -A: it reads relay's and agent's /proc files (CPU time, RSS, fd limits).
 bench: $(DENO)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_PACKAGES)"
-	$(DENO) run -q -A bench/bench.ts
+	$(DENO) run -q -A bench/bench.ts $(ONLY)
 
 # Single binaries with only the permissions each needs. deno compile downloads its runtime,
 # so this needs the internet; tests never depend on it.

@@ -3,7 +3,8 @@
  * backends, relays and agents, prints a table, and writes bench/results/<time>.json and .svg.
  * What each measure means and how to read the chart: bench/README.md.
  *
- * Run with `deno run -A bench/bench.ts`: reading other processes' /proc files needs -A.
+ * Run with `deno run -A bench/bench.ts`: reading other processes' /proc files needs -A. Numbers
+ * after it run those measures alone (`deno run -A bench/bench.ts 9 10`, or `make bench ONLY="9 10"`).
  */
 
 import { randomToken } from "../lib/auth.ts";
@@ -15,10 +16,16 @@ import { formatTable, type Measure, meets, ratioOf, renderChart } from "./report
 import { startBackends } from "./tunnel.ts";
 import { slowLink } from "./slow_link.ts";
 import { webSocket } from "./websocket.ts";
+import { groups } from "./groups.ts";
 
 /** The whole run is stopped after this long; it takes about twelve minutes on two cores. */
 const OVERALL_TIMEOUT_MS = 25 * 60_000;
 const RESULTS_DIR = new URL("results/", import.meta.url).pathname;
+
+/** Whether the phase `name` ("4. concurrency …") runs: every one, or those whose number is named. */
+function isChosen(name: string, numbers: string[]): boolean {
+  return numbers.length === 0 || numbers.includes(name.slice(0, name.indexOf(".")));
+}
 
 async function main(): Promise<void> {
   const startedAt = new Date();
@@ -41,11 +48,14 @@ async function main(): Promise<void> {
     ["7. names on shared ports", () => names(bench)],
     ["8. the WebSocket transport", () => webSocket(bench)],
     ["9. new connections on a slow link", () => slowLink(bench)],
+    ["10. agents in a group", () => groups(bench)],
     // 6. TLS overhead runs within 1, 2 and the first 4, beside the plain tunnel it is compared
     // with; its rows come last.
   ];
+  const chosen = phases.filter(([name]) => isChosen(name, Deno.args));
+  if (chosen.length === 0) throw new Error(`no measure numbered ${Deno.args.join(" or ")}`);
   const measured: Measure[] = [];
-  for (const [name, run] of phases) {
+  for (const [name, run] of chosen) {
     const phaseStart = performance.now();
     console.error(`bench: ${name}...`);
     measured.push(...await run());
