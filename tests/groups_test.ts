@@ -10,6 +10,7 @@ import {
   connect,
   eventually,
   freePort,
+  type Proc,
   readAll,
   startAgentProcess,
   startRelayProcess,
@@ -52,6 +53,13 @@ async function spread(port: number, count: number): Promise<Record<string, numbe
     served[name] = (served[name] ?? 0) + 1;
   }
   return served;
+}
+
+/** The relay's `GET /healthz/SERVICE`: its status and text. */
+async function serviceHealth(relay: Proc, service: string): Promise<[number, string]> {
+  const [, admin] = relay.lines.join("\n").match(/relay admin API on (http:\/\/\S+\/)/) ?? [];
+  const response = await fetch(`${admin}healthz/${service}`);
+  return [response.status, (await response.text()).trim()];
 }
 
 const GROUP_CONFIG = `
@@ -139,6 +147,10 @@ Deno.test("group: a member failing its HTTP health checks leaves the rotation, a
     /agent a: service web fails its health checks \(GET \/healthz answered 503\)/,
   );
   assertEquals(await spread(port, 6), { b: 6 }, "only b while a fails");
+  assertEquals(await serviceHealth(relay, "web"), [
+    200,
+    "service web: 1 of 2 agent(s) in rotation",
+  ]);
 
   a.setHealthy(true);
   await relay.waitFor(/agent a: service web passes its health checks/);
@@ -164,6 +176,14 @@ Deno.test("group: a lone member failing its TCP health check turns clients away 
     assertEquals((await readAll(conn)).length, 0, "closed at once");
     conn.close();
     await relay.waitFor(/every agent serving it reports it failing its health checks/);
+    assertEquals(await serviceHealth(relay, "web"), [
+      503,
+      "service web: its 1 agent(s) fail their health checks",
+    ]);
+    assertEquals(await serviceHealth(relay, "mail"), [
+      503,
+      "service mail: no agent serving it is attached to this relay",
+    ]);
   } finally {
     service?.close();
   }

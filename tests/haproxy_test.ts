@@ -2,8 +2,9 @@
  * A real HAProxy in front of two relays, with the PROXY protocol on, configured by the example in
  * docs/scaling.md (its addresses made loopback ones, its checks faster): the relays trust HAProxy's
  * header, so the service behind the agent (nginx, reading the agent's header) sees the real
- * client's address; round robin sends clients through each relay; one relay killed -9, HAProxy's
- * checks take it out of the rotation and the next connections are all served through the other.
+ * client's address; round robin sends clients through each relay. HAProxy checks each relay's
+ * `/healthz/web`, so a relay killed -9, or one whose agent is gone, leaves the rotation and the
+ * next connections are all served through the other.
  */
 
 import { assert, assertEquals } from "./assert.ts";
@@ -13,12 +14,14 @@ import {
   type Proc,
   startAgentProcess,
   startRelayProcess,
+  tempConfigFile,
   tempStateDir,
 } from "./helpers.ts";
-import { startHAProxy } from "./haproxy.ts";
+import { type HAProxy, startHAProxy } from "./haproxy.ts";
 import { startNginx } from "./nginx.ts";
 
 const CLIENT = "127.0.0.7"; // a loopback address of the client's own, not HAProxy's
+const ADMIN_TOKEN = "haproxy-checks-relays";
 
 /** The `haproxy` block of docs/scaling.md with each of `replaced`'s keys (which must be there) replaced. */
 async function documentedConfig(replaced: Record<string, string>): Promise<string> {
@@ -46,64 +49,100 @@ async function get(port: number): Promise<string> {
 const served = (relay: Proc) =>
   relay.lines.filter((line) => /connection closed: .* client=127\.0\.0\.7:/.test(line)).length;
 
+/** A relay as docs/scaling.md runs it, its public port for web and its admin API known. */
+function startRelay(stateDir: string) {
+  const ports = { web: freePort(), admin: freePort() };
+  return startRelayProcess([
+    ...["--state-dir", stateDir, "--expose", `web=127.0.0.1:${ports.web}`],
+    ...["--proxy-protocol-from", "127.0.0.1/32"], // HAProxy's address
+    ...["--admin", `127.0.0.1:${ports.admin}`],
+    ...["--admin-token-file", tempConfigFile(`${ADMIN_TOKEN}\n`)],
+  ]).then((relay) => Object.assign(relay, ports));
+}
+
+type Relay = Awaited<ReturnType<typeof startRelay>>;
+
+/** An agent serving nginx as web, with the PROXY header nginx reads, on each of `relays`. */
+function startAgent(nginxPort: number, ...relays: Relay[]) {
+  return startAgentProcess(relays[0], { web: nginxPort }, [
+    ...relays.flatMap((relay) => ["--relay", `127.0.0.1:${relay.port}`]),
+    ...["--proxy-protocol", "web=v2", "--reconnect-max", "1"],
+  ]);
+}
+
+/** HAProxy with the documented config in front of relays `a` and `b`, both checked UP. */
+async function startBalancer(a: Relay, b: Relay): Promise<HAProxy & { port: number }> {
+  const port = freePort();
+  const config = await documentedConfig({
+    "bind :443": `bind 127.0.0.1:${port}`,
+    "192.0.2.10:8443 send-proxy-v2 check port 7836":
+      `127.0.0.1:${a.web} send-proxy-v2 check port ${a.admin}`,
+    "192.0.2.11:8443 send-proxy-v2 check port 7836":
+      `127.0.0.1:${b.web} send-proxy-v2 check port ${b.admin}`,
+    "ADMIN-TOKEN": ADMIN_TOKEN,
+    "inter 2s": "inter 200ms",
+  });
+  const haproxy = await startHAProxy(config, port);
+  await eventually(async () => (await states(haproxy)) === "UP,UP", "HAProxy's checks pass");
+  return Object.assign(haproxy, { port });
+}
+
+const states = async (haproxy: HAProxy) => Object.values(await haproxy.servers()).join();
+
+/** Four clients through HAProxy, two through each relay, each seen by nginx as itself. */
+async function roundRobin(haproxy: { port: number }, a: Relay, b: Relay): Promise<void> {
+  for (let i = 0; i < 4; i++) assertEquals(await get(haproxy.port), CLIENT, `request ${i}`);
+  await eventually(() => served(a) + served(b) === 4, "both relays log 4 connections");
+  assertEquals([served(a), served(b)], [2, 2], "round robin: two through each relay");
+}
+
+/** Once HAProxy has taken relay a out, five more clients, all served through b. */
+async function allThroughB(haproxy: HAProxy & { port: number }, b: Relay): Promise<void> {
+  await eventually(async () => (await states(haproxy)) === "DOWN,UP", "relay a checked down");
+  for (let i = 0; i < 5; i++) assertEquals(await get(haproxy.port), CLIENT, `after: ${i}`);
+  await eventually(() => served(b) === 7, "relay b logs the 5 new connections");
+}
+
 Deno.test("HAProxy in front of two relays: the real client reaches the service; one relay killed, the next connections are served", async () => {
   await using nginx = await startNginx(
     'listen 127.0.0.1:PORT proxy_protocol; location / { return 200 "$proxy_protocol_addr"; }',
   );
   const stateDir = tempStateDir(); // one certificate for both, so one --fingerprint trusts both
-  const web = { a: freePort(), b: freePort() };
-  const relayArgs = (port: number) => [
-    "--state-dir",
-    stateDir,
-    "--expose",
-    `web=127.0.0.1:${port}`,
-    "--proxy-protocol-from",
-    "127.0.0.1/32", // HAProxy's address
-  ];
-  const relayA = await startRelayProcess(relayArgs(web.a));
+  const relayA = await startRelay(stateDir);
   try {
-    await using relayB = await startRelayProcess(relayArgs(web.b));
-    await using agent = await startAgentProcess(relayA, { web: nginx.port }, [
-      "--relay",
-      `127.0.0.1:${relayA.port}`,
-      "--relay",
-      `127.0.0.1:${relayB.port}`,
-      "--proxy-protocol",
-      "web=v2",
-      "--reconnect-max",
-      "1",
-    ]);
-    for (const port of [web.a, web.b]) {
-      await agent.waitFor(
-        new RegExp(`service web \\(.*\\) is reachable at 127\\.0\\.0\\.1:${port}$`),
-      );
+    await using relayB = await startRelay(stateDir);
+    await using agent = await startAgent(nginx.port, relayA, relayB);
+    for (const relay of [relayA, relayB]) {
+      await agent.waitFor(new RegExp(`service web \\(.*\\) is reachable at .*:${relay.web}$`));
     }
-    const port = freePort();
-    const config = await documentedConfig({
-      "bind :443": `bind 127.0.0.1:${port}`,
-      "192.0.2.10:8443": `127.0.0.1:${web.a}`,
-      "192.0.2.11:8443": `127.0.0.1:${web.b}`,
-      "inter 2s": "inter 200ms",
-    });
-    await using haproxy = await startHAProxy(config, port);
-    const states = async () => Object.values(await haproxy.servers()).join();
-    await eventually(async () => (await states()) === "UP,UP", "HAProxy's checks pass");
-
-    for (let i = 0; i < 4; i++) assertEquals(await get(port), CLIENT, `request ${i}`);
-    await eventually(() => served(relayA) + served(relayB) === 4, "both relays log 4 connections");
-    assertEquals([served(relayA), served(relayB)], [2, 2], "round robin: two through each relay");
+    await using haproxy = await startBalancer(relayA, relayB);
+    await roundRobin(haproxy, relayA, relayB);
 
     Deno.kill(relayA.pid, "SIGKILL");
     await relayA.status;
-    await eventually(
-      async () => (await states()) === "DOWN,UP",
-      "HAProxy's checks mark relay A down",
-    );
-    for (let i = 0; i < 5; i++) {
-      assertEquals(await get(port), CLIENT, `after the kill: ${i}`);
-    }
-    await eventually(() => served(relayB) === 7, "relay B logs the 5 new connections");
+    await allThroughB(haproxy, relayB);
   } finally {
     await relayA.stop();
+  }
+});
+
+Deno.test("HAProxy in front of two relays: a relay whose agent is gone fails /healthz/web and leaves the rotation", async () => {
+  await using nginx = await startNginx(
+    'listen 127.0.0.1:PORT proxy_protocol; location / { return 200 "$proxy_protocol_addr"; }',
+  );
+  const stateDir = tempStateDir();
+  await using relayA = await startRelay(stateDir);
+  await using relayB = await startRelay(stateDir);
+  const agentA = await startAgent(nginx.port, relayA);
+  try {
+    await using _agentB = await startAgent(nginx.port, relayB);
+    await using haproxy = await startBalancer(relayA, relayB);
+    await roundRobin(haproxy, relayA, relayB);
+
+    Deno.kill(agentA.pid, "SIGKILL");
+    await agentA.status;
+    await allThroughB(haproxy, relayB);
+  } finally {
+    await agentA.stop();
   }
 });

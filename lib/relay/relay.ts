@@ -39,6 +39,7 @@ import { dataChannelHandlers } from "./data_channels.ts";
 import { Publication } from "./publication.ts";
 import { Registry } from "./registry.ts";
 import { LiveConnections } from "../admin/live.ts";
+import { serviceHealthRoute } from "./service_health.ts";
 import { relayMetrics, relayStatus, type ReportedParts } from "./report.ts";
 import { Rendezvous } from "./rendezvous.ts";
 import { type AgentSession, Sessions } from "./sessions.ts";
@@ -102,6 +103,8 @@ export interface Relay {
   status(): ReturnType<typeof relayStatus>;
   /** The admin API's `/metrics` text. */
   metrics(): string;
+  /** The admin API's `/healthz/SERVICE` (lib/relay/service_health.ts). */
+  extra(request: Request, path: string): Promise<Response | undefined>;
   /** Applies a new configuration: removed agents are disconnected, other tunnels stay up. */
   reload(config: RelayConfig): void;
   /** Terminates HTTPS with `certificates` from now on (the HTTPS front's, re-read on SIGHUP). */
@@ -227,6 +230,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     address: agentPort.address,
     status: () => relayStatus(reported, startedAt),
     metrics: () => formatMetrics(relayMetrics(reported)),
+    extra: serviceHealthRoute(reported.members),
     stats: () => ({
       agents: sessions.size,
       services: sessions.serviceCount,
