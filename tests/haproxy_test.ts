@@ -22,6 +22,9 @@ import { startNginx } from "./nginx.ts";
 
 const CLIENT = "127.0.0.7"; // a loopback address of the client's own, not HAProxy's
 const ADMIN_TOKEN = "haproxy-checks-relays";
+/** nginx reading the agent's PROXY header and answering with the client address it gives. */
+const ANSWERS_CLIENT_ADDRESS =
+  'listen 127.0.0.1:PORT proxy_protocol; location / { return 200 "$proxy_protocol_addr"; }';
 
 /** The `haproxy` block of docs/scaling.md with each of `replaced`'s keys (which must be there) replaced. */
 async function documentedConfig(replaced: Record<string, string>): Promise<string> {
@@ -96,17 +99,17 @@ async function roundRobin(haproxy: { port: number }, a: Relay, b: Relay): Promis
   assertEquals([served(a), served(b)], [2, 2], "round robin: two through each relay");
 }
 
-/** Once HAProxy has taken relay a out, five more clients, all served through b. */
-async function allThroughB(haproxy: HAProxy & { port: number }, b: Relay): Promise<void> {
+/** Kills `victim` -9; once HAProxy has taken relay a out, five more clients, all through b. */
+async function allThroughB(haproxy: HAProxy & { port: number }, b: Relay, victim: Proc) {
+  Deno.kill(victim.pid, "SIGKILL");
+  await victim.status;
   await eventually(async () => (await states(haproxy)) === "DOWN,UP", "relay a checked down");
   for (let i = 0; i < 5; i++) assertEquals(await get(haproxy.port), CLIENT, `after: ${i}`);
   await eventually(() => served(b) === 7, "relay b logs the 5 new connections");
 }
 
 Deno.test("HAProxy in front of two relays: the real client reaches the service; one relay killed, the next connections are served", async () => {
-  await using nginx = await startNginx(
-    'listen 127.0.0.1:PORT proxy_protocol; location / { return 200 "$proxy_protocol_addr"; }',
-  );
+  await using nginx = await startNginx(ANSWERS_CLIENT_ADDRESS);
   const stateDir = tempStateDir(); // one certificate for both, so one --fingerprint trusts both
   const relayA = await startRelay(stateDir);
   try {
@@ -118,18 +121,14 @@ Deno.test("HAProxy in front of two relays: the real client reaches the service; 
     await using haproxy = await startBalancer(relayA, relayB);
     await roundRobin(haproxy, relayA, relayB);
 
-    Deno.kill(relayA.pid, "SIGKILL");
-    await relayA.status;
-    await allThroughB(haproxy, relayB);
+    await allThroughB(haproxy, relayB, relayA);
   } finally {
     await relayA.stop();
   }
 });
 
 Deno.test("HAProxy in front of two relays: a relay whose agent is gone fails /healthz/web and leaves the rotation", async () => {
-  await using nginx = await startNginx(
-    'listen 127.0.0.1:PORT proxy_protocol; location / { return 200 "$proxy_protocol_addr"; }',
-  );
+  await using nginx = await startNginx(ANSWERS_CLIENT_ADDRESS);
   const stateDir = tempStateDir();
   await using relayA = await startRelay(stateDir);
   await using relayB = await startRelay(stateDir);
@@ -139,9 +138,7 @@ Deno.test("HAProxy in front of two relays: a relay whose agent is gone fails /he
     await using haproxy = await startBalancer(relayA, relayB);
     await roundRobin(haproxy, relayA, relayB);
 
-    Deno.kill(agentA.pid, "SIGKILL");
-    await agentA.status;
-    await allThroughB(haproxy, relayB);
+    await allThroughB(haproxy, relayB, agentA);
   } finally {
     await agentA.stop();
   }
