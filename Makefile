@@ -15,7 +15,7 @@ export NO_COLOR := 1
 # Same as lib/launch.ts V8_FLAGS (why: see there).
 V8_FLAGS := --v8-flags=--max-semi-space-size=1,--optimize-for-size,--expose-gc
 
-.PHONY: demo test check bench build deps clean
+.PHONY: demo test check bench build release deps clean
 
 demo: $(DENO)
 	$(DENO) run -q -P=demo scripts/demo.ts
@@ -36,11 +36,22 @@ bench: $(DENO)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_PACKAGES)"
 	$(DENO) run -q -A bench/bench.ts $(ONLY)
 
-# Single binaries with only the permissions each needs. deno compile downloads its runtime,
-# so this needs the internet; tests never depend on it.
+# Single binaries with only the permissions each needs, for this machine. deno compile
+# downloads its runtime, so this needs the internet; tests never depend on it.
 build: $(DENO)
 	$(DENO) compile -P=relay $(V8_FLAGS) --output dist/relay relay.ts
 	$(DENO) compile -P=agent $(V8_FLAGS) --output dist/agent agent.ts
+
+# The same for every platform deno compile targets, named with the version (deno.json's, which
+# `--version` prints): dist/porthole-relay-0.1.0-aarch64-unknown-linux-gnu, ….exe on Windows.
+VERSION := $(shell sed -nE 's/^  "version": "([^"]+)".*/\1/p' deno.json)
+RELEASE_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin \
+  aarch64-apple-darwin x86_64-pc-windows-msvc
+release: $(DENO)
+	for target in $(RELEASE_TARGETS); do for program in relay agent; do \
+	  $(DENO) compile -P=$$program $(V8_FLAGS) --target $$target \
+	    --output dist/porthole-$$program-$(VERSION)-$$target $$program.ts; \
+	done; done
 
 .tools/node_modules/.bin/deno:
 	npm install --prefix .tools --no-save --no-audit --no-fund --prefer-offline deno@$(DENO_VERSION)
