@@ -21,6 +21,7 @@ import {
   parseOnOff,
   parseOptionalSeconds,
   parseSeconds,
+  parseSecondsOrOff,
   parseSpares,
   runCommand,
   SERVICE_ID_PATTERN,
@@ -30,7 +31,13 @@ import {
 import { type FlagValues, parseFlags } from "./lib/flags.ts";
 import { adminFromFlags, AGENT_ADMIN_ADDRESS } from "./lib/admin/flags.ts";
 import { createLogger } from "./lib/log.ts";
-import { relaysFromFlags } from "./lib/agent/relays_from_flags.ts";
+import {
+  keepRelaysResolved,
+  type RelaySpec,
+  relaySpecs,
+  type ResolvedRelay,
+  resolveRelays,
+} from "./lib/agent/relays_from_flags.ts";
 import { applyHealthChecks } from "./lib/agent/health.ts";
 
 const log = createLogger("agent");
@@ -54,14 +61,22 @@ function servicesOf(flags: FlagValues<typeof AGENT_FLAGS>) {
   return services;
 }
 
-/** What the agent is started with, from its flags; throws a UsageError for a bad value. */
-async function agentOptions(flags: FlagValues<typeof AGENT_FLAGS>): Promise<AgentOptions> {
+/**
+ * What the agent is started with, from its flags, with its relays' specs and how often their
+ * names are resolved again; throws a UsageError for a bad value.
+ */
+async function agentOptions(flags: FlagValues<typeof AGENT_FLAGS>): Promise<
+  AgentOptions & { relays: ResolvedRelay[]; specs: RelaySpec[]; dnsRefreshMs?: number }
+> {
   const id = flags.id ?? Deno.hostname();
   if (!SERVICE_ID_PATTERN.test(id)) {
     throw new UsageError(`--id "${id}" may hold only letters, digits, '.', '_' and '-'`);
   }
+  const specs = await relaySpecs(flags);
   return {
-    relays: await relaysFromFlags(flags),
+    specs,
+    dnsRefreshMs: parseSecondsOrOff(flags["relay-dns-refresh"], "--relay-dns-refresh"),
+    relays: await resolveRelays(specs),
     secret: await readSecret(flags["secret-file"]),
     id,
     services: servicesOf(flags),
@@ -89,11 +104,13 @@ Deno.exit(
     if (flags.version) return console.log(`porthole agent ${VERSION}`);
     applyLogLevel(flags["log-level"]);
     applyLogFormat(flags["log-format"]);
-    const agent = startAgent(
-      await agentOptions(flags).catch((error) => {
-        throw blameFile(error, flags.config, Deno.args);
-      }),
-    );
+    const options = await agentOptions(flags).catch((error) => {
+      throw blameFile(error, flags.config, Deno.args);
+    });
+    const agent = startAgent(options);
+    if (options.dnsRefreshMs) {
+      keepRelaysResolved(agent, options.specs, options.relays, options.dnsRefreshMs);
+    }
     onStatusSignal(log, agent.stats);
     Deno.addSignalListener("SIGHUP", async () => {
       if (!flags.config) return log.warn("SIGHUP: there is no --config file to read again");

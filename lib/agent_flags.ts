@@ -2,6 +2,7 @@
 
 import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from "./agent/relay_link.ts";
 import { PATH_RECHECK_MS } from "./agent/path_choice.ts";
+import { RELAY_DNS_REFRESH_MS } from "./agent/relays_from_flags.ts";
 import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES } from "./agent/spares.ts";
 import { adminFlags, AGENT_ADMIN_ADDRESS } from "./admin/flags.ts";
 import { ADMIN_COMMANDS_HELP } from "./agent/admin_cli.ts";
@@ -121,6 +122,12 @@ export const AGENT_FLAGS = {
     default: String(RECONNECT_MAX_MS / 1000),
     help: "Longest pause between attempts to reach a lost relay; pauses start at " +
       `${RECONNECT_MIN_MS / 1000} s and double, with jitter.`,
+  },
+  "relay-dns-refresh": {
+    value: "SECS|off",
+    default: String(RELAY_DNS_REFRESH_MS / 1000),
+    help: "How often relay names are resolved again: a relay added to a name's DNS answer is " +
+      "attached to, one removed from it is left; off resolves them at start only.",
   },
   "retry-refused": {
     value: "SECS",

@@ -203,6 +203,11 @@ export function parseSeconds(text: string, flag: string): number {
   return Math.round(seconds * 1000);
 }
 
+/** Parses a flag of seconds, or `off` (undefined) for a feature that is on by default. */
+export function parseSecondsOrOff(text: string, flag: string): number | undefined {
+  return text === "off" ? undefined : parseSeconds(text, flag);
+}
+
 /** Parses a flag of seconds that may be left out (a feature that is off by default). */
 export function parseOptionalSeconds(text: string | undefined, flag: string): number | undefined {
   return text === undefined ? undefined : parseSeconds(text, flag);

@@ -20,6 +20,7 @@ const SAMPLES: Record<string, string | number> = {
   SHA256: "AB:CD",
   NAME: "office",
   SECS: 7,
+  "SECS|off": "off",
   "MIN-MAX": "1-3",
   "on|off": "off",
   "HOST:PORT": "127.0.0.1:17837",

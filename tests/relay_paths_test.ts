@@ -2,6 +2,7 @@
 
 import { assertEquals, assertThrows } from "./assert.ts";
 import { bypasses, parseRelayAddress, proxyRoute, relayPaths } from "../lib/agent/relay_paths.ts";
+import { relaySpecs, type ResolvedRelay, resolveRelays } from "../lib/agent/relays_from_flags.ts";
 
 const relay = { hostname: "relay.example.com", port: 7835 };
 
@@ -75,4 +76,31 @@ Deno.test("paths: TLS then WebSocket directly, then only the WebSocket through t
     relayPaths({ address: parseRelayAddress("relay.example.com:7835") }).map((path) => path.name),
     ["plain TCP, direct", "WebSocket over plain TCP, direct"],
   );
+});
+
+Deno.test("relay names: one relay per address of several, followed as the answer changes", async () => {
+  const pinned = { insecure: false, fingerprint: "ab".repeat(32) };
+  const specs = await relaySpecs({ relay: ["relays.test:7835"], ...pinned });
+  const resolve = (previous: ResolvedRelay[], answer: string[] | undefined) =>
+    resolveRelays(specs, previous, () => Promise.resolve(answer));
+  const names = (relays: ResolvedRelay[]) => relays.map(({ name }) => name);
+  const atStart = await resolve([], undefined);
+  assertEquals(names(atStart), ["relays.test:7835"], "not resolving at start: dialled by name");
+  const two = await resolve(atStart, ["10.0.0.1", "10.0.0.2"]);
+  assertEquals(names(two), ["relays.test:7835 (10.0.0.1)", "relays.test:7835 (10.0.0.2)"]);
+  assertEquals(await resolve(two, undefined), two, "an answer that fails keeps the relays");
+  const one = await resolve(two, ["10.0.0.2"]);
+  assertEquals(one, [two[1]], "the one left is kept as it was");
+  assertEquals(names(await resolve(one, ["10.0.0.3"])), ["relays.test:7835"], "a new one: by name");
+  const proxied = await relaySpecs({
+    relay: ["relays.test:7835"],
+    proxy: "http://127.0.0.1:3128",
+    ...pinned,
+  });
+  const lookedUp: string[] = [];
+  const throughProxy = await resolveRelays(proxied, [], (name) => {
+    lookedUp.push(name);
+    return Promise.resolve(["10.0.0.1", "10.0.0.2"]);
+  });
+  assertEquals([names(throughProxy), lookedUp], [["relays.test:7835"], []], "the proxy resolves");
 });

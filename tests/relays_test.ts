@@ -12,6 +12,7 @@ import {
   freePort,
   Proc,
   randomBytes,
+  readAll,
   startAgentProcess,
   startRelayProcess,
   startServer,
@@ -94,20 +95,24 @@ Deno.test("two relays: an agent on both serves each; one killed -9, transfers th
   }
 });
 
-Deno.test("a relay name with two IPv4 addresses: the agent attaches to each", async () => {
+Deno.test("a relay name with two IPv4 addresses: the agent attaches to each, and follows its DNS answer", async () => {
   await using server = startServer(echo);
   const stateDir = tempStateDir();
   const port = freePort("127.0.0.2");
   const one = relayArgs(stateDir, "127.0.0.2", port), two = relayArgs(stateDir, "127.0.0.3", port);
+  const three = relayArgs(stateDir, "127.0.0.4", port);
   await using relayOne = await startRelayProcess(one.args());
-  await using _relayTwo = await startRelayProcess(two.args());
+  await using relayTwo = await startRelayProcess(two.args());
+  await using _relayThree = await startRelayProcess(three.args());
   // The agent alone sees a hosts file where the name has both addresses, as a DNS answer would.
   const hosts = Deno.makeTempFileSync({ suffix: ".hosts" });
-  Deno.writeTextFileSync(
-    hosts,
-    // Its IPv6 address is another way to one of them, not a third relay.
-    "127.0.0.1 localhost\n127.0.0.2 relays.test\n127.0.0.3 relays.test\n::1 relays.test\n",
-  );
+  const answer = (...addresses: string[]) =>
+    Deno.writeTextFileSync( // in place: the agent's /etc/hosts is this file, bind-mounted
+      hosts,
+      "127.0.0.1 localhost\n" + addresses.map((at) => `${at} relays.test\n`).join(""),
+    );
+  // Its IPv6 address is another way to one of them, not a third relay.
+  answer("127.0.0.2", "127.0.0.3", "::1");
   const wrap = [
     "unshare",
     "--mount",
@@ -125,22 +130,51 @@ Deno.test("a relay name with two IPv4 addresses: the agent attaches to each", as
       `blob=127.0.0.1:${server.port}`,
       "--admin",
       "off",
+      "--relay-dns-refresh",
+      "0.2",
     ],
     {},
     undefined,
     wrap,
   );
+  const reachable = (address: string, from = 0) =>
+    agent.waitFor(
+      new RegExp(`service blob .* is reachable at ${address.replaceAll(".", "\\.")}:`),
+      {
+        from,
+      },
+    );
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const hello = new TextEncoder().encode("hello");
   try {
     await agent.waitFor(/--relay relays\.test:\d+: the name has 2 addresses; attaching to each/);
-    for (const address of ["127.0.0.2", "127.0.0.3"]) {
-      await agent.waitFor(
-        new RegExp(`service blob .* is reachable at ${address.replaceAll(".", "\\.")}:`),
-      );
-    }
-    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-    const hello = new TextEncoder().encode("hello");
+    for (const address of ["127.0.0.2", "127.0.0.3"]) await reachable(address);
     assertEquals(text(await echoed(one.blob, hello, "127.0.0.2")), "hello");
     assertEquals(text(await echoed(two.blob, hello, "127.0.0.3")), "hello");
+
+    // The name moves from .2 to .4: the agent attaches to .4 and leaves .2; its connection
+    // through .2 goes on, and .3 is not disturbed.
+    const held = await Deno.connect({ hostname: "127.0.0.2", port: one.blob });
+    await writeAll(held, hello);
+    const seen = agent.lines.length;
+    const twoSeen = relayTwo.lines.length;
+    answer("127.0.0.3", "127.0.0.4");
+    await agent.waitFor(
+      /relay relays\.test:\d+ \(127\.0\.0\.4\): in the DNS answer now; attaching/,
+    );
+    await agent.waitFor(/relay relays\.test:\d+ \(127\.0\.0\.2\): no longer in the DNS answer/);
+    await reachable("127.0.0.4", seen);
+    await relayOne.waitFor(/agent \S+ disconnected/);
+    assertEquals(text(await echoed(three.blob, hello, "127.0.0.4")), "hello");
+    assertEquals(text(await echoed(two.blob, hello, "127.0.0.3")), "hello");
+    await held.closeWrite();
+    assertEquals(text(await readAll(held)), "hello", "the connection through .2 went on");
+    held.close();
+    assertEquals(
+      relayTwo.lines.slice(twoSeen).filter((line) => /agent .*(dis)?connected/.test(line)),
+      [],
+      "the agent stayed on .3",
+    );
   } finally {
     Deno.removeSync(hosts);
   }

@@ -30,8 +30,8 @@ import { createLogger } from "../log.ts";
 import { agentMetrics, agentStatus } from "./report.ts";
 import { LiveServices, type ServiceChanges } from "./live_services.ts";
 import { EARLY_WINDOW_BYTES } from "../protocol.ts";
-import { RelayLink } from "./relay_link.ts";
-import type { RelayPath } from "./relay_paths.ts";
+import type { LinkOptions, RelayLink } from "./relay_link.ts";
+import { type AgentRelay, RelaySet } from "./relay_set.ts";
 import type { AgentService } from "./serve.ts";
 import { AgentFatalError, type Registrar } from "./session.ts";
 import { DEFAULT_MAX_SPARES, DEFAULT_MIN_SPARES, type SpareLimits } from "./spares.ts";
@@ -44,7 +44,7 @@ export interface AgentOptions {
    * The relays to attach to, each by its name for logs and the ways to reach its agent port,
    * best first (lib/agent/relay_paths.ts).
    */
-  relays: { name: string; paths: RelayPath[] }[];
+  relays: AgentRelay[];
   /** While on a worse path, how often to check the better ones (default: path_choice.ts'). */
   pathRecheckMs?: number;
   /** The shared secret. */
@@ -106,6 +106,11 @@ export interface Agent {
    */
   updateServices(services: ReadonlyMap<string, AgentService>): ServiceChanges;
   /**
+   * Is attached to `relays` from now on (lib/agent/relay_set.ts): new ones are dialled, those no
+   * longer given are left, the connections through them going on.
+   */
+  setRelays(relays: readonly AgentRelay[]): void;
+  /**
    * Stops: the control channel closes, and open connections get up to `shutdownTimeoutMs` to
    * finish before they are closed.
    */
@@ -123,20 +128,34 @@ const log = createLogger("agent");
 export function startAgent(options: AgentOptions): Agent {
   const open = new OpenConnections(); // service and data connections, which outlive a session
   const stopping = new AbortController();
-  const links = options.relays.map(({ name, paths }) =>
-    new RelayLink(name, paths, options.pathRecheckMs)
-  );
   const live = new LiveConnections();
   const services = new LiveServices(options.services);
-  const done = run(options, links, services, live, open, stopping);
-  const stats = (): AgentStats => ({
-    relay: links.some((link) => link.connected) ? "connected" : "disconnected",
-    ...(links[0].path ? { path: links[0].path } : {}),
-    relays: links.map(({ name, connected, path }) => ({ relay: name, connected, path })),
-    connections: open.size,
-    spares: links.reduce((sum, link) => sum + link.spares, 0),
-  });
-  const reported = { id: options.id, services: services.services, links, live, stats };
+  const relays = new RelaySet(
+    linkOptions(options, services, live, open),
+    stopping,
+    options.pathRecheckMs,
+  );
+  relays.set(options.relays);
+  const done = run(options, relays, services, open);
+  const stats = (): AgentStats => {
+    const links = relays.links;
+    return {
+      relay: links.some((link) => link.connected) ? "connected" : "disconnected",
+      ...(links[0]?.path ? { path: links[0].path } : {}),
+      relays: links.map(({ name, connected, path }) => ({ relay: name, connected, path })),
+      connections: open.size,
+      spares: links.reduce((sum, link) => sum + link.spares, 0),
+    };
+  };
+  const reported = {
+    id: options.id,
+    services: services.services,
+    get links() {
+      return relays.links;
+    },
+    live,
+    stats,
+  };
   const startedAt = Date.now();
   return {
     stats,
@@ -146,7 +165,7 @@ export function startAgent(options: AgentOptions): Agent {
     updateServices(next) {
       const changes = services.update(next);
       for (const id of [...changes.removed, ...changes.changed]) {
-        links.forEach((link) => link.published.delete(id));
+        relays.links.forEach((link) => link.published.delete(id));
       }
       const graceMs = options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS;
       for (const id of changes.removed) {
@@ -164,31 +183,26 @@ export function startAgent(options: AgentOptions): Agent {
       }
       return changes;
     },
+    setRelays: (next) => relays.set(next),
     shutdown: () => stopping.abort(),
     done,
   };
 }
 
-/**
- * Keeps every link up until `stopping` aborts (or one of them fails for good, which stops the
- * others), then drains the open connections.
- */
-async function run(
+/** The options every link's sessions share, with the registrars of the links kept in `services`. */
+function linkOptions(
   options: AgentOptions,
-  links: RelayLink[],
   services: LiveServices,
   live: LiveConnections,
   open: OpenConnections,
-  stopping: AbortController,
-): Promise<void> {
+): Omit<LinkOptions, "signal"> {
   const registrars = new Map<RelayLink, Registrar>();
-  const linked = {
+  return {
     ...options,
     services: services.services,
     agentId: options.id,
     open,
     live,
-    signal: stopping.signal,
     spares: options.spares ?? { min: DEFAULT_MIN_SPARES, max: DEFAULT_MAX_SPARES },
     earlyWindow: options.earlyData === false ? 0 : EARLY_WINDOW_BYTES,
     onRegistrar(link: RelayLink, registrar: Registrar | undefined) {
@@ -198,13 +212,20 @@ async function run(
       else registrars.delete(link);
     },
   };
+}
+
+/**
+ * Waits until every link has ended (after `shutdown`, or one failing for good, which stops the
+ * others), then drains the open connections.
+ */
+async function run(
+  options: AgentOptions,
+  relays: RelaySet,
+  services: LiveServices,
+  open: OpenConnections,
+): Promise<void> {
   try {
-    await Promise.all(links.map((link) =>
-      link.keep(linked).catch((error) => {
-        stopping.abort();
-        throw error;
-      })
-    ));
+    await relays.ended();
     await drain(open, options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS, log);
   } finally {
     services.stop();

@@ -4,7 +4,8 @@
  * or nothing (`--insecure`). A relay's name that resolves to several addresses (DNS with several
  * A records, or AAAA records for a name without A records, for the relays behind one name) is one
  * relay per address, each kept, with the name still what TLS checks; through a proxy the proxy
- * resolves the name, so it stays one.
+ * resolves the name, so it stays one. Names are resolved again every `--relay-dns-refresh`
+ * seconds: a relay added to the answer is attached to, one removed from it is left.
  */
 
 import { lookup } from "node:dns/promises";
@@ -12,7 +13,10 @@ import { isIP } from "node:net";
 import { readFlagFile, UsageError } from "../cli.ts";
 import { createLogger } from "../log.ts";
 import type { RelayTrust } from "../transport/tls.ts";
-import { parseRelayAddress, proxyRoute, type RelayPath, relayPaths } from "./relay_paths.ts";
+import type { Agent } from "./agent.ts";
+import type { AgentRelay } from "./relay_set.ts";
+import type { Route } from "../transport/transport.ts";
+import { parseRelayAddress, proxyRoute, type RelayAddress, relayPaths } from "./relay_paths.ts";
 
 /** The flags the relays are read from. */
 export interface RelayFlags {
@@ -25,10 +29,25 @@ export interface RelayFlags {
 
 const log = createLogger("agent");
 
-/** Every relay to attach to: its name for logs, and its paths, best first. */
-export async function relaysFromFlags(
-  flags: RelayFlags,
-): Promise<{ name: string; paths: RelayPath[] }[]> {
+/** Default pause between resolving the relays' names again (`--relay-dns-refresh`). */
+export const RELAY_DNS_REFRESH_MS = 60_000;
+
+/** One `--relay`, parsed: how it is reached and trusted. */
+export interface RelaySpec {
+  /** As given on the command line, for logs. */
+  text: string;
+  address: RelayAddress;
+  proxy?: Route;
+  trust?: RelayTrust;
+}
+
+/** An {@link AgentRelay} and the `--relay` it comes from. */
+export interface ResolvedRelay extends AgentRelay {
+  from: string;
+}
+
+/** Each `--relay`, parsed and checked, with the trust the flags give; throws a UsageError. */
+export async function relaySpecs(flags: RelayFlags): Promise<RelaySpec[]> {
   if (flags.relay.length === 0) {
     throw new UsageError("--relay ADDRESS is required (HOST:PORT or wss://HOST/PATH)");
   }
@@ -44,8 +63,7 @@ export async function relaysFromFlags(
       "TLS is off (--insecure): traffic to the relay can be read and changed by anyone on the path",
     );
   }
-  const relays = [];
-  for (const text of flags.relay) {
+  return flags.relay.map((text) => {
     let address, proxy;
     try {
       address = parseRelayAddress(text);
@@ -61,32 +79,89 @@ export async function relaysFromFlags(
     if (flags.insecure && address.transport === "websocket" && !address.plain) {
       throw new UsageError("--insecure turns TLS off, so the relay is ws://HOST/PATH, not wss://");
     }
+    return { text, address, proxy, trust };
+  });
+}
+
+/**
+ * Every relay to attach to now. A name with several addresses is one relay per address; one with
+ * a single address is dialled by name, unless `previous` (the last answer) already has a relay
+ * at that address, which is kept. A name that does not resolve now keeps its `previous` relays
+ * (none at start: then it is dialled by name, where the failure shows and is retried).
+ * `addressesOf` looks the names up (undefined: it does not resolve now).
+ */
+export async function resolveRelays(
+  specs: readonly RelaySpec[],
+  previous: readonly ResolvedRelay[] = [],
+  addressesOf: (hostname: string) => Promise<string[] | undefined> = relayAddressesOf,
+): Promise<ResolvedRelay[]> {
+  const relays = [];
+  for (const { text, address, proxy, trust } of specs) {
+    const before = previous.filter(({ from }) => from === text);
+    const byName = { from: text, name: text, paths: relayPaths({ address, proxy, trust }) };
     const addresses = proxy ? [] : await addressesOf(address.relay.hostname);
-    if (addresses.length < 2) {
-      relays.push({ name: text, paths: relayPaths({ address, proxy, trust }) });
-      continue;
-    }
-    log.info(`--relay ${text}: the name has ${addresses.length} addresses; attaching to each`);
-    for (const at of addresses) {
-      relays.push({ name: `${text} (${at})`, paths: relayPaths({ address, trust, at }) });
-    }
+    const atEach = (addresses ?? []).map((at) => ({
+      from: text,
+      name: `${text} (${at})`,
+      paths: relayPaths({ address, trust, at }),
+    }));
+    if (addresses === undefined) relays.push(...before.length > 0 ? before : [byName]);
+    else if (atEach.length >= 2) {
+      if (previous.length === 0) {
+        log.info(`--relay ${text}: the name has ${atEach.length} addresses; attaching to each`);
+      }
+      relays.push(...atEach);
+    } else relays.push(before.find(({ name }) => name === atEach[0]?.name) ?? byName);
   }
   return relays;
 }
 
 /**
+ * Resolves the relays' names again every `intervalMs` until `agent.done` settles, and gives the
+ * agent the relays of each changed answer (logging what came and went).
+ */
+export function keepRelaysResolved(
+  agent: Pick<Agent, "setRelays" | "done">,
+  specs: readonly RelaySpec[],
+  relays: readonly ResolvedRelay[],
+  intervalMs: number,
+): void {
+  let current = relays;
+  let resolving = false;
+  const timer = setInterval(async () => {
+    if (resolving) return;
+    resolving = true;
+    try {
+      const next = await resolveRelays(specs, current);
+      const names = (list: readonly ResolvedRelay[]) => new Set(list.map(({ name }) => name));
+      const added = [...names(next).difference(names(current))];
+      const gone = [...names(current).difference(names(next))];
+      if (added.length === 0 && gone.length === 0) return;
+      for (const name of added) log.info(`relay ${name}: in the DNS answer now; attaching`);
+      for (const name of gone) log.info(`relay ${name}: no longer in the DNS answer; leaving it`);
+      current = next;
+      agent.setRelays(next);
+    } finally {
+      resolving = false;
+    }
+  }, intervalMs);
+  Deno.unrefTimer(timer);
+  agent.done.finally(() => clearInterval(timer)).catch(() => {});
+}
+
+/**
  * The addresses of the relays behind `hostname`: its IPv4 addresses, or its IPv6 ones if it has
  * none (a name with one address of each family is one relay with two ways to it, not two relays).
- * None when it is an address, or does not resolve now.
+ * None when it is an address; undefined when it does not resolve now.
  */
-async function addressesOf(hostname: string): Promise<string[]> {
+async function relayAddressesOf(hostname: string): Promise<string[] | undefined> {
   if (isIP(hostname)) return [];
   try {
     const found = await lookup(hostname, { all: true });
     const family = found.some((entry) => entry.family === 4) ? 4 : 6;
     return [...new Set(found.filter((entry) => entry.family === family).map((e) => e.address))];
   } catch {
-    return []; // dialled by name, so the failure shows, and is retried, there
+    return undefined;
   }
 }
 
