@@ -20,13 +20,44 @@ import { closeQuietly, type Conn } from "./net.ts";
 /** Default time active connections get to finish after a shutdown signal. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
 
+/** Waits for a count to reach zero, woken by whoever lowers it ({@link check}). */
+export class WhenEmpty {
+  readonly #waiters = new Set<() => void>();
+  readonly #size: () => number;
+
+  /** Waits on the count `size` gives. */
+  constructor(size: () => number) {
+    this.#size = size;
+  }
+
+  /** Wakes the waiters if the count is zero now; call it after lowering the count. */
+  check(): void {
+    if (this.#size() === 0) { for (const wake of this.#waiters) wake(); }
+  }
+
+  /** Resolves once the count is zero, or after `timeoutMs`; true if it is. */
+  wait(timeoutMs: number): Promise<boolean> {
+    if (this.#size() === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (empty: boolean) => {
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        resolve(empty);
+      };
+      const wake = () => finish(true);
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      this.#waiters.add(wake);
+    });
+  }
+}
+
 /**
  * The open connections of a relay or an agent, each with what to do when it is released (such as
  * giving back a client's place under an access rule), and a way to learn when none is left.
  */
 export class OpenConnections {
   #open = new Map<Conn, (() => void) | undefined>();
-  #waiters = new Set<() => void>();
+  #empty = new WhenEmpty(() => this.#open.size);
 
   /** How many connections are open. */
   get size(): number {
@@ -49,7 +80,7 @@ export class OpenConnections {
   /** Stops counting `conn` without closing it (it lives on elsewhere, or was closed). */
   forget(conn: Conn): void {
     this.#open.delete(conn);
-    if (this.#open.size === 0) { for (const wake of this.#waiters) wake(); }
+    this.#empty.check();
   }
 
   /**
@@ -73,17 +104,7 @@ export class OpenConnections {
 
   /** Resolves once none is open, or after `timeoutMs`; true if none is. */
   emptied(timeoutMs: number): Promise<boolean> {
-    if (this.size === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const finish = (empty: boolean) => {
-        clearTimeout(timer);
-        this.#waiters.delete(wake);
-        resolve(empty);
-      };
-      const wake = () => finish(true);
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      this.#waiters.add(wake);
-    });
+    return this.#empty.wait(timeoutMs);
   }
 }
 

@@ -108,7 +108,7 @@ export async function finishTransfers(
  * A TCP forwarder on loopback to `targetPort`, standing in for the network between agent and
  * relay. {@link blackhole} makes it drop every byte of the connections it carries without
  * closing them (a cable pulled, a VM suspended) and close new ones at once; {@link restore}
- * forwards new connections again. `onBytes`, if given, sees every chunk it forwards, as someone
+ * forwards new connections again. {@link hold} keeps new connections waiting. `onBytes`, if given, sees every chunk it forwards, as someone
  * on the network path could.
  */
 export class Shim implements AsyncDisposable {
@@ -117,6 +117,7 @@ export class Shim implements AsyncDisposable {
   #targetPort: number;
   #onBytes?: (chunk: Uint8Array) => void;
   #dark = false;
+  #held?: PromiseWithResolvers<void>;
   #links = new Set<{ conns: Deno.Conn[]; dark: boolean }>();
   #accepting: Promise<void>;
 
@@ -139,6 +140,17 @@ export class Shim implements AsyncDisposable {
     this.#dark = false;
   }
 
+  /** New connections wait, accepted but not forwarded yet (a slow link), until {@link release}. */
+  hold(): void {
+    this.#held ??= Promise.withResolvers();
+  }
+
+  /** The connections held are forwarded, and new ones again at once. */
+  release(): void {
+    this.#held?.resolve();
+    this.#held = undefined;
+  }
+
   async #accept(): Promise<void> {
     for await (const inbound of this.#listener) {
       if (this.#dark) {
@@ -150,6 +162,7 @@ export class Shim implements AsyncDisposable {
   }
 
   async #link(inbound: Deno.Conn): Promise<void> {
+    await this.#held?.promise;
     const outbound = await Deno.connect({ hostname: "127.0.0.1", port: this.#targetPort });
     const link = { conns: [inbound, outbound], dark: false };
     this.#links.add(link);

@@ -15,7 +15,7 @@ import {
   startRelayProcess,
   startServer,
 } from "./helpers.ts";
-import { finishTransfers, refused, startTransfers, statusOf } from "./faults.ts";
+import { finishTransfers, refused, Shim, startTransfers, statusOf } from "./faults.ts";
 import { writeAll } from "../lib/net.ts";
 
 for (const target of ["relay", "agent"] as const) {
@@ -61,6 +61,34 @@ Deno.test("SIGTERM: connections still open at --shutdown-timeout are closed, and
   assertMatch(relay.output, /closing 2 connection\(s\) still open after 0\.5 s/);
   assertEquals((await readAll(conn)).length, 0, "the client sees the close");
   conn.close();
+});
+
+Deno.test("SIGTERM to the relay: a client still waiting for its data channel is served, not turned away", async () => {
+  await using server = startServer(echo);
+  await using relay = await startRelayProcess(["--shutdown-timeout", "20"]);
+  await using shim = new Shim(relay.port); // the agent's way to the relay, slow when held
+  await using agent = await startAgentProcess(
+    { ...relay, port: shim.port },
+    { echo: server.port },
+    [
+      ...["--spares", "0", "--early-data", "off"], // every client waits for a data channel
+    ],
+  );
+  const port = agent.publicPort.echo;
+  shim.hold();
+  const conn = await connect(port);
+  await writeAll(conn, new TextEncoder().encode("late"));
+  await eventually(async () => (await statusOf(relay)).pending === "1", "the client is held");
+  Deno.kill(relay.pid, "SIGTERM");
+  await relay.waitFor(/waiting for the data channels of 1 client\(s\) held/);
+  await refused(port); // no new client meanwhile
+  shim.release();
+  assertEquals(new TextDecoder().decode(await readExactly(conn, 4)), "late");
+  await conn.closeWrite();
+  assertEquals((await readAll(conn)).length, 0, "then the echo ends");
+  conn.close();
+  assertEquals((await relay.status).code, 0, relay.output);
+  await relay.waitFor(/all connections finished/);
 });
 
 for (const target of ["relay", "agent"] as const) {

@@ -4,6 +4,7 @@
  * expires after a deadline.
  */
 
+import { WhenEmpty } from "../drain.ts";
 import type { Arrival } from "../front/front.ts";
 import type { EarlyExchange } from "./early.ts";
 import type { HeldConn } from "./held.ts";
@@ -37,10 +38,16 @@ export type ClaimRefusal = "unknown, expired or already used" | "issued to anoth
 export class PendingTable {
   #entries = new Map<string, { client: PendingClient; timer: ReturnType<typeof setTimeout> }>();
   #perSession = new Map<string, number>();
+  #empty = new WhenEmpty(() => this.#entries.size);
 
   /** Number of clients held now. */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Resolves once no client is held, or after `timeoutMs`; true if none is. */
+  emptied(timeoutMs: number): Promise<boolean> {
+    return this.#empty.wait(timeoutMs);
   }
 
   /** Number of clients held for one agent session. */
@@ -87,6 +94,7 @@ export class PendingTable {
     const left = this.countForSession(client.session) - 1;
     if (left > 0) this.#perSession.set(client.session, left);
     else this.#perSession.delete(client.session);
+    this.#empty.check();
     return client;
   }
 

@@ -22,101 +22,27 @@
 import { formatMetrics } from "../admin/metrics.ts";
 import { secretKey } from "../auth.ts";
 import { drain, OpenConnections } from "../drain.ts";
-import { type FrontsOptions, openFronts } from "../front/fronts.ts";
+import { openFronts } from "../front/fronts.ts";
 import { CertificateFiles } from "../front/certificates.ts";
 import { HttpsFront } from "../front/https.ts";
 import { createLogger } from "../log.ts";
-import { formatHostPort, type HostPort, type PortRange } from "../address.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../protocol.ts";
-import type { CertifiedKey } from "../transport/certificate.ts";
-import type { AgentTransport } from "../transport/transport.ts";
 import { WEBSOCKET_PATH } from "../transport/websocket.ts";
 import { AccessControl } from "./access.ts";
 import { Admission } from "./admission.ts";
 import { AgentPort } from "./agent_port.ts";
-import { EMPTY_CONFIG, type RelayConfig } from "./config.ts";
+import { EMPTY_CONFIG } from "./config.ts";
 import { dataChannelHandlers } from "./data_channels.ts";
 import { Publication } from "./publication.ts";
 import { Registry } from "./registry.ts";
 import { LiveConnections } from "../admin/live.ts";
 import { serviceHealthRoute } from "./service_health.ts";
 import { relayMetrics, relayStatus, type ReportedParts } from "./report.ts";
+import type { Relay, RelayOptions } from "./relay_api.ts";
 import { Rendezvous } from "./rendezvous.ts";
 import { type AgentSession, Sessions } from "./sessions.ts";
 import { Spares } from "./spares.ts";
-
-/** What a relay is started with. */
-export interface RelayOptions {
-  /** How agents reach the agent port: TLS (lib/transport/tls.ts) or plain TCP (tcp.ts). */
-  transport: AgentTransport;
-  /** Where agents dial, for both control and data channels. */
-  listen: HostPort;
-  /** The path of agents' WebSocket upgrades on the agent port (default `/porthole`). */
-  webSocketPath?: string;
-  /** The shared secret of agents not listed in `config.agents` (needed when it lists none). */
-  secret?: string;
-  /** Agents, access rules and limits (`--config`); replaceable later with `reload`. */
-  config?: RelayConfig;
-  /** Service ids pinned to public addresses (`--expose`). */
-  expose?: Map<string, HostPort>;
-  /** Ports for services that are not pinned (`--port-range`). */
-  portRange?: PortRange;
-  /** The domain of services' names on the fronts that route by name (`--domain`). */
-  domain?: string;
-  /** The HTTP front (`--http`): HTTP services by host name on one port. */
-  http?: FrontsOptions["http"];
-  /**
-   * The HTTPS front (`--https`): services by TLS server name, terminated or passed through; and
-   * agents, by the relay's own names (`agentNames`), handed on to the agent port.
-   */
-  https?: Omit<NonNullable<FrontsOptions["https"]>, "agents"> & { agentNames?: string[] };
-  /** The proxy front (`--proxy`): SOCKS5 and HTTP CONNECT to any service, by name. */
-  proxy?: FrontsOptions["proxy"];
-  /** Load balancers whose PROXY headers name the real client (`--proxy-protocol-from`). */
-  trustedProxies?: string[];
-  /** How long a client waits for its data channel. */
-  connectTimeoutMs?: number;
-  /** Heartbeat interval on control channels. */
-  heartbeatMs?: number;
-  /** Close a client connection once no byte has moved either way for this long (default: never). */
-  idleTimeoutMs?: number;
-}
-
-/** A running relay. */
-export interface Relay {
-  /** The address agents dial (with the actual port when 0 was asked for). */
-  readonly address: HostPort;
-  /** Counts of what the relay holds now, for tests and operators. */
-  stats(): {
-    agents: number;
-    services: number;
-    pending: number;
-    /** Spare data channels kept for agents' next clients. */
-    spares: number;
-    connections: number;
-    unauthenticated: number;
-    refusedClients: number;
-    /** The fronts clients arrive at, e.g. `ports,http,proxy`. */
-    fronts: string;
-  };
-  /** The admin API's `/status` document (lib/relay/report.ts). */
-  status(): ReturnType<typeof relayStatus>;
-  /** The admin API's `/metrics` text. */
-  metrics(): string;
-  /** The admin API's `/healthz/SERVICE` (lib/relay/service_health.ts). */
-  extra(request: Request, path: string): Promise<Response | undefined>;
-  /** Applies a new configuration: removed agents are disconnected, other tunnels stay up. */
-  reload(config: RelayConfig): void;
-  /** Terminates HTTPS with `certificates` from now on (the HTTPS front's, re-read on SIGHUP). */
-  setHttpsCertificates(certificates: CertifiedKey[]): void;
-  /** Stops listening and closes every connection. */
-  close(): void;
-  /**
-   * Stops listening, ends every agent session and waiting client, lets spliced connections
-   * finish for up to `timeoutMs`, then closes the rest.
-   */
-  shutdown(timeoutMs: number): Promise<void>;
-}
 
 const log = createLogger("relay");
 
@@ -165,6 +91,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     trustedProxies,
   }, { arrive: (arrival) => admission.arrive(arrival), onAcceptError });
   let agentPort: AgentPort;
+  let draining = false; // shutting down: held clients get their data channels, nothing new comes
   const httpsFront = fronts.find((front) => front instanceof HttpsFront);
   const sessions = new Sessions({
     policy,
@@ -174,6 +101,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     rendezvous,
     spares,
     open,
+    refuse: (conn, why, reason) => agentPort.refuse(conn, why, reason),
+  });
+  const channels = dataChannelHandlers({
+    rendezvous,
+    sessions,
+    spares,
+    limits: () => config.limits,
     refuse: (conn, why, reason) => agentPort.refuse(conn, why, reason),
   });
   try {
@@ -186,15 +120,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       open,
       onAcceptError,
     }, {
-      control: (conn, reader, hello, authenticated) =>
-        sessions.run(conn, reader, hello, authenticated),
-      ...dataChannelHandlers({
-        rendezvous,
-        sessions,
-        spares,
-        limits: () => config.limits,
-        refuse: (conn, why, reason) => agentPort.refuse(conn, why, reason),
-      }),
+      // Shutting down, a new agent or spare gets a plain close (the agent dials again later).
+      control: async (conn, reader, hello, authenticated) =>
+        draining ? open.release(conn) : await sessions.run(conn, reader, hello, authenticated),
+      data: channels.data,
+      spare: (conn, ...rest) => draining ? open.release(conn) : channels.spare(conn, ...rest),
     });
   } catch (error) {
     fronts.forEach((front) => front.close());
@@ -234,10 +164,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     stats: () => ({
       agents: sessions.size,
       services: sessions.serviceCount,
-      pending: rendezvous.size,
-      spares: spares.count(),
-      connections: open.size,
-      unauthenticated: agentPort.unauthenticated,
+      ...reported.counts(),
       refusedClients: admission.refused,
       fronts: fronts.map((front) => front.name).join(","),
     }),
@@ -256,8 +183,17 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       open.releaseAll();
     },
     async shutdown(timeoutMs) {
+      draining = true;
+      fronts.forEach((front) => front.close());
+      let left = timeoutMs; // what the held clients leave of it, to the spliced connections
+      if (rendezvous.size > 0) {
+        const started = performance.now();
+        log.info(`waiting for the data channels of ${rendezvous.size} client(s) held`);
+        await rendezvous.settled(timeoutMs);
+        left = Math.max(0, timeoutMs - Math.round(performance.now() - started));
+      }
       stopAccepting("the relay is shutting down");
-      await drain(open, timeoutMs, log);
+      await drain(open, left, log);
     },
   };
 }

@@ -76,6 +76,11 @@ export class Rendezvous {
     return this.#pending.size;
   }
 
+  /** Resolves once no client waits for its data channel, or after `timeoutMs`; true if none. */
+  settled(timeoutMs: number): Promise<boolean> {
+    return this.#pending.emptied(timeoutMs);
+  }
+
   /** Clients whose first bytes are crossing their agent's control channel now. */
   get early(): number {
     return this.#early.size;
