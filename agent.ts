@@ -10,14 +10,11 @@ import { serviceRoutes } from "./lib/agent/admin_services.ts";
 import { AGENT_FLAGS, AGENT_HELP } from "./lib/agent_flags.ts";
 import { readSecret } from "./lib/auth.ts";
 import {
-  applyHostNames,
   applyLogFormat,
   applyLogLevel,
-  applyProxyProtocol,
   EXIT_REFUSED,
   onShutdownSignal,
   onStatusSignal,
-  parseAgentServices,
   parseOnOff,
   parseOptionalSeconds,
   parseSeconds,
@@ -28,6 +25,11 @@ import {
   UsageError,
   VERSION,
 } from "./lib/cli.ts";
+import {
+  applyHostNames,
+  applyProxyProtocol,
+  parseAgentServices,
+} from "./lib/agent/service_flags.ts";
 import { type FlagValues, parseFlags } from "./lib/flags.ts";
 import { adminFromFlags, AGENT_ADMIN_ADDRESS } from "./lib/admin/flags.ts";
 import { createLogger } from "./lib/log.ts";

@@ -8,7 +8,11 @@ import { assertEquals, assertMatch } from "./assert.ts";
 import { echo, Proc, request, startRelayProcess, startServer, tempConfigFile } from "./helpers.ts";
 import { configArgs } from "../lib/agent/config_file.ts";
 import { AGENT_FLAGS } from "../lib/agent_flags.ts";
-import { applyHostNames, applyProxyProtocol, parseAgentServices } from "../lib/cli.ts";
+import {
+  applyHostNames,
+  applyProxyProtocol,
+  parseAgentServices,
+} from "../lib/agent/service_flags.ts";
 import { type Flag, parseFlags } from "../lib/flags.ts";
 import { loadRelayConfig } from "../lib/relay/config.ts";
 

@@ -6,7 +6,8 @@
 
 import { adminEndpoint, type AdminFlagValues, AGENT_ADMIN_ADDRESS } from "../admin/flags.ts";
 import { bytes, duration, fetchAdmin, table } from "../admin/status_table.ts";
-import { applyHostNames, applyProxyProtocol, parseAgentServices, UsageError } from "../cli.ts";
+import { UsageError } from "../cli.ts";
+import { applyHostNames, applyProxyProtocol, parseAgentServices } from "./service_flags.ts";
 import type { agentStatus } from "./report.ts";
 import { bodyOf, type ServiceBody } from "./admin_services.ts";
 import type { ServiceChanges } from "./live_services.ts";

@@ -7,12 +7,8 @@
  * which go back to the flags and the --config file.
  */
 
-import {
-  applyHostNames,
-  applyProxyProtocol,
-  parseAgentServices,
-  SERVICE_ID_PATTERN,
-} from "../cli.ts";
+import { SERVICE_ID_PATTERN } from "../cli.ts";
+import { applyHostNames, applyProxyProtocol, parseAgentServices } from "./service_flags.ts";
 import { formatHostPort } from "../address.ts";
 import type { Agent } from "./agent.ts";
 import type { AgentService } from "./serve.ts";
