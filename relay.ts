@@ -89,7 +89,8 @@ async function namedFronts(flags: {
 }) {
   const byHost = [flags.http && "--http", flags.https && "--https"].filter(Boolean);
   if (byHost.length > 0 && !flags.domain) {
-    throw new UsageError(`${byHost.join(" and ")} need --domain: services answer at ID.DOMAIN`);
+    const need = byHost.length > 1 ? "need" : "needs";
+    throw new UsageError(`${byHost.join(" and ")} ${need} --domain: services answer at ID.DOMAIN`);
   }
   const pairs = flags["https-cert"].length;
   if (pairs !== flags["https-key"].length || Boolean(flags.https) !== pairs > 0) {

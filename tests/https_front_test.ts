@@ -170,7 +170,7 @@ Deno.test("HTTPS front: flags that do not go together are refused at start (exit
         "--domain",
         DOMAIN,
       ], /one key for each certificate/],
-      [["--http", "127.0.0.1:0"], /--http need --domain/],
+      [["--http", "127.0.0.1:0"], /--http needs --domain/],
     ] as const
   ) {
     const relay = new Proc("relay", ["--listen", "127.0.0.1:0", "--insecure", ...args]);

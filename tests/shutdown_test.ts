@@ -14,7 +14,9 @@ import {
   startAgentProcess,
   startRelayProcess,
   startServer,
+  tempStateDir,
 } from "./helpers.ts";
+import { selfSigned } from "./certs.ts";
 import { finishTransfers, refused, Shim, startTransfers, statusOf } from "./faults.ts";
 import { writeAll } from "../lib/net.ts";
 
@@ -63,33 +65,43 @@ Deno.test("SIGTERM: connections still open at --shutdown-timeout are closed, and
   conn.close();
 });
 
-Deno.test("SIGTERM to the relay: a client still waiting for its data channel is served, not turned away", async () => {
-  await using server = startServer(echo);
-  await using relay = await startRelayProcess(["--shutdown-timeout", "20"]);
-  await using shim = new Shim(relay.port); // the agent's way to the relay, slow when held
-  await using agent = await startAgentProcess(
-    { ...relay, port: shim.port },
-    { echo: server.port },
-    [
+for (const through of ["the agent port", "the HTTPS front (--https-agents)"]) {
+  Deno.test(`SIGTERM to the relay: a client still waiting for its data channel is served, not turned away (agent through ${through})`, async () => {
+    await using server = startServer(echo);
+    const https = through.startsWith("the HTTPS");
+    const dir = tempStateDir();
+    await selfSigned(dir, "web", "/CN=*.test.internal", "DNS:*.test.internal"); // for its clients
+    await using relay = await startRelayProcess([
+      ...["--shutdown-timeout", "20"],
+      ...https ? ["--https", "127.0.0.1:0", "--domain", "test.internal"] : [],
+      ...https ? ["--https-cert", `${dir}/web.pem`, "--https-key", `${dir}/web.key`] : [],
+      ...https ? ["--https-agents", "localhost"] : [],
+    ]);
+    const [, httpsPort] = https
+      ? await relay.waitFor(/listening for HTTPS clients on .*:(\d+) /)
+      : [];
+    await using shim = new Shim(https ? Number(httpsPort) : relay.port); // slow when held
+    await using agent = await startAgentProcess(relay, { echo: server.port }, [
+      ...["--relay", `${https ? "tls://localhost" : "127.0.0.1"}:${shim.port}`],
       ...["--spares", "0", "--early-data", "off"], // every client waits for a data channel
-    ],
-  );
-  const port = agent.publicPort.echo;
-  shim.hold();
-  const conn = await connect(port);
-  await writeAll(conn, new TextEncoder().encode("late"));
-  await eventually(async () => (await statusOf(relay)).pending === "1", "the client is held");
-  Deno.kill(relay.pid, "SIGTERM");
-  await relay.waitFor(/waiting for the data channels of 1 client\(s\) held/);
-  await refused(port); // no new client meanwhile
-  shim.release();
-  assertEquals(new TextDecoder().decode(await readExactly(conn, 4)), "late");
-  await conn.closeWrite();
-  assertEquals((await readAll(conn)).length, 0, "then the echo ends");
-  conn.close();
-  assertEquals((await relay.status).code, 0, relay.output);
-  await relay.waitFor(/all connections finished/);
-});
+    ]);
+    const port = agent.publicPort.echo;
+    shim.hold();
+    const conn = await connect(port);
+    await writeAll(conn, new TextEncoder().encode("late"));
+    await eventually(async () => (await statusOf(relay)).pending === "1", "the client is held");
+    Deno.kill(relay.pid, "SIGTERM");
+    await relay.waitFor(/waiting for the data channels of 1 client\(s\) held/);
+    await refused(port); // no new client meanwhile
+    shim.release();
+    assertEquals(new TextDecoder().decode(await readExactly(conn, 4)), "late");
+    await conn.closeWrite();
+    assertEquals((await readAll(conn)).length, 0, "then the echo ends");
+    conn.close();
+    assertEquals((await relay.status).code, 0, relay.output);
+    await relay.waitFor(/all connections finished/);
+  });
+}
 
 for (const target of ["relay", "agent"] as const) {
   Deno.test(`a second signal to the ${target} stops it at once, without waiting for the deadline`, async () => {

@@ -92,4 +92,10 @@ export interface Front {
   welcome?(arrival: Arrival): Uint8Array;
   /** Stops accepting clients (those already handed over stay). */
   close(): void;
+  /**
+   * Stops taking clients but goes on passing agents to the agent port, for a front that agents
+   * share (the HTTPS front's agent names): the relay's drain, until `close`. Without it, the
+   * drain closes the front.
+   */
+  closeToClients?(): void;
 }

@@ -59,6 +59,7 @@ export class HttpsFront implements Front {
   #agents = new Map<number, Deno.NetAddr>();
   #agentNames: Set<string>;
   #passedThrough = new WeakSet<Arrival>();
+  #onlyAgents = false;
 
   private constructor(
     listener: Deno.TcpListener,
@@ -122,6 +123,11 @@ export class HttpsFront implements Front {
     this.#closeTerminators();
   }
 
+  closeToClients(): void {
+    this.#onlyAgents = true;
+    this.#closeTerminators();
+  }
+
   #closeTerminators(): void {
     for (const terminator of this.#terminators.values()) terminator.then(closeQuietly, () => {});
     this.#terminators.clear();
@@ -151,6 +157,7 @@ export class HttpsFront implements Front {
     if (this.#agentNames.has(name) && this.#options.agents) {
       return this.#handOn(conn, client, hello.bytes, this.#options.agents.port(), this.#agents);
     }
+    if (this.#onlyAgents) return closeQuietly(conn);
     const service = this.#passthrough.serviceAt(name);
     if (service !== undefined) {
       const arrival = { service, conn, client, head: hello.bytes, front: this };

@@ -184,7 +184,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     },
     async shutdown(timeoutMs) {
       draining = true;
-      fronts.forEach((front) => front.close());
+      fronts.forEach((front) => front.closeToClients ? front.closeToClients() : front.close());
       let left = timeoutMs; // what the held clients leave of it, to the spliced connections
       if (rendezvous.size > 0) {
         const started = performance.now();
