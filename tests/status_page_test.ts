@@ -47,6 +47,7 @@ Deno.test("status page: in headless chromium, the agent, its service and a trans
   assertMatch(page.out, /<h1>porthole relay<\/h1>/);
   assertMatch(page.out, /<table id="agents">.*<td>paged<\/td>/s);
   assertMatch(page.out, /<table id="services">.*<td>echo<\/td>/s);
+  assertMatch(page.out, /<td>id paged, healthy true, paused false, connections 1, share 1<\/td>/);
   assertMatch(page.out, /echo: \d+ B\/s now, 200000 bytes in all/);
 
   const screenshot = `${

@@ -49,8 +49,12 @@ function cell(row, text, tag) {
 }
 
 function show(value) {
-  if (Array.isArray(value)) return value.join(", ");
-  if (value !== null && typeof value === "object") return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    return value.map(show).join(value.some((item) => typeof item === "object") ? "; " : ", ");
+  }
+  if (value !== null && typeof value === "object") {
+    return Object.entries(value).map(([key, item]) => key + " " + show(item)).join(", ");
+  }
   return String(value);
 }
 
