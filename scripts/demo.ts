@@ -45,6 +45,33 @@ const relayUp = Promise.withResolvers<void>();
 const stateDir = await Deno.makeTempDir({ prefix: "porthole-demo-" });
 let fingerprint = "";
 
+/** Stops relay and agent, the service, removes the state directory, and exits with `code`. */
+async function stop(code: number): Promise<never> {
+  for (const child of children) {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+  }
+  await Promise.all(children.map((child) => child.status));
+  await service.shutdown();
+  await Deno.remove(stateDir, { recursive: true });
+  Deno.exit(code);
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => stop(0));
+
+/** Resolves as `ready` does; if `child` exits first, says so and stops everything. */
+async function whenUp<T>(ready: Promise<T>, child: Deno.ChildProcess, name: string): Promise<T> {
+  const exited = child.status.then(({ code }) => code);
+  const first = await Promise.race([ready.then((value) => ({ value })), exited]);
+  if (typeof first === "object") return first.value;
+  console.error(
+    `\nThe ${name} exited (code ${first}) before the tunnel was up: see its log above.`,
+  );
+  return await stop(1);
+}
+
 children.push(
   start("relay", [
     "--listen",
@@ -57,7 +84,7 @@ children.push(
     if (line.includes("listening for agents")) relayUp.resolve();
   }),
 );
-await relayUp.promise;
+await whenUp(relayUp.promise, children[0], "relay");
 children.push(start("agent", [
   "--relay",
   `127.0.0.1:${RELAY_PORT}`,
@@ -73,18 +100,10 @@ children.push(start("agent", [
   if (match) reachable.resolve(match[1]);
 }));
 
-const url = `http://${await reachable.promise}/demo`;
+const url = `http://${await whenUp(reachable.promise, children[1], "agent")}/demo`;
 const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 }); // no connection left open
 const answer = await (await fetch(url, { client })).text();
 client.close();
 console.log(`\nThe local service is public at ${url}`);
 console.log(`Fetched it once through the tunnel: ${answer.trim()}`);
 console.log("Try: curl " + url + "\nPress Ctrl-C to stop.\n");
-
-Deno.addSignalListener("SIGINT", async () => {
-  for (const child of children) child.kill("SIGTERM");
-  await Promise.all(children.map((child) => child.status));
-  await service.shutdown();
-  await Deno.remove(stateDir, { recursive: true });
-  Deno.exit(0);
-});
