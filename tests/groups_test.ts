@@ -12,8 +12,10 @@ import {
   freePort,
   type Proc,
   readAll,
+  readExactly,
   startAgentProcess,
   startRelayProcess,
+  startServer,
   tempConfigFile,
 } from "./helpers.ts";
 import { writeAll } from "../lib/net.ts";
@@ -187,4 +189,36 @@ Deno.test("group: a lone member failing its TCP health check turns clients away 
   } finally {
     service?.close();
   }
+});
+
+/** A service that greets each connection with `name` and holds it open until the client ends. */
+function greetingService(name: string) {
+  return startServer(async (conn) => {
+    await writeAll(conn, new TextEncoder().encode(`${name}\n`));
+    await readAll(conn);
+  });
+}
+
+Deno.test("group: least connections sends new clients to the member with the fewest open", async () => {
+  await using a = greetingService("a");
+  await using b = greetingService("b");
+  const config = GROUP_CONFIG + 'balance = "least-connections"\n';
+  await using relay = await startRelayProcess(["--config", tempConfigFile(config)]);
+  await using agentA = await member(relay, "a", a.port);
+  await using _agentB = await member(relay, "b", b.port);
+  const port = agentA.publicPort.web;
+  /** Opens a connection held by its member; says which member it is. */
+  const hold = async () => {
+    const conn = await connect(port);
+    return { conn, by: new TextDecoder().decode(await readExactly(conn, 2))[0] };
+  };
+  const held = [await hold(), await hold(), await hold(), await hold()];
+  assertEquals(held.map(({ by }) => by).sort(), ["a", "a", "b", "b"]);
+  for (const { conn } of held.filter(({ by }) => by === "b")) conn.close();
+  const closedOfB = () =>
+    relay.lines.filter((line) => /connection closed: .* agent=b /.test(line)).length;
+  await eventually(() => closedOfB() === 2, "the relay has closed b's two");
+  const next = [await hold(), await hold()];
+  assertEquals(next.map(({ by }) => by), ["b", "b"], "both to b, which had none open");
+  for (const { conn } of [...held.filter(({ by }) => by === "a"), ...next]) conn.close();
 });
