@@ -95,6 +95,32 @@ Deno.test("two relays: an agent on both serves each; one killed -9, transfers th
   }
 });
 
+Deno.test("two relays, one refusing the agent: it serves through the other; every relay refusing, it exits 3", async () => {
+  await using server = startServer(echo);
+  const stateDir = tempStateDir();
+  const another = { PORTHOLE_SECRET: "another-secret-of-32-characters!" };
+  await using good = await startRelayProcess(["--state-dir", stateDir]);
+  await using wrong = await startRelayProcess(["--state-dir", stateDir], another);
+  await using agent = await startAgentProcess(good, { echo: server.port }, [
+    ...["--relay", `127.0.0.1:${good.port}`, "--relay", `127.0.0.1:${wrong.port}`],
+  ]);
+  await agent.waitFor(
+    new RegExp(
+      `relay 127\\.0\\.0\\.1:${wrong.port}: .*failed authentication.*; going on with the other`,
+    ),
+  );
+  const hello = new TextEncoder().encode("hello");
+  assertEquals(new TextDecoder().decode(await echoed(agent.publicPort.echo, hello)), "hello");
+
+  await using alsoWrong = await startRelayProcess(["--state-dir", stateDir], another);
+  const refusedByAll = new Proc("agent", [
+    ...["--relay", `127.0.0.1:${wrong.port}`, "--relay", `127.0.0.1:${alsoWrong.port}`],
+    ...[...good.trust, "--service", `echo=127.0.0.1:${server.port}`, "--admin", "off"],
+  ]);
+  assertEquals((await refusedByAll.status).code, 3, refusedByAll.output);
+  assertMatch(refusedByAll.output, /failed authentication/);
+});
+
 Deno.test("a relay name with two IPv4 addresses: the agent attaches to each, and follows its DNS answer", async () => {
   await using server = startServer(echo);
   const stateDir = tempStateDir();

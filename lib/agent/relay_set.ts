@@ -2,11 +2,17 @@
  * The relays an agent is attached to, one {@link RelayLink} each, a set that may change while the
  * agent runs (a relay name whose DNS answer changed, lib/agent/relays_from_flags.ts): a relay
  * added is attached to at once, a relay gone has its control channel closed while the
- * connections through it go on. A relay refusing the agent for good stops every link.
+ * connections through it go on. A relay refusing the agent for good (a wrong secret, another
+ * protocol version) is left while another relay still has the agent; the last one refusing stops
+ * every link, and the agent with its error.
  */
 
+import { createLogger } from "../log.ts";
 import { type LinkOptions, RelayLink } from "./relay_link.ts";
 import type { RelayPath } from "./relay_paths.ts";
+import { AgentFatalError } from "./session.ts";
+
+const log = createLogger("agent");
 
 /** A relay to attach to: its name for logs (unique in the set) and its paths, best first. */
 export interface AgentRelay {
@@ -17,6 +23,8 @@ export interface AgentRelay {
 interface Attached {
   link: RelayLink;
   detach: AbortController;
+  /** Set once the relay has refused the agent for good. */
+  refused?: AgentFatalError;
 }
 
 /** The agent's links to its relays. */
@@ -55,6 +63,7 @@ export class RelaySet {
     for (const { name, paths } of relays) {
       if (!this.#attached.has(name) && !this.#stopping.signal.aborted) this.#attach(name, paths);
     }
+    this.#stopIfAllRefused();
   }
 
   /**
@@ -74,11 +83,30 @@ export class RelaySet {
     const link = new RelayLink(name, paths, this.#pathRecheckMs);
     const detach = new AbortController();
     const signal = AbortSignal.any([this.#stopping.signal, detach.signal]);
+    const attached: Attached = { link, detach };
     const kept: Promise<void> = link.keep({ ...this.#options, signal }).catch((error) => {
-      this.#failure ??= { error };
-      this.#stopping.abort();
+      if (!(error instanceof AgentFatalError)) return this.#stop(error);
+      attached.refused = error;
+      if (this.#stopIfAllRefused()) return;
+      log.error(
+        `relay ${name}: ${error.message}; going on with the other relays (once it is fixed, restart ` +
+          "this agent, or run it with --retry-refused to try again by itself)",
+      );
     }).finally(() => this.#ending.delete(kept));
     this.#ending.add(kept);
-    this.#attached.set(name, { link, detach });
+    this.#attached.set(name, attached);
+  }
+
+  /** Stops every link with the first refusal when every relay has refused; true if so. */
+  #stopIfAllRefused(): boolean {
+    const all = [...this.#attached.values()];
+    if (all.length === 0 || !all.every(({ refused }) => refused)) return false;
+    this.#stop(all[0].refused);
+    return true;
+  }
+
+  #stop(error: unknown): void {
+    this.#failure ??= { error };
+    this.#stopping.abort();
   }
 }
