@@ -111,6 +111,11 @@ Deno.test("two relays, one refusing the agent: it serves through the other; ever
   );
   const hello = new TextEncoder().encode("hello");
   assertEquals(new TextDecoder().decode(await echoed(agent.publicPort.echo, hello)), "hello");
+  const [, admin] = await agent.waitFor(/agent admin API on http:\/\/(\S+)\//);
+  const status = new Proc("agent", ["status", "--admin", admin]);
+  assertEquals((await status.status).code, 0, status.output);
+  assertMatch(status.output, /: 1 of 2 relays connected, up /);
+  assertMatch(status.output, new RegExp(`^127\\.0\\.0\\.1:${wrong.port} +no: refused`, "m"));
 
   await using alsoWrong = await startRelayProcess(["--state-dir", stateDir], another);
   const refusedByAll = new Proc("agent", [

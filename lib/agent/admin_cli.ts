@@ -81,7 +81,11 @@ function statusText(status: ReturnType<typeof agentStatus>): string {
       "",
       ...table(
         ["RELAY", "CONNECTED", "PATH"],
-        agent.relays.map((r) => [r.relay, r.connected ? "yes" : "no", r.path ?? ""]),
+        agent.relays.map((r) => [
+          r.relay,
+          r.connected ? "yes" : r.refused ? "no: refused" : "no",
+          r.path ?? "",
+        ]),
         "no relay",
       ),
     ]

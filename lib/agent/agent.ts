@@ -82,8 +82,8 @@ export interface AgentStats {
   relay: "connected" | "disconnected";
   /** The path to the (first) relay in use or last used, e.g. "TLS, direct". */
   path?: string;
-  /** Each relay: whether its control channel is up, and by which path. */
-  relays: { relay: string; connected: boolean; path?: string }[];
+  /** Each relay: whether its control channel is up, by which path, or why it refused the agent. */
+  relays: { relay: string; connected: boolean; path?: string; refused?: string }[];
   /** Open service and data connections (the spare data channels among them). */
   connections: number;
   /** Spare data channels open and waiting for a client. */
@@ -142,7 +142,12 @@ export function startAgent(options: AgentOptions): Agent {
     return {
       relay: links.some((link) => link.connected) ? "connected" : "disconnected",
       ...(links[0]?.path ? { path: links[0].path } : {}),
-      relays: links.map(({ name, connected, path }) => ({ relay: name, connected, path })),
+      relays: links.map(({ name, connected, path, refused }) => ({
+        relay: name,
+        connected,
+        path,
+        ...(refused ? { refused } : {}),
+      })),
       connections: open.size,
       spares: links.reduce((sum, link) => sum + link.spares, 0),
     };

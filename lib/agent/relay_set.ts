@@ -87,6 +87,7 @@ export class RelaySet {
     const kept: Promise<void> = link.keep({ ...this.#options, signal }).catch((error) => {
       if (!(error instanceof AgentFatalError)) return this.#stop(error);
       attached.refused = error;
+      link.refused = error.message;
       if (this.#stopIfAllRefused()) return;
       log.error(
         `relay ${name}: ${error.message}; going on with the other relays (once it is fixed, restart ` +
