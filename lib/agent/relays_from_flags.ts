@@ -138,7 +138,14 @@ export function keepRelaysResolved(
       const gone = [...names(current).difference(names(next))];
       if (added.length === 0 && gone.length === 0) return;
       for (const name of added) log.info(`relay ${name}: in the DNS answer now; attaching`);
-      for (const name of gone) log.info(`relay ${name}: no longer in the DNS answer; leaving it`);
+      for (const name of gone) {
+        const byName = specs.some(({ text }) => text === name); // the name had one address
+        log.info(
+          byName
+            ? `relay ${name}: the name has several addresses now; attaching to each instead`
+            : `relay ${name}: no longer in the DNS answer; leaving it`,
+        );
+      }
       current = next;
       agent.setRelays(next);
     } finally {
