@@ -28,6 +28,7 @@ import {
   RELAY_ADMIN_ADDRESS,
 } from "./lib/admin/flags.ts";
 import { fetchAdmin, type RelayStatusDocument, statusTable } from "./lib/admin/status_table.ts";
+import { startAdmin } from "./lib/admin/server.ts";
 import { createLogger } from "./lib/log.ts";
 import { loadRelayConfig } from "./lib/relay/config.ts";
 import { startRelay } from "./lib/relay/relay.ts";
@@ -167,6 +168,12 @@ Deno.exit(
     });
     status.of = relay.stats;
     const admin = await adminFromFlags(flags, "relay", RELAY_ADMIN_ADDRESS, relay);
+    const health = flags.health === undefined ? undefined : await startAdmin({
+      address: parseAddress(flags.health, "--health"),
+      program: "relay",
+      routes: relay,
+      healthOnly: true,
+    });
     Deno.addSignalListener("SIGHUP", async () => {
       try {
         if (flags.config) relay.reload(await loadRelayConfig(flags.config));
@@ -181,7 +188,9 @@ Deno.exit(
     await new Promise<void>((resolve) =>
       onShutdownSignal((signal) => {
         log.info(`${signal}: shutting down: no new agents or clients`);
-        relay.shutdown(shutdownTimeoutMs).then(() => admin?.close()).then(resolve);
+        relay.shutdown(shutdownTimeoutMs)
+          .then(() => Promise.all([admin?.close(), health?.close()]))
+          .then(() => resolve());
       }, () => Deno.exit(1))
     );
   }),

@@ -23,6 +23,13 @@ export const RELAY_FLAGS = {
     help: "The path of agents' WebSocket upgrades on the agent port; other requests get 404.",
   },
   ...adminFlags(RELAY_ADMIN_ADDRESS),
+  health: {
+    value: "HOST:PORT",
+    help: "Where a load balancer may check the relay with no token: GET /healthz, and " +
+      "/healthz/SERVICE (200 while an agent here serves SERVICE and passes its checks, 503 " +
+      "otherwise); nothing else is served there.",
+    example: "--health 0.0.0.0:7838",
+  },
   "secret-file": {
     value: "FILE",
     help: "File holding the secret agents must prove they know (or set the PORTHOLE_SECRET " +

@@ -3,7 +3,7 @@
  * docs/scaling.md (its addresses made loopback ones, its checks faster): the relays trust HAProxy's
  * header, so the service behind the agent (nginx, reading the agent's header) sees the real
  * client's address; round robin sends clients through each relay. HAProxy checks each relay's
- * `/healthz/web`, so a relay killed -9, or one whose agent is gone, leaves the rotation and the
+ * `/healthz/web` on its `--health` endpoint, so a relay killed -9, or one whose agent is gone, leaves the rotation and the
  * next connections are all served through the other.
  */
 
@@ -14,14 +14,12 @@ import {
   type Proc,
   startAgentProcess,
   startRelayProcess,
-  tempConfigFile,
   tempStateDir,
 } from "./helpers.ts";
 import { type HAProxy, startHAProxy } from "./haproxy.ts";
 import { startNginx } from "./nginx.ts";
 
 const CLIENT = "127.0.0.7"; // a loopback address of the client's own, not HAProxy's
-const ADMIN_TOKEN = "haproxy-checks-relays";
 /** nginx reading the agent's PROXY header and answering with the client address it gives. */
 const ANSWERS_CLIENT_ADDRESS =
   'listen 127.0.0.1:PORT proxy_protocol; location / { return 200 "$proxy_protocol_addr"; }';
@@ -52,14 +50,13 @@ async function get(port: number): Promise<string> {
 const served = (relay: Proc) =>
   relay.lines.filter((line) => /connection closed: .* client=127\.0\.0\.7:/.test(line)).length;
 
-/** A relay as docs/scaling.md runs it, its public port for web and its admin API known. */
+/** A relay as docs/scaling.md runs it, its public port for web and its health endpoint known. */
 function startRelay(stateDir: string) {
-  const ports = { web: freePort(), admin: freePort() };
+  const ports = { web: freePort(), health: freePort() };
   return startRelayProcess([
     ...["--state-dir", stateDir, "--expose", `web=127.0.0.1:${ports.web}`],
     ...["--proxy-protocol-from", "127.0.0.1/32"], // HAProxy's address
-    ...["--admin", `127.0.0.1:${ports.admin}`],
-    ...["--admin-token-file", tempConfigFile(`${ADMIN_TOKEN}\n`)],
+    ...["--health", `127.0.0.1:${ports.health}`],
   ]).then((relay) => Object.assign(relay, ports));
 }
 
@@ -78,11 +75,10 @@ async function startBalancer(a: Relay, b: Relay): Promise<HAProxy & { port: numb
   const port = freePort();
   const config = await documentedConfig({
     "bind :443": `bind 127.0.0.1:${port}`,
-    "192.0.2.10:8443 send-proxy-v2 check port 7836":
-      `127.0.0.1:${a.web} send-proxy-v2 check port ${a.admin}`,
-    "192.0.2.11:8443 send-proxy-v2 check port 7836":
-      `127.0.0.1:${b.web} send-proxy-v2 check port ${b.admin}`,
-    "ADMIN-TOKEN": ADMIN_TOKEN,
+    "192.0.2.10:8443 send-proxy-v2 check port 7838":
+      `127.0.0.1:${a.web} send-proxy-v2 check port ${a.health}`,
+    "192.0.2.11:8443 send-proxy-v2 check port 7838":
+      `127.0.0.1:${b.web} send-proxy-v2 check port ${b.health}`,
     "inter 2s": "inter 200ms",
   });
   const haproxy = await startHAProxy(config, port);
@@ -137,8 +133,19 @@ Deno.test("HAProxy in front of two relays: a relay whose agent is gone fails /he
     await using _agentB = await startAgent(nginx.port, relayB);
     await using haproxy = await startBalancer(relayA, relayB);
     await roundRobin(haproxy, relayA, relayB);
+    const health = (path: string) =>
+      fetch(`http://127.0.0.1:${relayA.health}${path}`).then(async (answer) => {
+        await answer.body?.cancel();
+        return answer.status;
+      });
+    assertEquals(
+      [await health("/healthz"), await health("/healthz/web"), await health("/status")],
+      [200, 200, 404],
+      "--health serves the checks, and nothing else",
+    );
 
     await allThroughB(haproxy, relayB, agentA);
+    assertEquals(await health("/healthz/web"), 503, "relay a's agent is gone");
   } finally {
     await agentA.stop();
   }

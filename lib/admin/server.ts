@@ -4,7 +4,8 @@
  * the process runs), `GET /status` (JSON), and `GET /metrics` (Prometheus text,
  * lib/admin/metrics.ts). Bound beyond loopback it must have a
  * token (`--admin-token-file`), which every request then carries as `Authorization: Bearer
- * TOKEN`; it is compared in constant time.
+ * TOKEN`; it is compared in constant time. The relay's `--health` serves its health routes alone,
+ * without a token.
  */
 
 import { sameToken } from "../auth.ts";
@@ -31,6 +32,11 @@ export interface AdminOptions {
   /** "relay" or "agent", for logs. */
   program: string;
   routes: AdminRoutes;
+  /**
+   * Serve only `/healthz` and `/healthz/SERVICE`, with no token (the relay's `--health`, for a
+   * load balancer's checks): nothing else is told there.
+   */
+  healthOnly?: boolean;
 }
 
 /** A running admin API. */
@@ -57,8 +63,8 @@ export function tokenProblem(address: HostPort, token: string | undefined): stri
 
 /** Starts the admin API; throws, saying what to do, when it cannot listen or lacks a token. */
 export async function startAdmin(options: AdminOptions): Promise<Admin> {
-  const { address, token, routes, program } = options;
-  const problem = tokenProblem(address, token);
+  const { address, token, routes, program, healthOnly = false } = options;
+  const problem = healthOnly ? undefined : tokenProblem(address, token);
   if (problem) throw new Error(problem);
   const listening = Promise.withResolvers<Deno.NetAddr>();
   let server: Deno.HttpServer<Deno.NetAddr>;
@@ -71,21 +77,35 @@ export async function startAdmin(options: AdminOptions): Promise<Admin> {
         log.warn(`${program} admin API: ${(error as Error).message}`);
         return new Response("internal error\n", { status: 500 });
       },
-    }, (request) => answer(request, routes, token, program));
+    }, (request) => {
+      const path = new URL(request.url).pathname;
+      if (healthOnly && path !== "/healthz" && !path.startsWith("/healthz/")) {
+        return new Response("not found: only /healthz and /healthz/SERVICE here\n", {
+          status: 404,
+        });
+      }
+      return answer(request, path, routes, token, program);
+    });
   } catch (error) {
+    const [what, flag] = healthOnly ? ["health endpoint", "--health"] : ["admin API", "--admin"];
     throw new Error(
-      `cannot start the admin API on ${formatHostPort(address)}: ${(error as Error).message} ` +
-        "(choose another with --admin HOST:PORT, or --admin off)",
+      `cannot start the ${what} on ${formatHostPort(address)}: ${(error as Error).message} ` +
+        `(choose another with ${flag} HOST:PORT${healthOnly ? "" : ", or --admin off"})`,
     );
   }
   const bound = await listening.promise;
   const at = { hostname: address.hostname, port: bound.port };
-  log.info(`${program} admin API on http://${formatHostPort(at)}/ (status, metrics, healthz)`);
+  log.info(
+    healthOnly
+      ? `${program} health endpoint on http://${formatHostPort(at)}/healthz (and /healthz/SERVICE)`
+      : `${program} admin API on http://${formatHostPort(at)}/ (status, metrics, healthz)`,
+  );
   return { address: at, close: () => server.shutdown() };
 }
 
 async function answer(
   request: Request,
+  path: string,
   routes: AdminRoutes,
   token: string | undefined,
   program: string,
@@ -96,7 +116,6 @@ async function answer(
       headers: { "www-authenticate": 'Bearer realm="porthole admin"' },
     });
   }
-  const path = new URL(request.url).pathname;
   const extra = await routes.extra?.(request, path);
   if (extra) return extra;
   if (request.method !== "GET" && request.method !== "HEAD") {
