@@ -93,6 +93,13 @@ for (const through of ["the agent port", "the HTTPS front (--https-agents)"]) {
     Deno.kill(relay.pid, "SIGTERM");
     await relay.waitFor(/waiting for the data channels of 1 client\(s\) held/);
     await refused(port); // no new client meanwhile
+    const [, admin] = relay.lines.join("\n").match(/relay admin API on (http:\/\/\S+\/)/)!;
+    const health = await fetch(`${admin}healthz/echo`);
+    assertEquals(
+      [health.status, (await health.text()).trim()],
+      [503, "service echo: the relay is shutting down"],
+      "a balancer checking the relay sends new clients elsewhere",
+    );
     shim.release();
     assertEquals(new TextDecoder().decode(await readExactly(conn, 4)), "late");
     await conn.closeWrite();

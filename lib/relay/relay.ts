@@ -160,7 +160,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     address: agentPort.address,
     status: () => relayStatus(reported, startedAt),
     metrics: () => formatMetrics(relayMetrics(reported)),
-    extra: serviceHealthRoute(reported.members),
+    extra: serviceHealthRoute(reported.members, () => draining),
     stats: () => ({
       agents: sessions.size,
       services: sessions.serviceCount,

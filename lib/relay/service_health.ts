@@ -8,9 +8,13 @@
 
 import type { MemberState } from "./registry.ts";
 
-/** The admin route for `/healthz/SERVICE`, given the members of each service on this relay. */
+/**
+ * The admin route for `/healthz/SERVICE`, given the members of each service on this relay and
+ * whether it is shutting down (then every service answers 503: new clients should go elsewhere).
+ */
 export function serviceHealthRoute<M>(
   members: (service: string) => MemberState<M>[],
+  draining: () => boolean,
 ): (request: Request, path: string) => Promise<Response | undefined> {
   return (request, path) => {
     const id = path.match(/^\/healthz\/([^/]+)$/)?.[1];
@@ -22,6 +26,7 @@ export function serviceHealthRoute<M>(
     const passing = all.filter((member) => member.healthy).length;
     const answer = (status: number, text: string) =>
       Promise.resolve(new Response(`service ${service}: ${text}\n`, { status }));
+    if (draining()) return answer(503, "the relay is shutting down");
     if (all.length === 0) return answer(503, "no agent serving it is attached to this relay");
     if (passing === 0) return answer(503, `its ${all.length} agent(s) fail their health checks`);
     return answer(200, `${passing} of ${all.length} agent(s) in rotation`);
