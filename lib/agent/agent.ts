@@ -146,7 +146,7 @@ export function startAgent(options: AgentOptions): Agent {
         relay: name,
         connected,
         path,
-        ...(refused ? { refused } : {}),
+        ...(refused ? { refused: refused.message } : {}),
       })),
       connections: open.size,
       spares: links.reduce((sum, link) => sum + link.spares, 0),
@@ -220,8 +220,8 @@ function linkOptions(
 }
 
 /**
- * Waits until every link has ended (after `shutdown`, or one failing for good, which stops the
- * others), then drains the open connections.
+ * Waits until every link has ended (after `shutdown`, or what stopped them all: see
+ * `RelaySet.ended`), then drains the open connections.
  */
 async function run(
   options: AgentOptions,

@@ -47,8 +47,8 @@ export class RelayLink {
   readonly name: string;
   /** Each service the relay brought online, with its public addresses, while connected. */
   readonly published = new Map<string, readonly string[]>();
-  /** Why the relay refused the agent for good, once it has (lib/agent/relay_set.ts). */
-  refused?: string;
+  /** How the relay refused the agent for good, once it has (set by lib/agent/relay_set.ts). */
+  refused?: AgentFatalError;
   readonly #choice: PathChoice;
   #connected = false;
   #spares?: { readonly idle: number };

@@ -23,8 +23,6 @@ export interface AgentRelay {
 interface Attached {
   link: RelayLink;
   detach: AbortController;
-  /** Set once the relay has refused the agent for good. */
-  refused?: AgentFatalError;
 }
 
 /** The agent's links to its relays. */
@@ -67,8 +65,8 @@ export class RelaySet {
   }
 
   /**
-   * Resolves once the agent is stopping and every link has ended; rejects with the error of a
-   * link that failed for good (which stopped the others).
+   * Resolves once the agent is stopping and every link has ended; rejects with what stopped them,
+   * if not `shutdown`: a link's unexpected error, or the first refusal once every relay refused.
    */
   async ended(): Promise<void> {
     const { signal } = this.#stopping;
@@ -83,11 +81,9 @@ export class RelaySet {
     const link = new RelayLink(name, paths, this.#pathRecheckMs);
     const detach = new AbortController();
     const signal = AbortSignal.any([this.#stopping.signal, detach.signal]);
-    const attached: Attached = { link, detach };
     const kept: Promise<void> = link.keep({ ...this.#options, signal }).catch((error) => {
       if (!(error instanceof AgentFatalError)) return this.#stop(error);
-      attached.refused = error;
-      link.refused = error.message;
+      link.refused = error;
       if (this.#stopIfAllRefused()) return;
       log.error(
         `relay ${name}: ${error.message}; going on with the other relays (once it is fixed, restart ` +
@@ -95,14 +91,14 @@ export class RelaySet {
       );
     }).finally(() => this.#ending.delete(kept));
     this.#ending.add(kept);
-    this.#attached.set(name, attached);
+    this.#attached.set(name, { link, detach });
   }
 
   /** Stops every link with the first refusal when every relay has refused; true if so. */
   #stopIfAllRefused(): boolean {
-    const all = [...this.#attached.values()];
-    if (all.length === 0 || !all.every(({ refused }) => refused)) return false;
-    this.#stop(all[0].refused);
+    const links = this.links;
+    if (links.length === 0 || !links.every(({ refused }) => refused)) return false;
+    this.#stop(links[0].refused);
     return true;
   }
 
