@@ -5,6 +5,7 @@
 
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
+  adminOf,
   connect,
   echo,
   eventually,
@@ -22,12 +23,6 @@ import {
 import { writeAll } from "../lib/net.ts";
 import { parseMetrics } from "./metrics.ts";
 import { formatMetrics, Histogram } from "../lib/admin/metrics.ts";
-
-/** The relay's admin address, from its log. */
-async function adminOf(relay: Proc): Promise<string> {
-  const [, address] = await relay.waitFor(/relay admin API on http:\/\/(\S+)\//);
-  return address;
-}
 
 Deno.test("admin API: /status and /metrics count the agent, its service and a transfer", async () => {
   await using service = startServer(echo);
@@ -163,8 +158,7 @@ Deno.test("admin API of the agent: its relay, its services with their public add
     "--id",
     "reporting",
   ]);
-  const [, address] = await agent.waitFor(/agent admin API on http:\/\/(\S+)\//);
-  const admin = `http://${address}`;
+  const admin = `http://${await adminOf(agent)}`;
   const conn = await connect(agent.publicPort.echo);
   await writeAll(conn, new TextEncoder().encode("hello"));
   await readExactly(conn, 5);

@@ -7,6 +7,7 @@
 
 import { assert, assertEquals } from "./assert.ts";
 import {
+  adminOf,
   connect,
   eventually,
   freePort,
@@ -59,8 +60,7 @@ async function spread(port: number, count: number): Promise<Record<string, numbe
 
 /** The relay's `GET /healthz/SERVICE`: its status and text. */
 async function serviceHealth(relay: Proc, service: string): Promise<[number, string]> {
-  const [, admin] = relay.lines.join("\n").match(/relay admin API on (http:\/\/\S+\/)/) ?? [];
-  const response = await fetch(`${admin}healthz/${service}`);
+  const response = await fetch(`http://${await adminOf(relay)}/healthz/${service}`);
   return [response.status, (await response.text()).trim()];
 }
 
@@ -90,7 +90,7 @@ Deno.test("group: three agents share a service; one killed, the rest serve every
   const port = agentA.publicPort.web;
   assertEquals([agentB.publicPort.web, agentC.publicPort.web], [port, port], "one public port");
   assertEquals(await spread(port, 30), { a: 10, b: 10, c: 10 }, "round robin");
-  const [, admin] = await relay.waitFor(/relay admin API on (http:\/\/\S+\/)/);
+  const admin = `http://${await adminOf(relay)}/`;
   const status = await (await fetch(`${admin}status`)).json();
   assertEquals(
     status.services.map((

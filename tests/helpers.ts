@@ -405,6 +405,12 @@ export interface Daemon extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+/** Where the admin API of a relay or agent process listens (`HOST:PORT`), from its log. */
+export async function adminOf(proc: Proc): Promise<string> {
+  const [, address] = await proc.waitFor(/(?:relay|agent) admin API on http:\/\/(\S+)\//);
+  return address;
+}
+
 /** The end of a daemon's stderr kept for the error when it does not start. */
 const DAEMON_STDERR_KEPT = 4_096;
 

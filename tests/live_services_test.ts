@@ -6,6 +6,7 @@
 
 import { assertEquals, assertMatch } from "./assert.ts";
 import {
+  adminOf,
   connect,
   echo,
   eventually,
@@ -76,7 +77,7 @@ Deno.test("live services: agent service add, ls and rm through the admin API, an
   await using agent = await startAgentProcess(relay, { first: echoServer.port }, [
     ...["--id", "cli", "--shutdown-timeout", "0.5"],
   ]);
-  const [, admin] = await agent.waitFor(/agent admin API on http:\/\/(\S+)\//);
+  const admin = await adminOf(agent);
   const run = async (...args: string[]) => {
     const proc = new Proc("agent", [...args, "--admin", admin]);
     return { code: (await proc.status).code, output: proc.output };

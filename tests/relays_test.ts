@@ -7,6 +7,7 @@
 
 import { assertEquals, assertMatch } from "./assert.ts";
 import {
+  adminOf,
   echo,
   echoed,
   freePort,
@@ -59,9 +60,9 @@ Deno.test("two relays: an agent on both serves each; one killed -9, transfers th
     const throughA = await startTransfers(a.blob, 2, 64 * 1024);
     const throughB = await startTransfers(b.blob, 3, 64 * 1024);
     await finishTransfers(throughA, blob);
-    const [, admin] = await agent.waitFor(/agent admin API on (http:\/\/\S+\/)/);
+    const admin = await adminOf(agent);
     const connected = async () => {
-      const { agent: { relays } } = await (await fetch(`${admin}status`)).json();
+      const { agent: { relays } } = await (await fetch(`http://${admin}/status`)).json();
       return relays.map(({ connected }: { connected: boolean }) => connected);
     };
     assertEquals(await connected(), [true, true], "the agent's /status: both relays connected");
@@ -77,7 +78,7 @@ Deno.test("two relays: an agent on both serves each; one killed -9, transfers th
       from: seen,
     });
     assertEquals(await connected(), [false, true], "the agent's /status: only B connected");
-    const status = new Proc("agent", ["status", "--admin", admin.slice(7, -1)]);
+    const status = new Proc("agent", ["status", "--admin", admin]);
     assertEquals((await status.status).code, 0, status.output);
     assertMatch(status.output, /: 1 of 2 relays connected, up /);
     assertMatch(status.output, new RegExp(`^127\\.0\\.0\\.1:${a.listen} +no +`, "m"));
@@ -111,8 +112,7 @@ Deno.test("two relays, one refusing the agent: it serves through the other; ever
   );
   const hello = new TextEncoder().encode("hello");
   assertEquals(new TextDecoder().decode(await echoed(agent.publicPort.echo, hello)), "hello");
-  const [, admin] = await agent.waitFor(/agent admin API on http:\/\/(\S+)\//);
-  const status = new Proc("agent", ["status", "--admin", admin]);
+  const status = new Proc("agent", ["status", "--admin", await adminOf(agent)]);
   assertEquals((await status.status).code, 0, status.output);
   assertMatch(status.output, /: 1 of 2 relays connected, up /);
   assertMatch(status.output, new RegExp(`^127\\.0\\.0\\.1:${wrong.port} +no: refused`, "m"));
@@ -185,7 +185,7 @@ Deno.test("a relay name with two IPv4 addresses: the agent attaches to each, and
 
     // The name moves from .2 to .4: the agent attaches to .4 and leaves .2; its connection
     // through .2 goes on, and .3 is not disturbed.
-    const held = await Deno.connect({ hostname: "127.0.0.2", port: one.blob });
+    using held = await Deno.connect({ hostname: "127.0.0.2", port: one.blob });
     await writeAll(held, hello);
     const seen = agent.lines.length;
     const twoSeen = relayTwo.lines.length;
@@ -200,7 +200,6 @@ Deno.test("a relay name with two IPv4 addresses: the agent attaches to each, and
     assertEquals(text(await echoed(two.blob, hello, "127.0.0.3")), "hello");
     await held.closeWrite();
     assertEquals(text(await readAll(held)), "hello", "the connection through .2 went on");
-    held.close();
     assertEquals(
       relayTwo.lines.slice(twoSeen).filter((line) => /agent .*(dis)?connected/.test(line)),
       [],

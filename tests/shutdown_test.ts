@@ -5,6 +5,7 @@
 
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
+  adminOf,
   connect,
   echo,
   eventually,
@@ -69,13 +70,17 @@ for (const through of ["the agent port", "the HTTPS front (--https-agents)"]) {
   Deno.test(`SIGTERM to the relay: a client still waiting for its data channel is served, not turned away (agent through ${through})`, async () => {
     await using server = startServer(echo);
     const https = through.startsWith("the HTTPS");
-    const dir = tempStateDir();
-    await selfSigned(dir, "web", "/CN=*.test.internal", "DNS:*.test.internal"); // for its clients
+    const httpsFront = async () => {
+      const dir = tempStateDir();
+      await selfSigned(dir, "web", "/CN=*.test.internal", "DNS:*.test.internal"); // its clients'
+      return [
+        ...["--https", "127.0.0.1:0", "--domain", "test.internal", "--https-agents", "localhost"],
+        ...["--https-cert", `${dir}/web.pem`, "--https-key", `${dir}/web.key`],
+      ];
+    };
     await using relay = await startRelayProcess([
       ...["--shutdown-timeout", "20"],
-      ...https ? ["--https", "127.0.0.1:0", "--domain", "test.internal"] : [],
-      ...https ? ["--https-cert", `${dir}/web.pem`, "--https-key", `${dir}/web.key`] : [],
-      ...https ? ["--https-agents", "localhost"] : [],
+      ...https ? await httpsFront() : [],
     ]);
     const [, httpsPort] = https
       ? await relay.waitFor(/listening for HTTPS clients on .*:(\d+) /)
@@ -93,8 +98,7 @@ for (const through of ["the agent port", "the HTTPS front (--https-agents)"]) {
     Deno.kill(relay.pid, "SIGTERM");
     await relay.waitFor(/waiting for the data channels of 1 client\(s\) held/);
     await refused(port); // no new client meanwhile
-    const [, admin] = relay.lines.join("\n").match(/relay admin API on (http:\/\/\S+\/)/)!;
-    const health = await fetch(`${admin}healthz/echo`);
+    const health = await fetch(`http://${await adminOf(relay)}/healthz/echo`);
     assertEquals(
       [health.status, (await health.text()).trim()],
       [503, "service echo: the relay is shutting down"],

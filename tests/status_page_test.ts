@@ -6,6 +6,7 @@
 
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
+  adminOf,
   echo,
   randomBytes,
   request,
@@ -37,7 +38,7 @@ Deno.test("status page: in headless chromium, the agent, its service and a trans
   await using service = startServer(echo);
   await using relay = await startRelayProcess();
   await using agent = await startAgentProcess(relay, { echo: service.port }, ["--id", "paged"]);
-  const [, admin] = await relay.waitFor(/relay admin API on http:\/\/(\S+)\//);
+  const admin = await adminOf(relay);
   const payload = randomBytes(100_000);
   assertEquals((await request(agent.publicPort.echo, payload)).length, payload.length);
 
