@@ -108,8 +108,8 @@ export async function finishTransfers(
  * A TCP forwarder on loopback to `targetPort`, standing in for the network between agent and
  * relay. {@link blackhole} makes it drop every byte of the connections it carries without
  * closing them (a cable pulled, a VM suspended) and close new ones at once; {@link restore}
- * forwards new connections again. {@link hold} keeps new connections waiting. `onBytes`, if given, sees every chunk it forwards, as someone
- * on the network path could.
+ * forwards new connections again. {@link hold} keeps new connections waiting. `onBytes`, if
+ * given, sees every chunk it forwards, as someone on the network path could.
  */
 export class Shim implements AsyncDisposable {
   readonly port: number;
@@ -118,6 +118,7 @@ export class Shim implements AsyncDisposable {
   #onBytes?: (chunk: Uint8Array) => void;
   #dark = false;
   #held?: PromiseWithResolvers<void>;
+  #closed = false;
   #links = new Set<{ conns: Deno.Conn[]; dark: boolean }>();
   #accepting: Promise<void>;
 
@@ -163,6 +164,7 @@ export class Shim implements AsyncDisposable {
 
   async #link(inbound: Deno.Conn): Promise<void> {
     await this.#held?.promise;
+    if (this.#closed) return closeQuietly(inbound); // closed while it was held
     const outbound = await Deno.connect({ hostname: "127.0.0.1", port: this.#targetPort });
     const link = { conns: [inbound, outbound], dark: false };
     this.#links.add(link);
@@ -190,6 +192,8 @@ export class Shim implements AsyncDisposable {
 
   /** Stops listening and closes every connection, silenced or not. */
   async close(): Promise<void> {
+    this.#closed = true;
+    this.release();
     closeQuietly(this.#listener);
     await this.#accepting.catch(() => {});
     for (const link of this.#links) link.conns.forEach(closeQuietly);
