@@ -4,7 +4,8 @@
  */
 
 import { type Conn, writeAll } from "./net.ts";
-import { encodeFrame, MAX_FRAME_BYTES, type Message, ProtocolError } from "./protocol.ts";
+import { MAX_FRAME_BYTES, type Message, ProtocolError } from "./protocol.ts";
+import { encodeFrame } from "./message_codec.ts";
 
 /**
  * Reads length-prefixed frames from a connection. Bytes that arrive after a frame in the same

@@ -15,14 +15,13 @@ import { type Conn, deadline, writeAll } from "./net.ts";
 import {
   type AgentMessage,
   type AgentMessageOf,
-  decodeRelayMessage,
-  encodeFrame,
   HANDSHAKE_TIMEOUT_MS,
   PROTOCOL_VERSION,
   ProtocolError,
   type RelayMessage,
   type RelayMessageOf,
 } from "./protocol.ts";
+import { decodeRelayMessage, encodeFrame } from "./message_codec.ts";
 import { FrameReader } from "./frames.ts";
 
 /**
@@ -44,7 +43,7 @@ export class HandshakeRefusedError extends Error {
  * ```ts
  * import { secretKey } from "./auth.ts";
  * import { ControlChannel } from "./channel.ts";
- * import { decodeRelayMessage } from "./protocol.ts";
+ * import { decodeRelayMessage } from "./message_codec.ts";
  * declare const conn: Deno.Conn;
  * const channel = new ControlChannel(conn, decodeRelayMessage);
  * const welcome = await greetRelay(channel, "office", secretKey("a-long-shared-secret"), "relay:7835");

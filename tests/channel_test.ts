@@ -3,7 +3,8 @@
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { socketPair } from "./helpers.ts";
 import { ControlChannel } from "../lib/channel.ts";
-import { decodeAgentMessage, decodeRelayMessage, HEARTBEAT_MISSES } from "../lib/protocol.ts";
+import { HEARTBEAT_MISSES } from "../lib/protocol.ts";
+import { decodeAgentMessage, decodeRelayMessage } from "../lib/message_codec.ts";
 
 const INTERVAL_MS = 100;
 

@@ -30,13 +30,12 @@ import type { ControlChannel } from "../lib/channel.ts";
 import { FrameReader } from "../lib/frames.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 import {
-  decodeRelayMessage,
   EARLY_CHUNK_BYTES,
   EARLY_WINDOW_BYTES,
-  encodeFrame,
   type Message,
   PROTOCOL_VERSION,
 } from "../lib/protocol.ts";
+import { decodeRelayMessage, encodeFrame } from "../lib/message_codec.ts";
 import { splice } from "../lib/splice.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);

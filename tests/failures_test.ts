@@ -19,13 +19,8 @@ import {
 import { randomToken } from "../lib/auth.ts";
 import { ControlChannel } from "../lib/channel.ts";
 import { type Conn, writeAll } from "../lib/net.ts";
-import {
-  decodeAgentMessage,
-  decodeRelayMessage,
-  encodeFrame,
-  PROTOCOL_VERSION,
-  type RelayMessage,
-} from "../lib/protocol.ts";
+import { PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
+import { decodeAgentMessage, decodeRelayMessage, encodeFrame } from "../lib/message_codec.ts";
 import { FrameReader } from "../lib/frames.ts";
 
 /** Connects a client and returns how long the tunnel took to close it, in ms. */

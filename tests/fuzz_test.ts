@@ -24,14 +24,8 @@ import {
 import { createHash } from "node:crypto";
 import { randomToken } from "../lib/auth.ts";
 import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
-import {
-  type AgentMessage,
-  decodeAgentMessage,
-  decodeRelayMessage,
-  encodeFrame,
-  PROTOCOL_VERSION,
-  ProtocolError,
-} from "../lib/protocol.ts";
+import { type AgentMessage, PROTOCOL_VERSION, ProtocolError } from "../lib/protocol.ts";
+import { decodeAgentMessage, decodeRelayMessage, encodeFrame } from "../lib/message_codec.ts";
 
 const SEED = Number(Deno.env.get("PORTHOLE_FUZZ_SEED") ?? 20261126);
 

@@ -11,14 +11,8 @@ import {
   READY_FRAME,
 } from "../lib/handshake.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
-import {
-  type AgentMessage,
-  decodeAgentMessage,
-  decodeRelayMessage,
-  encodeFrame,
-  PROTOCOL_VERSION,
-  ProtocolError,
-} from "../lib/protocol.ts";
+import { type AgentMessage, PROTOCOL_VERSION, ProtocolError } from "../lib/protocol.ts";
+import { decodeAgentMessage, decodeRelayMessage, encodeFrame } from "../lib/message_codec.ts";
 import { FrameReader } from "../lib/frames.ts";
 import { readAll, socketPair } from "./helpers.ts";
 

@@ -15,11 +15,10 @@ import { formatHostPort } from "../lib/address.ts";
 import {
   type AgentMessage,
   type AgentMessageOf,
-  decodeAgentMessage,
-  decodeRelayMessage,
   type RelayMessage,
   type RelayMessageOf,
 } from "../lib/protocol.ts";
+import { decodeAgentMessage, decodeRelayMessage } from "../lib/message_codec.ts";
 import { TcpDialer } from "../lib/transport/tcp.ts";
 import type { RelayDialer } from "../lib/transport/transport.ts";
 import { TlsDialer } from "../lib/transport/tls.ts";

@@ -5,15 +5,13 @@ import {
   AGENT_MESSAGES,
   type AgentMessage,
   type AgentMessageOf,
-  decodeAgentMessage,
-  decodeRelayMessage,
-  encodeFrame,
   MAX_FRAME_BYTES,
   type Message,
   RELAY_MESSAGES,
   type RelayMessage,
   type RelayMessageOf,
 } from "../lib/protocol.ts";
+import { decodeAgentMessage, decodeRelayMessage, encodeFrame } from "../lib/message_codec.ts";
 import { FrameReader } from "../lib/frames.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
 import { socketPair } from "./helpers.ts";

@@ -28,13 +28,8 @@ import { statusOf } from "./faults.ts";
 import type { ControlChannel } from "../lib/channel.ts";
 import { FrameReader } from "../lib/frames.ts";
 import { closeQuietly, type Conn, writeAll } from "../lib/net.ts";
-import {
-  decodeAgentMessage,
-  decodeRelayMessage,
-  encodeFrame,
-  PROTOCOL_VERSION,
-  type RelayMessage,
-} from "../lib/protocol.ts";
+import { PROTOCOL_VERSION, type RelayMessage } from "../lib/protocol.ts";
+import { decodeAgentMessage, decodeRelayMessage, encodeFrame } from "../lib/message_codec.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);

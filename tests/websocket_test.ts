@@ -10,7 +10,7 @@ import { TcpDialer } from "../lib/transport/tcp.ts";
 import { openChannel, WebSocketDialer } from "../lib/transport/websocket.ts";
 import { WebSocketConn } from "../lib/transport/websocket_conn.ts";
 import { xorWithKey } from "../lib/transport/websocket_frames.ts";
-import { encodeFrame } from "../lib/protocol.ts";
+import { encodeFrame } from "../lib/message_codec.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const bytes = (text: string) => new TextEncoder().encode(text);

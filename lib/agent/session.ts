@@ -13,11 +13,11 @@ import { type Conn, deadline, describeError } from "../net.ts";
 import { formatHostPort, isUnspecified, parseHostPort } from "../address.ts";
 import {
   type AgentMessage,
-  decodeRelayMessage,
   HANDSHAKE_TIMEOUT_MS,
   ProtocolError,
   type RelayMessage,
 } from "../protocol.ts";
+import { decodeRelayMessage } from "../message_codec.ts";
 import { type RelayDialer, RouteError, UntrustedRelayError } from "../transport/transport.ts";
 import { type AgentService, DIAL_TIMEOUT_MS, serveClient, type ServeContext } from "./serve.ts";
 import { type SpareLimits, SparePool } from "./spares.ts";

@@ -10,7 +10,8 @@
 import { FrameReader } from "../frames.ts";
 import { createLogger } from "../log.ts";
 import { closeQuietly, type Conn, describeError, writeAll } from "../net.ts";
-import { decodeRelayMessage, encodeFrame, PROTOCOL_VERSION } from "../protocol.ts";
+import { PROTOCOL_VERSION } from "../protocol.ts";
+import { decodeRelayMessage, encodeFrame } from "../message_codec.ts";
 import { DIAL_TIMEOUT_MS, type ServeContext, serveOnSpare } from "./serve.ts";
 
 /** Spares an idle agent keeps, unless `--spares` says otherwise. */

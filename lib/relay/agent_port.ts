@@ -19,13 +19,8 @@ import {
   writeAll,
 } from "../net.ts";
 import { formatAddr, type HostPort } from "../address.ts";
-import {
-  type AgentMessageOf,
-  decodeAgentMessage,
-  encodeFrame,
-  PROTOCOL_VERSION,
-  ProtocolError,
-} from "../protocol.ts";
+import { type AgentMessageOf, PROTOCOL_VERSION, ProtocolError } from "../protocol.ts";
+import { decodeAgentMessage, encodeFrame } from "../message_codec.ts";
 import type { FrameReader } from "../frames.ts";
 import { LogThrottle } from "../throttle.ts";
 import type { AgentTransport } from "../transport/transport.ts";

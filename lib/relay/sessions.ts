@@ -14,10 +14,10 @@ import { formatAddr } from "../address.ts";
 import {
   type AgentMessage,
   type AgentMessageOf,
-  decodeAgentMessage,
   EARLY_WINDOW_BYTES,
   ProtocolError,
 } from "../protocol.ts";
+import { decodeAgentMessage } from "../message_codec.ts";
 import { type FrameReader } from "../frames.ts";
 import type { RelayConfig } from "./config.ts";
 import type { PolicyContext } from "./policy.ts";

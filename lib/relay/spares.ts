@@ -13,7 +13,8 @@
 import type { OpenConnections } from "../drain.ts";
 import type { FrameReader } from "../frames.ts";
 import { closeQuietly, concat, type Conn, describeError, writeAll } from "../net.ts";
-import { decodeAgentMessage, encodeFrame, logId } from "../protocol.ts";
+import { logId } from "../protocol.ts";
+import { decodeAgentMessage, encodeFrame } from "../message_codec.ts";
 import { createLogger } from "../log.ts";
 import type { PendingClient } from "./pending.ts";
 import type { HoldingSession, Rendezvous } from "./rendezvous.ts";
