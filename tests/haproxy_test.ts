@@ -133,15 +133,21 @@ Deno.test("HAProxy in front of two relays: a relay whose agent is gone fails /he
     await using _agentB = await startAgent(nginx.port, relayB);
     await using haproxy = await startBalancer(relayA, relayB);
     await roundRobin(haproxy, relayA, relayB);
-    const health = (path: string) =>
-      fetch(`http://127.0.0.1:${relayA.health}${path}`).then(async (answer) => {
-        await answer.body?.cancel();
-        return answer.status;
-      });
+    const answerOf = (path: string) =>
+      fetch(`http://127.0.0.1:${relayA.health}${path}`).then(async (answer) => ({
+        status: answer.status,
+        text: await answer.text(),
+      }));
+    const health = async (path: string) => (await answerOf(path)).status;
     assertEquals(
       [await health("/healthz"), await health("/healthz/web"), await health("/status")],
       [200, 200, 404],
       "--health serves the checks, and nothing else",
+    );
+    assertEquals(
+      await answerOf("/healthz/"),
+      { status: 404, text: "not found: only /healthz and /healthz/SERVICE here\n" },
+      "a check without a service name is told what --health serves, not pointed at /status",
     );
 
     await allThroughB(haproxy, relayB, agentA);

@@ -79,7 +79,8 @@ export async function startAdmin(options: AdminOptions): Promise<Admin> {
       },
     }, (request) => {
       const path = new URL(request.url).pathname;
-      if (healthOnly && path !== "/healthz" && !path.startsWith("/healthz/")) {
+      const healthCheck = path === "/healthz" || /^\/healthz\/[^/]+$/.test(path);
+      if (healthOnly && !healthCheck) {
         return new Response("not found: only /healthz and /healthz/SERVICE here\n", {
           status: 404,
         });
