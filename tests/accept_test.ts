@@ -5,7 +5,8 @@
  */
 
 import { assert, assertEquals } from "./assert.ts";
-import { ACCEPT_RETRY_MS, acceptEach, type Conn, type Listener } from "../lib/net.ts";
+import { type Conn, type Listener } from "../lib/net.ts";
+import { ACCEPT_RETRY_MS, acceptEach } from "../lib/listen.ts";
 
 /** A listener whose `accept` fails with each of `errors` in turn, then yields `conn`, then closes. */
 function listenerFailing(errors: Error[], conn: Conn): Listener<Conn> {

@@ -10,7 +10,8 @@
  * service names its visitors and the request is none of them.
  */
 
-import { acceptEach, closeQuietly, listenTcp } from "../net.ts";
+import { closeQuietly } from "../net.ts";
+import { acceptEach, listenTcp } from "../listen.ts";
 import { type HostPort } from "../address.ts";
 import type { Arrival, Front, FrontContext, PublishRequest, Refusal } from "./front.ts";
 import { HostNames } from "./host_names.ts";

@@ -15,7 +15,8 @@
  *   closed.
  */
 
-import { acceptEach, closeQuietly, type Conn, listenTcp, writeAll } from "../net.ts";
+import { closeQuietly, type Conn, writeAll } from "../net.ts";
+import { acceptEach, listenTcp } from "../listen.ts";
 import { type HostPort, isUnspecified } from "../address.ts";
 import { splice } from "../splice.ts";
 import type { CertifiedKey } from "../transport/certificate.ts";

@@ -7,7 +7,8 @@
  * it again.
  */
 
-import { acceptEach, closeQuietly } from "../net.ts";
+import { closeQuietly } from "../net.ts";
+import { acceptEach } from "../listen.ts";
 import { formatHostPort, type HostPort, type PortRange } from "../address.ts";
 import type { Arrival, Front, FrontContext, PublishRequest } from "./front.ts";
 

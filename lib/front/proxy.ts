@@ -10,7 +10,8 @@
  */
 
 import { createLogger } from "../log.ts";
-import { acceptEach, closeQuietly, type Conn, deadline, listenTcp } from "../net.ts";
+import { closeQuietly, type Conn, deadline } from "../net.ts";
+import { acceptEach, listenTcp } from "../listen.ts";
 import { formatHostPort, type HostPort } from "../address.ts";
 import { LogThrottle } from "../throttle.ts";
 import type {

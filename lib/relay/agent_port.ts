@@ -9,7 +9,6 @@
 import type { OpenConnections } from "../drain.ts";
 import { createLogger } from "../log.ts";
 import {
-  acceptEach,
   closeQuietly,
   type Conn,
   deadline,
@@ -18,6 +17,7 @@ import {
   withPeer,
   writeAll,
 } from "../net.ts";
+import { acceptEach } from "../listen.ts";
 import { formatAddr, type HostPort } from "../address.ts";
 import { type AgentMessageOf, PROTOCOL_VERSION, ProtocolError } from "../protocol.ts";
 import { decodeAgentMessage, encodeFrame } from "../message_codec.ts";
