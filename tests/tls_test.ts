@@ -4,6 +4,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   connect,
   echo,
+  eventually,
   Proc,
   readExactly,
   request,
@@ -12,7 +13,8 @@ import {
   startServer,
   tempStateDir,
 } from "./helpers.ts";
-import { writeAll } from "../lib/net.ts";
+import { closeQuietly, writeAll } from "../lib/net.ts";
+import { fingerprintOf } from "../lib/transport/certificate.ts";
 import { denoRunArgs } from "../lib/launch.ts";
 import { Shim } from "./faults.ts";
 import { makeCa } from "./certs.ts";
@@ -150,4 +152,77 @@ Deno.test("a relay started without the V8 flags of lib/launch.ts says what that 
   await using usual = await startRelayProcess();
   await bare.waitFor(GC_WARNING);
   assert(!GC_WARNING.test(usual.output), usual.output);
+});
+
+/** Copies `from` to `to` until `from` ends, counting what it read; then closes both. */
+async function pump(from: Deno.Conn, to: Deno.Conn, counted: (bytes: number) => void = () => {}) {
+  const buffer = new Uint8Array(16 * 1024);
+  try {
+    for (let read; (read = await from.read(buffer)) !== null;) {
+      counted(read);
+      await writeAll(to, buffer.subarray(0, read));
+    }
+  } catch {
+    // either side closed: the copy is over
+  }
+  closeQuietly(from);
+  closeQuietly(to);
+}
+
+/**
+ * An interceptor in front of the relay at `relayPort`: it lets its first connection (a pinned
+ * agent's fetch of the certificate) through untouched, and ends TLS on every later one with
+ * `certified` (a certificate a CA the agent's default roots hold signed, for another name),
+ * carrying what it decrypts to the relay over TLS of its own, trusting `relayCa`. `plaintext`
+ * counts the bytes it could read.
+ */
+function interceptor(relayPort: number, certified: { cert: string; key: string }, relayCa: string) {
+  const front = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const terminator = Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...certified });
+  const stats = { accepted: 0, plaintext: 0 };
+  const upstream = (port: number) => Deno.connect({ hostname: "127.0.0.1", port });
+  (async () => {
+    for await (const conn of front) {
+      const port = stats.accepted++ === 0 ? relayPort : terminator.addr.port;
+      upstream(port).then((up) => (pump(conn, up), pump(up, conn)), () => closeQuietly(conn));
+    }
+  })();
+  (async () => {
+    for await (const conn of terminator) {
+      const up = Deno.connectTls({ hostname: "127.0.0.1", port: relayPort, caCerts: [relayCa] });
+      up.then((up) => {
+        pump(conn, up, (bytes) => stats.plaintext += bytes);
+        pump(up, conn);
+      }, () => closeQuietly(conn));
+    }
+  })();
+  return Object.assign(stats, {
+    port: front.addr.port,
+    [Symbol.dispose]: () => [front, terminator].forEach(closeQuietly),
+  });
+}
+
+Deno.test("a pinned agent refuses an interceptor whose certificate a CA of the default roots signed", async () => {
+  const [real, impostor] = [await makeCa(), await makeCa("DNS:impostor.example")];
+  const relayCert = await Deno.readTextFile(`${real}/relay.pem`);
+  await using relay = await startRelayProcess(
+    ["--cert", `${real}/relay.pem`, "--key", `${real}/relay.key`],
+  );
+  using interception = interceptor(relay.port, {
+    cert: await Deno.readTextFile(`${impostor}/relay.pem`),
+    key: await Deno.readTextFile(`${impostor}/relay.key`),
+  }, await Deno.readTextFile(`${real}/ca.pem`));
+  const pin = fingerprintOf(relayCert);
+  // DENO_CERT adds the impostor's CA to the agent's default roots, as if a public CA had signed
+  await using agent = new Proc("agent", [
+    ...["--relay", `127.0.0.1:${interception.port}`, "--fingerprint", pin],
+    ...["--service", "web=127.0.0.1:9"],
+  ], { DENO_CERT: `${impostor}/ca.pem` });
+  let ended = false;
+  agent.status.then(() => ended = true);
+  await eventually(() => ended || interception.plaintext > 0, "the agent stops or talks");
+  assertEquals(interception.plaintext, 0, "the interceptor read nothing the agent sent");
+  assertEquals((await agent.status).code, 3, agent.output);
+  assertMatch(agent.output, new RegExp(`fingerprint \\S+, not the pinned ${pin}`));
+  assert(interception.accepted >= 2, "the agent's control channel went through the interceptor");
 });

@@ -13,6 +13,7 @@ import { formatHostPort, type HostPort } from "../address.ts";
 import { tlsProblem } from "../tls_errors.ts";
 import { type CertifiedKey, fingerprintOf, normalizeFingerprint, toPem } from "./certificate.ts";
 import { canCollectYoungGeneration, listenTls } from "./node_tls.ts";
+import { peerFingerprint } from "./peer_certificate.ts";
 import {
   type AgentTransport,
   direct,
@@ -53,7 +54,8 @@ export function tlsTransport(certified: CertifiedKey): AgentTransport {
 /**
  * Opens TLS connections to the relay as `trust` requires, over TCP connections `route` opens.
  * With a pinned fingerprint, the relay's certificate is fetched once (by the same route), checked
- * against the pin, and from then on used as the only root the connection may chain to.
+ * against the pin, and from then on given as the root to chain to; and each connection's
+ * certificate is checked against the pin again (lib/transport/peer_certificate.ts says why).
  */
 export class TlsDialer implements RelayDialer {
   readonly relay: HostPort;
@@ -79,11 +81,27 @@ export class TlsDialer implements RelayDialer {
     const conn = await Deno.startTls(await this.#route.open(this.relay, timeoutMs), options);
     try {
       await deadline(conn.handshake(), timeoutMs, conn, "the TLS handshake");
+      if (this.#trust.kind === "fingerprint") {
+        this.#checkPin(peerFingerprint(conn) ?? "none", this.#trust.sha256);
+      }
     } catch (error) {
       closeQuietly(conn);
       throw this.#explain(error as Error);
     }
     return conn;
+  }
+
+  /**
+   * Throws unless `actual` is the `expected` fingerprint: on every connection, since Deno also
+   * accepts a certificate its default roots trust, for any name.
+   */
+  #checkPin(actual: string, expected: string): void {
+    if (normalizeFingerprint(actual) === normalizeFingerprint(expected)) return;
+    throw new UntrustedRelayError(
+      `the relay at ${formatHostPort(this.relay)} presented a certificate with fingerprint ` +
+        `${actual}, not the pinned ${expected}: check --fingerprint against what the relay ` +
+        "printed at start (or someone is intercepting the connection)",
+    );
   }
 
   /** Fetches the relay's certificate without trusting it, and keeps it only if it matches. */
@@ -103,14 +121,7 @@ export class TlsDialer implements RelayDialer {
       timer = setTimeout(() => socket.destroy(new Error("timed out")), FETCH_CERT_TIMEOUT_MS);
     }).finally(() => clearTimeout(timer));
     const pem = toPem(der, "CERTIFICATE");
-    const actual = fingerprintOf(pem);
-    if (normalizeFingerprint(actual) !== normalizeFingerprint(expected)) {
-      throw new UntrustedRelayError(
-        `the relay at ${formatHostPort(this.relay)} presented a certificate with fingerprint ` +
-          `${actual}, not the pinned ${expected}: check --fingerprint against what the relay ` +
-          "printed at start (or someone is intercepting the connection)",
-      );
-    }
+    this.#checkPin(fingerprintOf(pem), expected);
     return pem;
   }
 
