@@ -14,6 +14,7 @@ import {
   tempStateDir,
 } from "./helpers.ts";
 import { closeQuietly, writeAll } from "../lib/net.ts";
+import { splice } from "../lib/splice.ts";
 import { fingerprintOf } from "../lib/transport/certificate.ts";
 import { denoRunArgs } from "../lib/launch.ts";
 import { Shim } from "./faults.ts";
@@ -154,21 +155,6 @@ Deno.test("a relay started without the V8 flags of lib/launch.ts says what that 
   assert(!GC_WARNING.test(usual.output), usual.output);
 });
 
-/** Copies `from` to `to` until `from` ends, counting what it read; then closes both. */
-async function pump(from: Deno.Conn, to: Deno.Conn, counted: (bytes: number) => void = () => {}) {
-  const buffer = new Uint8Array(16 * 1024);
-  try {
-    for (let read; (read = await from.read(buffer)) !== null;) {
-      counted(read);
-      await writeAll(to, buffer.subarray(0, read));
-    }
-  } catch {
-    // either side closed: the copy is over
-  }
-  closeQuietly(from);
-  closeQuietly(to);
-}
-
 /**
  * An interceptor in front of the relay at `relayPort`: it lets its first connection (a pinned
  * agent's fetch of the certificate) through untouched, and ends TLS on every later one with
@@ -179,27 +165,37 @@ async function pump(from: Deno.Conn, to: Deno.Conn, counted: (bytes: number) => 
 function interceptor(relayPort: number, certified: { cert: string; key: string }, relayCa: string) {
   const front = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const terminator = Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...certified });
-  const stats = { accepted: 0, plaintext: 0 };
-  const upstream = (port: number) => Deno.connect({ hostname: "127.0.0.1", port });
+  const decrypted = { aToB: { bytes: 0 }, bToA: { bytes: 0 } }; // summed over connections
+  let accepted = 0;
+  const carry = async (conn: Deno.Conn, up: Promise<Deno.Conn>, counters?: typeof decrypted) => {
+    try {
+      await splice(conn, await up, { counters });
+    } catch {
+      closeQuietly(conn); // the relay did not answer
+    }
+  };
   (async () => {
     for await (const conn of front) {
-      const port = stats.accepted++ === 0 ? relayPort : terminator.addr.port;
-      upstream(port).then((up) => (pump(conn, up), pump(up, conn)), () => closeQuietly(conn));
+      const port = accepted++ === 0 ? relayPort : terminator.addr.port;
+      carry(conn, Deno.connect({ hostname: "127.0.0.1", port }));
     }
   })();
   (async () => {
     for await (const conn of terminator) {
       const up = Deno.connectTls({ hostname: "127.0.0.1", port: relayPort, caCerts: [relayCa] });
-      up.then((up) => {
-        pump(conn, up, (bytes) => stats.plaintext += bytes);
-        pump(up, conn);
-      }, () => closeQuietly(conn));
+      carry(conn, up, decrypted);
     }
   })();
-  return Object.assign(stats, {
+  return {
     port: front.addr.port,
+    get accepted() {
+      return accepted;
+    },
+    get plaintext() {
+      return decrypted.aToB.bytes;
+    },
     [Symbol.dispose]: () => [front, terminator].forEach(closeQuietly),
-  });
+  };
 }
 
 Deno.test("a pinned agent refuses an interceptor whose certificate a CA of the default roots signed", async () => {
