@@ -61,6 +61,9 @@ export function tokenProblem(address: HostPort, token: string | undefined): stri
     "it a token with --admin-token-file, or bind it to loopback (--admin 127.0.0.1:PORT)";
 }
 
+/** What the health-only listener serves: `/healthz` and `/healthz/SERVICE`. */
+const HEALTH_CHECK_PATH = /^\/healthz(\/[^/]+)?$/;
+
 /** Starts the admin API; throws, saying what to do, when it cannot listen or lacks a token. */
 export async function startAdmin(options: AdminOptions): Promise<Admin> {
   const { address, token, routes, program, healthOnly = false } = options;
@@ -79,8 +82,7 @@ export async function startAdmin(options: AdminOptions): Promise<Admin> {
       },
     }, (request) => {
       const path = new URL(request.url).pathname;
-      const healthCheck = path === "/healthz" || /^\/healthz\/[^/]+$/.test(path);
-      if (healthOnly && !healthCheck) {
+      if (healthOnly && !HEALTH_CHECK_PATH.test(path)) {
         return new Response("not found: only /healthz and /healthz/SERVICE here\n", {
           status: 404,
         });
