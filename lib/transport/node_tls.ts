@@ -76,6 +76,7 @@ class NodeTlsConn implements Conn {
   #buffered = 0;
   #stopped = false;
   #ended = false;
+  #closed = false;
   #error: Error | undefined;
   #wake: (() => void) | undefined;
 
@@ -120,6 +121,8 @@ class NodeTlsConn implements Conn {
   async read(into: Uint8Array): Promise<number | null> {
     while (this.#chunks.length === 0) {
       if (this.#error) throw this.#error;
+      // Built only when a read meets it: most connections are closed with no read pending.
+      if (this.#closed) throw new Deno.errors.BadResource("the connection is closed");
       if (this.#ended) return null;
       await new Promise<void>((resolve) => this.#wake = resolve);
     }
@@ -154,7 +157,7 @@ class NodeTlsConn implements Conn {
 
   /** Closes the connection at once, releasing its socket; a pending read throws, as Deno's do. */
   close(): void {
-    this.#error ??= new Deno.errors.BadResource("the connection is closed");
+    this.#closed = true;
     this.#socket.destroy();
     this.#wakeReader();
   }
